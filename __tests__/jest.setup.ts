@@ -1,0 +1,4 @@
+// Registers cdktf's Terraform matchers (toHaveResource, toHaveResourceWithProperties, ...).
+import { Testing } from "cdktf";
+
+Testing.setupJest();

@@ -1,0 +1,17 @@
+/**
+ * Jest runs the infra tests in-process: ts-jest compiles TypeScript on the fly and every
+ * test synthesizes with cdktf's Testing helpers (no CLI, no provider download).
+ * @type {import('jest').Config}
+ */
+module.exports = {
+  testEnvironment: "node",
+  roots: ["<rootDir>/__tests__"],
+  testMatch: ["**/__tests__/**/*.test.ts"],
+  transform: {
+    // isolatedModules: type-checking is `npm run build`'s job; this keeps jest fast.
+    "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json", isolatedModules: true }],
+  },
+  setupFilesAfterEnv: ["<rootDir>/__tests__/jest.setup.ts"],
+  moduleFileExtensions: ["ts", "js", "json"],
+  testTimeout: 60000,
+};

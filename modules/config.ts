@@ -1,0 +1,420 @@
+/**
+ * The one typed configuration object of a deployment, validated before any construct
+ * is built.
+ *
+ * `loadConfig(env)` reads `config/<env>.json` (env from `AIRFLOW_ENV`, default "dev"),
+ * lays it over the defaults below and validates it with zod. Zero input (an empty
+ * `{}` file) yields a sane, secure dev cluster. Every invalid field becomes ONE line
+ * naming the field path, the bad value and what is allowed, collected in a
+ * {@link ConfigError} that `main.ts` prints without a stack trace.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import * as path from "node:path";
+import { z } from "zod";
+
+/** Raised for any invalid configuration; `message` holds one line per problem. */
+export class ConfigError extends Error {
+  public constructor(
+    /** One human-readable line per problem (field path, bad value, what is allowed). */
+    public readonly problems: readonly string[],
+  ) {
+    super(problems.join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+/** CloudWatch Logs accepts only these retention periods (days). */
+export const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+  2922, 3288, 3653,
+] as const;
+
+/** Default MySQL / PostgreSQL major versions (Airflow 3 supports MySQL 8.0/8.4, PostgreSQL 14-18). */
+export const DB_ENGINE_VERSIONS = { mysql: "8.4", postgres: "17" } as const;
+
+// --- small schema builders: each carries the "what is allowed" text it reports -------
+
+const int = (min: number, max: number, def: number) =>
+  z
+    .number({ error: `an integer from ${min} to ${max}` })
+    .int({ error: `an integer from ${min} to ${max}` })
+    .min(min, { error: `an integer from ${min} to ${max}` })
+    .max(max, { error: `an integer from ${min} to ${max}` })
+    .default(def);
+
+const bool = (def: boolean) => z.boolean({ error: "true or false" }).default(def);
+
+const pattern = (re: RegExp, allowed: string) =>
+  z.string({ error: allowed }).regex(re, { error: allowed });
+
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `one of ${values.map((v) => JSON.stringify(v)).join(", ")}` });
+
+const CIDR_ALLOWED = "an IPv4 CIDR block such as 203.0.113.0/24";
+const cidr = z.cidrv4({ error: CIDR_ALLOWED });
+
+/** Instance types: family.size, e.g. t3.large, m6i.xlarge, m7g.large. */
+const instanceType = (def: string) =>
+  pattern(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as m6i.large").default(
+    def,
+  );
+
+const schedulerSchema = z
+  .strictObject({
+    /** `[scheduler] max_dagruns_to_create_per_loop` */
+    maxDagrunsToCreatePerLoop: int(1, 1000, 10),
+    /** `[scheduler] max_dagruns_per_loop_to_schedule` */
+    maxDagrunsPerLoopToSchedule: int(1, 1000, 20),
+    /** `[scheduler] use_row_level_locking`; must stay true with more than one scheduler. */
+    useRowLevelLocking: bool(true),
+    /** `[scheduler] pool_metrics_interval` in seconds. */
+    poolMetricsInterval: int(1, 3600, 5),
+    /** `[scheduler] orphaned_tasks_check_interval` in seconds. */
+    orphanedTasksCheckInterval: int(10, 86400, 300),
+  })
+  .prefault({});
+
+const schema = z
+  .strictObject({
+    /** Environment name; also the config file name (`config/<env>.json`). */
+    env: pattern(/^[a-z][a-z0-9]{0,7}$/, "lowercase letters and digits, 1-8 characters, starting with a letter"),
+    /** Prefix of every resource, parameter and secret name. */
+    namePrefix: pattern(
+      /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/,
+      "lowercase letters, digits and '-', 2-12 characters, starting with a letter",
+    ).default("airflow"),
+    region: pattern(
+      /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$/,
+      "an AWS region code such as us-east-1",
+    ).default("us-east-1"),
+    /** Availability zones to spread subnets over. */
+    azCount: int(2, 6, 2),
+    vpcCidr: cidr
+      .refine(
+        (v) => {
+          const bits = Number(v.split("/")[1]);
+          return bits >= 16 && bits <= 24;
+        },
+        { error: "an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16" },
+      )
+      .default("10.40.0.0/16"),
+    executor: oneOf(["CeleryExecutor", "LocalExecutor"]).default("CeleryExecutor"),
+    instanceTypes: z
+      .strictObject({
+        apiServer: instanceType("t3.large"),
+        scheduler: instanceType("t3.large"),
+        worker: instanceType("m6i.large"),
+        standalone: instanceType("t3.xlarge"),
+      })
+      .prefault({}),
+    workers: z
+      .strictObject({
+        min: int(0, 100, 1),
+        max: int(1, 100, 4),
+      })
+      .prefault({}),
+    schedulerCount: int(1, 4, 2),
+    database: z
+      .strictObject({
+        engine: oneOf(["mysql", "postgres"]).default("mysql"),
+        instanceClass: pattern(
+          /^db\.[a-z0-9-]+\.[a-z0-9]+$/,
+          "an RDS instance class such as db.t4g.medium",
+        ).default("db.t4g.medium"),
+        /** Default: false in dev, true elsewhere. */
+        multiAz: z.boolean({ error: "true or false" }).optional(),
+        allocatedStorageGb: int(20, 65536, 20),
+        /** Automated backups are never switched off, hence the minimum of 1. */
+        backupRetentionDays: int(1, 35, 7),
+      })
+      .prefault({}),
+    redis: z
+      .strictObject({
+        nodeType: pattern(
+          /^cache\.[a-z0-9-]+\.[a-z0-9]+$/,
+          "an ElastiCache node type such as cache.t4g.small",
+        ).default("cache.t4g.small"),
+        /** Read replicas; with one or more, automatic failover and Multi-AZ are on. */
+        replicas: int(0, 5, 1),
+      })
+      .prefault({}),
+    efs: z
+      .strictObject({
+        /** One Zone storage: cheaper, but the file system lives in a single AZ. */
+        oneZone: bool(false),
+      })
+      .prefault({}),
+    logRetentionDays: z
+      .number({ error: `one of ${LOG_RETENTION_DAYS.join(", ")}` })
+      .refine((v) => (LOG_RETENTION_DAYS as readonly number[]).includes(v), {
+        error: `one of ${LOG_RETENTION_DAYS.join(", ")}`,
+      })
+      .default(30),
+    notificationEmail: z.email({ error: "an e-mail address such as data-team@example.com" }).optional(),
+    ami: z
+      .strictObject({
+        /** Name filter of the Packer-built golden AMI; the newest match wins. */
+        name: pattern(/^[A-Za-z0-9()[\]./\-'@_* ]{3,128}$/, "an AMI name filter such as airflow-golden-*").default(
+          "airflow-golden-*",
+        ),
+        owners: z
+          .array(
+            pattern(
+              /^(self|amazon|aws-marketplace|[0-9]{12})$/,
+              'an AMI owner: "self", "amazon", "aws-marketplace" or a 12-digit account id',
+            ),
+            { error: "a list of AMI owners such as [\"self\"]" },
+          )
+          .min(1, { error: "a non-empty list of AMI owners such as [\"self\"]" })
+          .default(["self"]),
+        /** Explicit AMI id; when set the name lookup is skipped. */
+        id: pattern(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, "an AMI id such as ami-0123456789abcdef0").optional(),
+      })
+      .prefault({}),
+    /** CIDRs allowed to reach the public UI load balancer; empty = no public load balancer ingress. */
+    uiAllowedCidrs: z
+      .array(cidr, { error: "a list of IPv4 CIDR blocks" })
+      .default([]),
+    /** ACM certificate for the public load balancer; with it the UI is served over HTTPS. */
+    certificateArn: pattern(
+      /^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate\/[0-9a-f-]{36}$/,
+      "an ACM certificate ARN such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>",
+    ).optional(),
+    scheduler: schedulerSchema,
+    allowTriggerInFuture: bool(false),
+    /** `[core] parallelism` */
+    parallelism: int(1, 4096, 32),
+    /** `[celery] worker_concurrency` */
+    workerConcurrency: int(1, 512, 16),
+    /** Default: true unless env is "dev". */
+    deletionProtection: z.boolean({ error: "true or false" }).optional(),
+    /**
+     * Name of the Terraform state bucket created by the state stack. Bucket names are
+     * global, so set it when the default collides. Default: `<namePrefix>-tfstate-<hash>`.
+     */
+    stateBucketName: pattern(
+      /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/,
+      "an S3 bucket name: 3-63 lowercase letters, digits and '-'",
+    ).optional(),
+    /** Extra tags on every taggable resource (merged by the policy aspect). */
+    tags: z
+      .record(
+        pattern(/^(?!aws:)[\w .:/=+\-@]{1,128}$/, "a tag key of 1-128 characters not starting with aws:"),
+        pattern(/^[\w .:/=+\-@]{0,256}$/, "a tag value of up to 256 characters"),
+        { error: "an object of tag keys to string values" },
+      )
+      .default({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.workers.min > c.workers.max) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["workers", "min"],
+        input: c.workers.min,
+        message: `an integer no greater than workers.max (${c.workers.max})`,
+      });
+    }
+    if (c.executor === "CeleryExecutor" && c.schedulerCount > 1 && !c.scheduler.useRowLevelLocking) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["scheduler", "useRowLevelLocking"],
+        input: c.scheduler.useRowLevelLocking,
+        message: `true while schedulerCount is ${c.schedulerCount} (schedulers coordinate through row locks)`,
+      });
+    }
+  });
+
+type Parsed = z.output<typeof schema>;
+
+/** The validated configuration with every default and derived value filled in. */
+export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtection"> {
+  readonly database: Parsed["database"] & { readonly multiAz: boolean; readonly engineVersion: string };
+  readonly deletionProtection: boolean;
+  /** Name of the Terraform state bucket (derived unless set). */
+  readonly stateBucketName: string;
+}
+
+/** Raw (JSON) shape a config file may hold. */
+export type AirflowConfigInput = z.input<typeof schema>;
+
+/** Reads the bad value at an issue's path from the raw input, for the error line. */
+function valueAt(input: unknown, p: readonly PropertyKey[]): unknown {
+  let cur: unknown = input;
+  for (const key of p) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[key];
+  }
+  return cur;
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return "(missing)";
+  const s = JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** One line per zod issue: `<source>: <path>: got <value>; allowed: <what>`. */
+function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, source: string): string[] {
+  const lines: string[] = [];
+  for (const issue of issues) {
+    if (issue.code === "invalid_key") {
+      const key = String(issue.path[issue.path.length - 1]);
+      const field = issue.path.slice(0, -1).join(".");
+      const allowed = issue.issues.map((i) => i.message).join("; ");
+      lines.push(`${source}: ${field}: key ${show(key)} not allowed; allowed: ${allowed}`);
+      continue;
+    }
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        const field = [...issue.path, key].join(".");
+        const parent = valueAt(input, issue.path);
+        const known = Object.keys(knownKeys(issue.path)).join(", ");
+        lines.push(
+          `${source}: ${field}: unknown key (value ${show(valueAt(parent, [key]))}); allowed keys here: ${known}`,
+        );
+      }
+      continue;
+    }
+    const field = issue.path.length ? issue.path.join(".") : "(root)";
+    lines.push(`${source}: ${field}: got ${show(valueAt(input, issue.path))}; allowed: ${issue.message}`);
+  }
+  return lines;
+}
+
+/** The keys a (nested) object of the schema accepts, for unknown-key messages. */
+function knownKeys(p: readonly PropertyKey[]): Record<string, unknown> {
+  // Unwrap default/prefault/optional/pipe layers down to the object shape.
+  let node: z.core.$ZodType = schema;
+  const unwrap = (t: z.core.$ZodType): z.core.$ZodType => {
+    let cur = t;
+    for (;;) {
+      const def = cur._zod.def as unknown as { innerType?: z.core.$ZodType; in?: z.core.$ZodType };
+      if (def.innerType) cur = def.innerType;
+      else if (def.in) cur = def.in;
+      else return cur;
+    }
+  };
+  node = unwrap(node);
+  for (const key of p) {
+    const shape = (node._zod.def as unknown as { shape?: Record<string, z.core.$ZodType> }).shape;
+    const child = shape?.[String(key)];
+    if (!child) return {};
+    node = unwrap(child);
+  }
+  return (node._zod.def as unknown as { shape?: Record<string, unknown> }).shape ?? {};
+}
+
+/** Deterministic, account-less default name of the state bucket. */
+function defaultStateBucket(namePrefix: string, region: string): string {
+  const suffix = createHash("sha256").update(`${namePrefix}|${region}`).digest("hex").slice(0, 10);
+  return `${namePrefix}-tfstate-${region}-${suffix}`;
+}
+
+/**
+ * Validates raw config (already including `env`) and fills in derived values.
+ * @param input parsed JSON
+ * @param source where it came from, prefixed to each error line
+ * @throws ConfigError with one line per invalid field
+ */
+export function parseConfig(input: unknown, source = "config"): AirflowConfig {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(formatIssues(result.error.issues, input, source));
+  }
+  const c = result.data;
+  const isDev = c.env === "dev";
+  return {
+    ...c,
+    database: {
+      ...c.database,
+      multiAz: c.database.multiAz ?? !isDev,
+      engineVersion: DB_ENGINE_VERSIONS[c.database.engine],
+    },
+    deletionProtection: c.deletionProtection ?? !isDev,
+    stateBucketName: c.stateBucketName ?? defaultStateBucket(c.namePrefix, c.region),
+  };
+}
+
+/** Directory holding `<env>.json` files. */
+export const CONFIG_DIR = resolveConfigDir();
+
+function resolveConfigDir(): string {
+  // The repository root is the nearest directory with package.json, both from source
+  // (modules/) and from compiled output (dist/modules/), whose own config/ is ignored.
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return path.join(dir, "config");
+  }
+  return path.resolve(process.cwd(), "config");
+}
+
+/**
+ * Loads and validates `config/<env>.json`.
+ * @param env environment name; default `AIRFLOW_ENV` or "dev"
+ * @param dir directory of the env files; default the repository's `config/`
+ * @throws ConfigError on an unknown env, unreadable/bad JSON or any invalid field
+ */
+export function loadConfig(env = process.env.AIRFLOW_ENV ?? "dev", dir = CONFIG_DIR): AirflowConfig {
+  if (!/^[a-z][a-z0-9]{0,7}$/.test(env)) {
+    throw new ConfigError([
+      `AIRFLOW_ENV: got ${show(env)}; allowed: lowercase letters and digits, 1-8 characters, starting with a letter`,
+    ]);
+  }
+  const file = path.join(dir, `${env}.json`);
+  const source = path.relative(process.cwd(), file) || file;
+  if (!existsSync(file)) {
+    const available = readdirSync(dir)
+      .filter((f) => /^[a-z][a-z0-9]{0,7}\.json$/.test(f))
+      .map((f) => f.replace(/\.json$/, ""))
+      .sort();
+    throw new ConfigError([
+      `AIRFLOW_ENV: got ${show(env)}; no ${source}; allowed: ${available.join(", ") || "(no env files found)"}`,
+    ]);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new ConfigError([`${source}: not valid JSON (${(e as Error).message})`]);
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError([`${source}: (root): got ${show(raw)}; allowed: a JSON object`]);
+  }
+  const obj = raw as Record<string, unknown>;
+  if ("env" in obj && obj.env !== env) {
+    throw new ConfigError([`${source}: env: got ${show(obj.env)}; allowed: ${show(env)} (the file's name) or omitted`]);
+  }
+  return parseConfig({ ...obj, env }, source);
+}
+
+/** Names derived from the config, defined once so every module agrees. */
+export interface ClusterNames {
+  /** `<namePrefix>-<env>`: prefix of AWS resource names. */
+  readonly resourcePrefix: string;
+  /** `/<namePrefix>/<env>`: SSM parameter prefix (see config/settings-contract.json). */
+  readonly parameterPrefix: string;
+  /** `<namePrefix>/<env>`: Secrets Manager name prefix. */
+  readonly secretPrefix: string;
+  /** Name of the cluster stack (`<namePrefix>-<env>`). */
+  readonly clusterStack: string;
+  /** Name of the bootstrap state stack (`<namePrefix>-state`). */
+  readonly stateStack: string;
+  /** Terraform state bucket name. */
+  readonly stateBucket: string;
+  /** S3 key of the cluster stack's state. */
+  readonly stateKey: string;
+}
+
+/** Derives every shared name from the config. */
+export function clusterNames(config: Pick<AirflowConfig, "namePrefix" | "env" | "stateBucketName">): ClusterNames {
+  const { namePrefix, env } = config;
+  return {
+    resourcePrefix: `${namePrefix}-${env}`,
+    parameterPrefix: `/${namePrefix}/${env}`,
+    secretPrefix: `${namePrefix}/${env}`,
+    clusterStack: `${namePrefix}-${env}`,
+    stateStack: `${namePrefix}-state`,
+    stateBucket: config.stateBucketName,
+    stateKey: `${namePrefix}/${env}/terraform.tfstate`,
+  };
+}
