@@ -127,6 +127,8 @@ const schema = z
         allocatedStorageGb: int(20, 65536, 20),
         /** Automated backups are never switched off, hence the minimum of 1. */
         backupRetentionDays: int(1, 35, 7),
+        /** Bump to rotate the DB password on the next deploy (see modules/database.ts). */
+        passwordVersion: int(1, 1000000, 1),
       })
       .prefault({}),
     redis: z
@@ -137,6 +139,8 @@ const schema = z
         ).default("cache.t4g.small"),
         /** Read replicas; with one or more, automatic failover and Multi-AZ are on. */
         replicas: int(0, 5, 1),
+        /** Bump to rotate the AUTH token on the next deploy, without downtime (see modules/broker.ts). */
+        authTokenVersion: int(1, 1000000, 1),
       })
       .prefault({}),
     efs: z

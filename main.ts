@@ -1,0 +1,29 @@
+/**
+ * Entry point of `cdktf synth`/`deploy`: validate the config, then build the state
+ * stack and the cluster stack. A bad config or a policy violation prints one line per
+ * problem and exits 1, without a stack trace.
+ */
+import { App } from "cdktf";
+import { AirflowClusterStack } from "./modules/cluster-stack";
+import { ConfigError, clusterNames, loadConfig } from "./modules/config";
+import { PolicyError } from "./modules/policy-aspect";
+import { StateStack } from "./modules/state-stack";
+
+function main(): void {
+  const config = loadConfig();
+  const names = clusterNames(config);
+  const app = new App();
+  new StateStack(app, names.stateStack, { config });
+  new AirflowClusterStack(app, names.clusterStack, { config });
+  app.synth();
+}
+
+try {
+  main();
+} catch (e) {
+  if (e instanceof ConfigError || e instanceof PolicyError) {
+    process.stderr.write(`${e.message}\n`);
+    process.exit(1);
+  }
+  throw e;
+}

@@ -1,0 +1,177 @@
+/**
+ * The Celery broker: an ElastiCache Valkey replication group (Redis-protocol, so
+ * Celery's `redis`/`rediss` transport works unchanged) with TLS required, an AUTH token,
+ * at-rest encryption under the cluster key, and automatic failover across AZs when it
+ * has replicas. Sized for a broker (cache.t4g.small): Celery messages are tiny.
+ *
+ * `maxmemory-policy noeviction`: a broker must refuse writes rather than silently evict
+ * queued task messages (the ElastiCache default, volatile-lru, is for caches).
+ *
+ * AUTH token rotation without downtime: bump `redis.authTokenVersion` and deploy. The
+ * token is updated with strategy ROTATE, under which ElastiCache accepts BOTH the old
+ * and the new token, so nodes still holding the old one keep working while the instance
+ * refresh (driven by the secret version id in the settings revision) replaces them.
+ */
+import { Construct } from "constructs";
+import { CloudwatchLogGroup } from "@cdktf/provider-aws/lib/cloudwatch-log-group";
+import { ElasticacheParameterGroup } from "@cdktf/provider-aws/lib/elasticache-parameter-group";
+import { ElasticacheReplicationGroup } from "@cdktf/provider-aws/lib/elasticache-replication-group";
+import { ElasticacheSubnetGroup } from "@cdktf/provider-aws/lib/elasticache-subnet-group";
+import { SecretsmanagerSecret } from "@cdktf/provider-aws/lib/secretsmanager-secret";
+import { SecretsmanagerSecretVersion } from "@cdktf/provider-aws/lib/secretsmanager-secret-version";
+import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
+import { Password } from "@cdktf/provider-random/lib/password";
+import { skipCheckov } from "./checkov";
+
+/** Props of {@link Broker}. */
+export interface BrokerProps {
+  /** `<namePrefix>-<env>`. */
+  readonly resourcePrefix: string;
+  /** `<namePrefix>/<env>`; the token secret is `<secretPrefix>/redis-auth-token`. */
+  readonly secretPrefix: string;
+  /** Private subnets. */
+  readonly subnetIds: string[];
+  /** The broker security group (6379 only from the Airflow nodes). */
+  readonly securityGroup: SecurityGroup;
+  /** Cluster KMS key ARN. */
+  readonly kmsKeyArn: string;
+  /**
+   * Node type.
+   * @default "cache.t4g.small"
+   */
+  readonly nodeType?: string;
+  /**
+   * Read replicas (0-5); with at least one, automatic failover and Multi-AZ are on.
+   * @default 1
+   */
+  readonly replicas?: number;
+  /**
+   * Days of daily snapshots kept (0 disables).
+   * @default 1
+   */
+  readonly snapshotRetentionDays?: number;
+  /**
+   * Bump to generate a new AUTH token (rotated without downtime, see module comment).
+   * @default 1
+   */
+  readonly authTokenVersion?: number;
+  /** Retention of the slow-log group, in days. */
+  readonly logRetentionDays: number;
+  /**
+   * Deletion protection of the secret: a 7-day recovery window instead of immediate delete.
+   * @default true
+   */
+  readonly protectSecret?: boolean;
+}
+
+/** Valkey major version and its parameter-group family. */
+const ENGINE_VERSION = "8.0";
+const FAMILY = "valkey8";
+
+/** ElastiCache replication group used as the Celery broker. */
+export class Broker extends Construct {
+  /** The replication group. */
+  public readonly replicationGroup: ElasticacheReplicationGroup;
+  /** Primary endpoint host name (TLS, AUTH). */
+  public readonly endpoint: string;
+  /** Port. */
+  public readonly port: number;
+  /** Secret `<secretPrefix>/redis-auth-token` (plain string). */
+  public readonly authTokenSecret: SecretsmanagerSecret;
+  /** Current token version: its `versionId` belongs in the node settings revision. */
+  public readonly authTokenSecretVersion: SecretsmanagerSecretVersion;
+
+  public constructor(scope: Construct, id: string, props: BrokerProps) {
+    super(scope, id);
+    const replicas = props.replicas ?? 1;
+    const snapshots = props.snapshotRetentionDays ?? 1;
+    const tokenVersion = props.authTokenVersion ?? 1;
+    if (!Number.isInteger(replicas) || replicas < 0 || replicas > 5) {
+      throw new Error(`Broker: replicas must be an integer from 0 to 5, got ${replicas}`);
+    }
+    if (!Number.isInteger(snapshots) || snapshots < 0 || snapshots > 35) {
+      throw new Error(`Broker: snapshotRetentionDays must be an integer from 0 to 35, got ${snapshots}`);
+    }
+    if (!Number.isInteger(tokenVersion) || tokenVersion < 1) {
+      throw new Error(`Broker: authTokenVersion must be a positive integer, got ${tokenVersion}`);
+    }
+    const p = props.resourcePrefix;
+    this.port = 6379;
+
+    // AUTH tokens: 16-128 printable characters without @ " /; letters and digits keep
+    // the token safe inside a rediss:// URL.
+    const token = new Password(this, "auth-token", {
+      length: 64,
+      special: false,
+      keepers: { version: String(tokenVersion) },
+    });
+    this.authTokenSecret = new SecretsmanagerSecret(this, "auth-token-secret", {
+      name: `${props.secretPrefix}/redis-auth-token`,
+      description: `${p}: AUTH token of the Celery broker`,
+      kmsKeyId: props.kmsKeyArn,
+      recoveryWindowInDays: (props.protectSecret ?? true) ? 7 : 0,
+    });
+    skipCheckov(
+      this.authTokenSecret,
+      "CKV2_AWS_57",
+      "rotated by deploy (bump redis.authTokenVersion): ElastiCache's ROTATE strategy keeps the old token valid while nodes roll; a rotation Lambda cannot update the replication group",
+    );
+    this.authTokenSecretVersion = new SecretsmanagerSecretVersion(this, "auth-token-version", {
+      secretId: this.authTokenSecret.id,
+      secretString: token.result,
+    });
+
+    const subnets = new ElasticacheSubnetGroup(this, "subnets", {
+      name: `${p}-broker`,
+      description: `${p}: private subnets of the Celery broker`,
+      subnetIds: props.subnetIds,
+    });
+    const params = new ElasticacheParameterGroup(this, "params", {
+      name: `${p}-broker-${FAMILY}`,
+      family: FAMILY,
+      description: `${p}: Celery broker settings`,
+      parameter: [{ name: "maxmemory-policy", value: "noeviction" }],
+    });
+    const slowLog = new CloudwatchLogGroup(this, "slow-log", {
+      name: `/${p.replace(/-/g, "/")}/broker/slow-log`,
+      retentionInDays: props.logRetentionDays,
+      kmsKeyId: props.kmsKeyArn,
+    });
+
+    const failover = replicas > 0;
+    this.replicationGroup = new ElasticacheReplicationGroup(this, "broker", {
+      replicationGroupId: `${p}-broker`,
+      description: `${p}: Celery broker`,
+      engine: "valkey",
+      engineVersion: ENGINE_VERSION,
+      nodeType: props.nodeType ?? "cache.t4g.small",
+      numCacheClusters: 1 + replicas,
+      automaticFailoverEnabled: failover,
+      multiAzEnabled: failover,
+      port: this.port,
+      parameterGroupName: params.name,
+      subnetGroupName: subnets.name,
+      securityGroupIds: [props.securityGroup.id],
+      atRestEncryptionEnabled: "true",
+      kmsKeyId: props.kmsKeyArn,
+      transitEncryptionEnabled: true,
+      transitEncryptionMode: "required",
+      authToken: token.result,
+      authTokenUpdateStrategy: "ROTATE",
+      autoMinorVersionUpgrade: "true",
+      snapshotRetentionLimit: snapshots,
+      snapshotWindow: "03:00-04:00",
+      maintenanceWindow: "sun:05:00-sun:06:00",
+      applyImmediately: true,
+      logDeliveryConfiguration: [
+        {
+          destination: slowLog.name,
+          destinationType: "cloudwatch-logs",
+          logFormat: "json",
+          logType: "slow-log",
+        },
+      ],
+    });
+    this.endpoint = this.replicationGroup.primaryEndpointAddress;
+  }
+}

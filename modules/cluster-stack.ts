@@ -1,0 +1,183 @@
+/**
+ * The cluster stack `<namePrefix>-<env>`: composition only. Each concern lives in its
+ * own module; this file builds them in dependency order and hands typed outputs on.
+ *
+ * Interface notes (what the compute plane can rely on): `this.key` (ClusterKey: `.arn`,
+ * `.key`) encrypts everything; `this.network` exposes `vpc`, `publicSubnets`/
+ * `publicSubnetIds` (load balancers only), `privateSubnets`/`privateSubnetIds` (every
+ * instance, EMR) and `availabilityZones`; `this.securityGroups` exposes one
+ * `SecurityGroup` per role: `albPublic`, `albInternal`, `apiServer`, `scheduler`,
+ * `worker`, `database`, `redis`, `efs` (the standalone LocalExecutor node takes
+ * `apiServer` + `scheduler`), plus `publicPorts` (443+80 with a certificate, else 80)
+ * and the rules already wired between them, ALB listeners included; `this.database`
+ * exposes `instance`, `engine`, `endpoint`, `port`, `dbName`, `username`,
+ * `passwordSecret` (`<namePrefix>/<env>/db-password`, created here) and
+ * `passwordSecretVersion` (put its `versionId` into the settings revision so a rotation
+ * rolls every node); `this.broker` (undefined with LocalExecutor) exposes
+ * `replicationGroup`, `endpoint`, `port`, `authTokenSecret`
+ * (`<namePrefix>/<env>/redis-auth-token`, created here) and `authTokenSecretVersion`;
+ * `this.storage` exposes `fileSystem`, `accessPoint`, `mountTargets`; `this.buckets`
+ * exposes `logs`, `data`, `artifacts` (KMS-encrypted) and `accessLogs` (SSE-S3; point
+ * load-balancer access logs at prefix `alb/<name>/`). `this.accountId`/`this.partition`
+ * are tokens of shared data sources. Checkov skips: call
+ * `skipCheckov(resource, "CKV_AWS_x", "reason")` from modules/checkov.ts next to the
+ * resource; the policy aspect (modules/policy-aspect.ts) already forces IMDSv2, EBS
+ * encryption and launch-template tags, so node groups need not repeat them.
+ */
+import { Construct } from "constructs";
+import { Aspects, S3Backend, TerraformStack } from "cdktf";
+import { DataAwsCallerIdentity } from "@cdktf/provider-aws/lib/data-aws-caller-identity";
+import { DataAwsPartition } from "@cdktf/provider-aws/lib/data-aws-partition";
+import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
+import { RandomProvider } from "@cdktf/provider-random/lib/provider";
+import { Broker } from "./broker";
+import { Buckets } from "./buckets";
+import { AirflowConfig, ClusterNames, clusterNames } from "./config";
+import { Database } from "./database";
+import { ClusterKey } from "./encryption";
+import { Network } from "./network";
+import { ClusterPolicyAspect, clusterTags } from "./policy-aspect";
+import { SecurityGroups } from "./security-groups";
+import { SharedStorage } from "./storage";
+
+/** Props of {@link AirflowClusterStack}. */
+export interface AirflowClusterStackProps {
+  /** The validated configuration. */
+  readonly config: AirflowConfig;
+}
+
+/** One Airflow cluster (one env). */
+export class AirflowClusterStack extends TerraformStack {
+  /** The validated configuration. */
+  public readonly config: AirflowConfig;
+  /** Derived names (prefixes, stack and state names). */
+  public readonly names: ClusterNames;
+  /** AWS account id (token). */
+  public readonly accountId: string;
+  /** AWS partition (token). */
+  public readonly partition: string;
+  /** Cluster KMS key. */
+  public readonly key: ClusterKey;
+  /** VPC and subnets. */
+  public readonly network: Network;
+  /** Security groups per role. */
+  public readonly securityGroups: SecurityGroups;
+  /** Metadata database. */
+  public readonly database: Database;
+  /** Celery broker; undefined with LocalExecutor. */
+  public readonly broker?: Broker;
+  /** EFS for DAGs and plugins. */
+  public readonly storage: SharedStorage;
+  /** S3 buckets. */
+  public readonly buckets: Buckets;
+
+  public constructor(scope: Construct, id: string, props: AirflowClusterStackProps) {
+    super(scope, id);
+    const config = props.config;
+    const names = clusterNames(config);
+    const tags = clusterTags(config);
+    const celery = config.executor === "CeleryExecutor";
+    const isDev = config.env === "dev";
+    this.config = config;
+    this.names = names;
+
+    new S3Backend(this, {
+      bucket: names.stateBucket,
+      key: names.stateKey,
+      region: config.region,
+      encrypt: true,
+    });
+    // Native S3 locking (Terraform >= 1.10); cdktf 0.21's S3Backend has no typed field.
+    this.addOverride("terraform.backend.s3.use_lockfile", true);
+
+    new AwsProvider(this, "aws", { region: config.region, defaultTags: [{ tags }] });
+    new RandomProvider(this, "random");
+    this.accountId = new DataAwsCallerIdentity(this, "account").accountId;
+    this.partition = new DataAwsPartition(this, "partition").partition;
+
+    // --- data plane (engineer A): key, network, security groups, DB, broker, EFS, buckets
+    this.key = new ClusterKey(this, "key", {
+      resourcePrefix: names.resourcePrefix,
+      accountId: this.accountId,
+      partition: this.partition,
+      region: config.region,
+      deletionWindowDays: isDev ? 7 : 30,
+    });
+    const kmsKeyArn = this.key.arn;
+
+    this.network = new Network(this, "network", {
+      resourcePrefix: names.resourcePrefix,
+      region: config.region,
+      cidr: config.vpcCidr,
+      azCount: config.azCount,
+      natPerAz: !isDev,
+      flowLogRetentionDays: config.logRetentionDays,
+      kmsKeyArn,
+    });
+
+    this.securityGroups = new SecurityGroups(this, "security-groups", {
+      resourcePrefix: names.resourcePrefix,
+      vpcId: this.network.vpc.id,
+      dbEngine: config.database.engine,
+      uiAllowedCidrs: config.uiAllowedCidrs,
+      https: config.certificateArn !== undefined,
+      broker: celery,
+    });
+
+    this.database = new Database(this, "database", {
+      resourcePrefix: names.resourcePrefix,
+      secretPrefix: names.secretPrefix,
+      subnetIds: this.network.privateSubnetIds,
+      securityGroup: this.securityGroups.database,
+      kmsKeyArn,
+      engine: config.database.engine,
+      engineVersion: config.database.engineVersion,
+      instanceClass: config.database.instanceClass,
+      multiAz: config.database.multiAz,
+      allocatedStorageGb: config.database.allocatedStorageGb,
+      backupRetentionDays: config.database.backupRetentionDays,
+      deletionProtection: config.deletionProtection,
+      passwordVersion: config.database.passwordVersion,
+      logRetentionDays: config.logRetentionDays,
+    });
+
+    if (celery) {
+      this.broker = new Broker(this, "broker", {
+        resourcePrefix: names.resourcePrefix,
+        secretPrefix: names.secretPrefix,
+        subnetIds: this.network.privateSubnetIds,
+        securityGroup: this.securityGroups.redis,
+        kmsKeyArn,
+        nodeType: config.redis.nodeType,
+        replicas: config.redis.replicas,
+        snapshotRetentionDays: isDev ? 1 : 7,
+        authTokenVersion: config.redis.authTokenVersion,
+        logRetentionDays: config.logRetentionDays,
+        protectSecret: config.deletionProtection,
+      });
+    }
+
+    this.storage = new SharedStorage(this, "storage", {
+      resourcePrefix: names.resourcePrefix,
+      subnets: this.network.privateSubnets,
+      securityGroup: this.securityGroups.efs,
+      kmsKeyArn,
+      oneZone: config.efs.oneZone,
+    });
+
+    this.buckets = new Buckets(this, "buckets", {
+      resourcePrefix: names.resourcePrefix,
+      accountId: this.accountId,
+      partition: this.partition,
+      region: config.region,
+      kmsKeyArn,
+      logRetentionDays: config.logRetentionDays,
+      forceDestroy: !config.deletionProtection,
+    });
+
+    // --- compute plane (engineer D): iam, settings, load balancers, node groups, email, artifacts, outputs
+
+    // --- policy: one aspect for tags, IMDSv2 and encryption defaults over everything above
+    Aspects.of(this).add(new ClusterPolicyAspect({ tags, kmsKeyArn }));
+  }
+}

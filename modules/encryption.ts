@@ -1,0 +1,79 @@
+/**
+ * The cluster's customer-managed KMS key: one key for RDS, ElastiCache, EFS, the S3
+ * buckets (with S3 Bucket Keys, so KMS request costs stay flat), CloudWatch log groups
+ * and Secrets Manager. One key keeps the node role's policy to a single ARN; its
+ * deletion window and rotation are set so a mistaken destroy is recoverable.
+ */
+import { Construct } from "constructs";
+import { DataAwsIamPolicyDocument } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document";
+import { KmsAlias } from "@cdktf/provider-aws/lib/kms-alias";
+import { KmsKey } from "@cdktf/provider-aws/lib/kms-key";
+
+/** Props of {@link ClusterKey}. */
+export interface ClusterKeyProps {
+  /** `<namePrefix>-<env>`; the alias is `alias/<resourcePrefix>`. */
+  readonly resourcePrefix: string;
+  /** AWS account id (token from `aws_caller_identity`). */
+  readonly accountId: string;
+  /** AWS partition (token from `aws_partition`), e.g. `aws`. */
+  readonly partition: string;
+  /** Region, for the CloudWatch Logs service principal. */
+  readonly region: string;
+  /**
+   * Days before a scheduled key deletion completes.
+   * @default 30
+   */
+  readonly deletionWindowDays?: number;
+}
+
+/** A rotating customer-managed KMS key usable by this account's IAM and CloudWatch Logs. */
+export class ClusterKey extends Construct {
+  /** The key. */
+  public readonly key: KmsKey;
+  /** The key ARN, to hand to resources and IAM policies. */
+  public readonly arn: string;
+
+  public constructor(scope: Construct, id: string, props: ClusterKeyProps) {
+    super(scope, id);
+    const window = props.deletionWindowDays ?? 30;
+    if (!Number.isInteger(window) || window < 7 || window > 30) {
+      throw new Error(`ClusterKey: deletionWindowDays must be an integer from 7 to 30, got ${window}`);
+    }
+    const root = `arn:${props.partition}:iam::${props.accountId}:root`;
+    const policy = new DataAwsIamPolicyDocument(this, "policy", {
+      statement: [
+        {
+          // Delegates key use to IAM: principals of this account with kms:* in an
+          // identity policy (the node role, RDS/EFS/ElastiCache via grants) may use it.
+          sid: "AccountAdministersThroughIam",
+          principals: [{ type: "AWS", identifiers: [root] }],
+          actions: ["kms:*"],
+          resources: ["*"],
+        },
+        {
+          // CloudWatch Logs encrypts log groups itself and needs an explicit grant,
+          // limited to log groups of this account and region.
+          sid: "CloudWatchLogsEncryptsThisAccountsLogGroups",
+          principals: [{ type: "Service", identifiers: [`logs.${props.region}.amazonaws.com`] }],
+          actions: ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+          resources: ["*"],
+          condition: [
+            {
+              test: "ArnLike",
+              variable: "kms:EncryptionContext:aws:logs:arn",
+              values: [`arn:${props.partition}:logs:${props.region}:${props.accountId}:*`],
+            },
+          ],
+        },
+      ],
+    });
+    this.key = new KmsKey(this, "key", {
+      description: `${props.resourcePrefix}: encrypts the Airflow cluster's data at rest`,
+      enableKeyRotation: true,
+      deletionWindowInDays: window,
+      policy: policy.json,
+    });
+    new KmsAlias(this, "alias", { name: `alias/${props.resourcePrefix}`, targetKeyId: this.key.keyId });
+    this.arn = this.key.arn;
+  }
+}
