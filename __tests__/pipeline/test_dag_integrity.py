@@ -1,0 +1,145 @@
+"""DagBag integrity and structure of the champion DAGs (parsed the way the dag-processor does)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from helpers import load_dags
+
+from conftest import DAGS_DIR
+
+DAG_1 = "champion_dag_1_emr"
+DAG_2 = "champion_dag_2_sort"
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    return load_dags()
+
+
+def test_every_dag_file_imports_cleanly(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) >= {DAG_1, DAG_2}
+    files = {Path(dag.fileloc).name for dag in dagbag.dags.values()}
+    assert files == {p.name for p in DAGS_DIR.glob("*.py")}, "every file under dags/ defines a DAG"
+
+
+def test_every_dag_follows_the_house_rules(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, f"{dag_id} has no tags"
+        assert dag.catchup is False, f"{dag_id} must not catch up"
+        assert "retries" in dag.default_args, f"{dag_id} must set retries in default_args"
+        for task in dag.tasks:
+            assert task.owner not in ("", "airflow"), f"{dag_id}.{task.task_id} has no real owner"
+            assert isinstance(task.retries, int) and task.retries >= 0
+
+
+def test_dag_1_order_and_trigger_rules(dagbag):
+    dag = dagbag.dags[DAG_1]
+    order = [
+        "create_emr_cluster",
+        "trigger_dag_2",
+        "wait_for_dag_2",
+        "terminate_emr_cluster",
+        "summarize_outcome",
+        "email_outcome",
+        "fail_run_if_pipeline_failed",
+    ]
+    assert {t.task_id for t in dag.tasks} == set(order)
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
+    # the last task is the only leaf, so it alone decides the run's state
+    assert [t.task_id for t in dag.leaves] == ["fail_run_if_pipeline_failed"]
+    for task_id in order[3:]:
+        assert dag.get_task(task_id).trigger_rule == "all_done", f"{task_id} must always run"
+    for task_id in order[:3]:
+        assert dag.get_task(task_id).trigger_rule == "all_success"
+
+
+def test_dag_1_operators_match_the_design(dagbag):
+    dag = dagbag.dags[DAG_1]
+    create = dag.get_task("create_emr_cluster")
+    overrides = create.job_flow_overrides
+    assert {a["Name"] for a in overrides["Applications"]} == {"Hadoop", "Spark"}
+    assert overrides["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
+    assert "IdleTimeout" in overrides["AutoTerminationPolicy"]
+    assert dag.params["release_label"].startswith("emr-7.")
+    assert dag.params["core_instance_count"] >= 1
+
+    trigger = dag.get_task("trigger_dag_2")
+    assert trigger.trigger_dag_id == DAG_2
+    assert trigger.wait_for_completion is False
+    assert "cluster_id" in trigger.conf
+
+    sensor = dag.get_task("wait_for_dag_2")
+    assert sensor.external_dag_id == DAG_2
+    assert sensor.external_task_ids is None  # waits for the whole DAG run
+    assert sensor.failed_states == ["failed"]
+    assert sensor.deferrable or sensor.mode == "reschedule", "never a blocking poke"
+
+
+def test_dag_2_order_and_sensors(dagbag):
+    dag = dagbag.dags[DAG_2]
+    assert dag.schedule is None or dag.timetable.summary in ("None", "Never")
+    order = ["validate_cluster_id", "add_copy_step", "watch_copy_step", "add_sort_step", "watch_sort_step"]
+    assert {t.task_id for t in dag.tasks} == set(order)
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
+    for sensor_id in ("watch_copy_step", "watch_sort_step"):
+        sensor = dag.get_task(sensor_id)
+        assert type(sensor).__name__ == "EmrStepSensor"
+        assert sensor.deferrable is True
+    copy_args = dag.get_task("add_copy_step").steps[0]["HadoopJarStep"]["Args"]
+    assert copy_args[0] == "s3-dist-cp"
+    sort_args = dag.get_task("add_sort_step").steps[0]["HadoopJarStep"]["Args"]
+    assert sort_args[0] == "spark-submit" and "{{ var.value.spark_job_uri }}" in sort_args
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__" and node.args:
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant):
+                names.add(str(arg.value))
+    return names
+
+
+def test_no_boto3_or_botocore_under_dags():
+    files = sorted(DAGS_DIR.rglob("*.py"))
+    assert files
+    for path in files:
+        roots = {name.split(".")[0] for name in _imported_modules(path)}
+        assert not roots & {"boto3", "botocore", "aiobotocore"}, f"{path} talks to AWS directly"
+
+
+def test_ast_check_would_catch_boto3(tmp_path):
+    sample = tmp_path / "bad.py"
+    sample.write_text("import os\nfrom boto3.session import Session\n")
+    assert "boto3.session" in _imported_modules(sample)
+
+
+def test_dag_files_read_nothing_from_aws_or_variables_at_parse_time():
+    for path in sorted(DAGS_DIR.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr == "get":
+                value = node.value
+                if isinstance(value, ast.Name) and value.id == "Variable":
+                    pytest.fail(f"{path}:{node.lineno} reads a Variable; use a template instead")
+
+
+def test_dag_ids_agree_between_files():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dag_1_module", DAGS_DIR / "champion_dag_1_emr.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.DAG_2_ID == DAG_2

@@ -1,0 +1,234 @@
+"""
+DAG_1 of the champion pipeline: own the EMR cluster's whole life for one run of DAG_2.
+
+create_emr_cluster -> trigger_dag_2 (cluster id in its conf) -> wait_for_dag_2
+-> terminate_emr_cluster (always) -> summarize_outcome (always) -> email_outcome (always)
+-> fail_run_if_pipeline_failed (always; fails this run when anything upstream failed, so the
+run's final state is honest even though cleanup and the email succeeded).
+
+Settings are Airflow Variables, served in the cluster by the Parameter Store secrets backend
+(SSM ``<prefix>/variables/<key>``, see config/settings-contract.json); they are only read inside
+templates at run time, never while the file is parsed. Cluster shape is set per run with params.
+
+How the sensor finds the triggered run: ExternalTaskSensor matches the other DAG's runs by
+logical date only. Airflow 3 manual runs may have no logical date, and TriggerDagRunOperator
+would otherwise stamp "now", which the sensor cannot know. So the trigger pins DAG_2's logical
+date to this run's ``dag_run.start_date`` and the sensor's ``execution_date_fn`` returns the same
+value: unique per run (and renewed when a finished run is cleared and re-run).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.amazon.aws.operators.emr import (
+    EmrCreateJobFlowOperator,
+    EmrTerminateJobFlowOperator,
+)
+from airflow.providers.smtp.operators.smtp import EmailOperator
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+from airflow.sdk import DAG, Param, TriggerRule, chain, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+DAG_ID = "champion_dag_1_emr"
+DAG_2_ID = "champion_dag_2_sort"  # must equal dags/champion_dag_2_sort.py DAG_ID (tested)
+
+# emr-7.x with Hadoop and Spark; override per run with the release_label param.
+DEFAULT_RELEASE_LABEL = "emr-7.12.0"
+AWS_CONN_ID = "aws_default"
+SMTP_CONN_ID = "smtp_default"
+
+CREATE_TASK_ID = "create_emr_cluster"
+CLUSTER_ID = f"{{{{ ti.xcom_pull(task_ids='{CREATE_TASK_ID}') }}}}"
+# Tasks whose failure means the pipeline failed (cleanup and reporting tasks judge themselves).
+PIPELINE_TASK_IDS = [CREATE_TASK_ID, "trigger_dag_2", "wait_for_dag_2", "terminate_emr_cluster"]
+
+JOB_FLOW_OVERRIDES = {
+    "Name": "champion-{{ dag_run.run_id | replace(':', '') | replace('+', '') }}",
+    "ReleaseLabel": "{{ params.release_label }}",
+    "Applications": [{"Name": "Hadoop"}, {"Name": "Spark"}],
+    "LogUri": "{{ var.value.emr_log_uri }}",
+    "ServiceRole": "{{ var.value.get('emr_service_role', 'EMR_DefaultRole') }}",
+    "JobFlowRole": "{{ var.value.get('emr_job_flow_role', 'EMR_EC2_DefaultRole') }}",
+    "VisibleToAllUsers": True,
+    "Instances": {
+        "InstanceGroups": [
+            {
+                "Name": "Primary",
+                "Market": "ON_DEMAND",
+                "InstanceRole": "MASTER",
+                "InstanceType": "{{ params.primary_instance_type }}",
+                "InstanceCount": 1,
+            },
+            {
+                "Name": "Core",
+                "Market": "ON_DEMAND",
+                "InstanceRole": "CORE",
+                "InstanceType": "{{ params.core_instance_type }}",
+                "InstanceCount": "{{ params.core_instance_count }}",
+            },
+        ],
+        "Ec2SubnetId": "{{ var.value.emr_subnet_id }}",
+        # DAG_2 adds its steps after the cluster is up; without this EMR would shut an
+        # idle cluster down between steps. DAG_1 terminates it explicitly.
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "TerminationProtected": False,
+    },
+    # Safety net if Airflow itself dies before terminate_emr_cluster runs.
+    "AutoTerminationPolicy": {"IdleTimeout": "{{ params.idle_timeout_seconds }}"},
+    "StepConcurrencyLevel": 1,
+    "Tags": [
+        {"Key": "airflow:dag_id", "Value": "{{ dag.dag_id }}"},
+        {"Key": "airflow:run_id", "Value": "{{ run_id }}"},
+    ],
+}
+
+default_args = {
+    "owner": "data-platform",
+    # Idempotent tasks retry; tasks whose retry could double-create or hide a real failure
+    # set retries=0 below, each with the reason.
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+}
+
+
+def dag_2_logical_date(logical_date, dag_run, **_):
+    """The logical date the trigger gives DAG_2's run (see module docstring)."""
+    return dag_run.start_date
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+def summarize_outcome() -> dict:
+    """Collect this run's and DAG_2's task states into the email's subject and body."""
+    context = get_current_context()
+    ti, dag_run = context["ti"], context["dag_run"]
+    own = ti.get_task_states(dag_id=DAG_ID, task_ids=PIPELINE_TASK_IDS, run_ids=[dag_run.run_id])
+    own_states = own.get(dag_run.run_id, {})
+    failed = [t for t in PIPELINE_TASK_IDS if own_states.get(t) in ("failed", "upstream_failed")]
+
+    dag_2_run_id = ti.xcom_pull(task_ids="trigger_dag_2", key="trigger_run_id")
+    dag_2_failed: list[str] = []
+    if dag_2_run_id:
+        dag_2 = ti.get_task_states(dag_id=DAG_2_ID, run_ids=[dag_2_run_id]).get(dag_2_run_id, {})
+        dag_2_failed = sorted(t for t, s in dag_2.items() if s in ("failed", "upstream_failed"))
+
+    status = "FAILED" if failed else "SUCCESS"
+    lines = [
+        f"DAG {DAG_ID} run {dag_run.run_id}: {status}",
+        f"EMR cluster: {ti.xcom_pull(task_ids=CREATE_TASK_ID) or 'not created'}",
+        f"DAG {DAG_2_ID} run: {dag_2_run_id or 'not triggered'}",
+    ]
+    lines += [f"  {t}: {own_states.get(t) or 'none'}" for t in PIPELINE_TASK_IDS]
+    if failed:
+        lines.append(f"Failed tasks in {DAG_ID}: {', '.join(failed)}")
+    if dag_2_failed:
+        lines.append(f"Failed tasks in {DAG_2_ID}: {', '.join(dag_2_failed)}")
+    return {
+        "status": status,
+        "failed_tasks": failed,
+        "dag_2_failed_tasks": dag_2_failed,
+        "subject": f"[Airflow] {DAG_ID} {status}: {dag_run.run_id}",
+        "body": "<pre>" + "\n".join(lines) + "</pre>",
+    }
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+def fail_run_if_pipeline_failed(outcome: dict | None) -> None:
+    """Leaf task: without it the run would end SUCCESS because cleanup and the email succeeded."""
+    if outcome is None:
+        raise AirflowFailException("summarize_outcome did not run, so the outcome is unknown")
+    if outcome["status"] != "SUCCESS":
+        detail = ", ".join(outcome["failed_tasks"])
+        if outcome["dag_2_failed_tasks"]:
+            detail += f" ({DAG_2_ID}: {', '.join(outcome['dag_2_failed_tasks'])})"
+        raise AirflowFailException(f"pipeline failed: {detail}")
+
+
+with DAG(
+    dag_id=DAG_ID,
+    description="DAG_1: create EMR, run DAG_2 on it, always terminate EMR and email the outcome",
+    schedule=None,
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["champion", "emr", "dag_1"],
+    # Params like core_instance_count must reach the EMR API as numbers, not "2".
+    render_template_as_native_obj=True,
+    params={
+        "release_label": Param(
+            DEFAULT_RELEASE_LABEL, type="string", pattern=r"^emr-7\.\d+\.\d+$", description="EMR 7.x release"
+        ),
+        "primary_instance_type": Param("m7g.xlarge", type="string", pattern=r"^[a-z0-9-]+\.[a-z0-9]+$"),
+        "core_instance_type": Param("m7g.xlarge", type="string", pattern=r"^[a-z0-9-]+\.[a-z0-9]+$"),
+        "core_instance_count": Param(2, type="integer", minimum=1, maximum=50),
+        "idle_timeout_seconds": Param(
+            3600, type="integer", minimum=60, maximum=604800, description="EMR auto-termination idle timeout"
+        ),
+    },
+) as dag:
+    create_emr_cluster = EmrCreateJobFlowOperator(
+        task_id=CREATE_TASK_ID,
+        aws_conn_id=AWS_CONN_ID,
+        emr_conn_id=None,
+        job_flow_overrides=JOB_FLOW_OVERRIDES,
+        # Wait until the cluster is up so a capacity/role/subnet error fails here, clearly,
+        # instead of as a cancelled step in DAG_2 (the operator terminates a failed cluster).
+        wait_for_completion=True,
+        deferrable=True,
+        waiter_delay=30,
+        waiter_max_attempts=60,
+        retries=0,  # a retry could leave a second cluster running
+    )
+
+    trigger_dag_2 = TriggerDagRunOperator(
+        task_id="trigger_dag_2",
+        trigger_dag_id=DAG_2_ID,
+        conf={"cluster_id": CLUSTER_ID},
+        logical_date="{{ dag_run.start_date }}",
+        wait_for_completion=False,  # the sensor below waits, deferred
+        retries=0,  # a retry after a successful trigger would fail as "already exists"
+    )
+
+    wait_for_dag_2 = ExternalTaskSensor(
+        task_id="wait_for_dag_2",
+        external_dag_id=DAG_2_ID,
+        execution_date_fn=dag_2_logical_date,
+        allowed_states=["success"],
+        failed_states=["failed"],  # DAG_2 failing fails this sensor at once
+        deferrable=True,
+        poke_interval=60,
+        timeout=int(timedelta(hours=6).total_seconds()),
+        retries=0,  # DAG_2's failure is final for this run
+    )
+
+    terminate_emr_cluster = EmrTerminateJobFlowOperator(
+        task_id="terminate_emr_cluster",
+        aws_conn_id=AWS_CONN_ID,
+        job_flow_id=CLUSTER_ID,
+        trigger_rule=TriggerRule.ALL_DONE,
+    )
+
+    outcome = summarize_outcome()
+
+    email_outcome = EmailOperator(
+        task_id="email_outcome",
+        conn_id=SMTP_CONN_ID,
+        to="{{ var.value.alert_email }}",
+        # [email] from_email (the cluster's smtp/from-email setting), else the connection's.
+        from_email="{{ conf.get('email', 'from_email', fallback=None) }}",
+        subject="{{ ti.xcom_pull(task_ids='summarize_outcome')['subject'] }}",
+        html_content="{{ ti.xcom_pull(task_ids='summarize_outcome')['body'] }}",
+        trigger_rule=TriggerRule.ALL_DONE,
+    )
+
+    chain(
+        create_emr_cluster,
+        trigger_dag_2,
+        wait_for_dag_2,
+        terminate_emr_cluster,
+        outcome,
+        email_outcome,
+        fail_run_if_pipeline_failed(outcome),
+    )
