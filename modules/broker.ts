@@ -21,7 +21,7 @@ import { SecretsmanagerSecret } from "@cdktf/provider-aws/lib/secretsmanager-sec
 import { SecretsmanagerSecretVersion } from "@cdktf/provider-aws/lib/secretsmanager-secret-version";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Password } from "@cdktf/provider-random/lib/password";
-import { skipCheckov } from "./checkov";
+import { skipCheckov, skipShortLogRetention } from "./checkov";
 
 /** Props of {@link Broker}. */
 export interface BrokerProps {
@@ -137,6 +137,7 @@ export class Broker extends Construct {
       retentionInDays: props.logRetentionDays,
       kmsKeyId: props.kmsKeyArn,
     });
+    skipShortLogRetention(slowLog, props.logRetentionDays);
 
     const failover = replicas > 0;
     this.replicationGroup = new ElasticacheReplicationGroup(this, "broker", {

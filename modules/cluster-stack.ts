@@ -110,6 +110,7 @@ export class AirflowClusterStack extends TerraformStack {
       region: config.region,
       cidr: config.vpcCidr,
       azCount: config.azCount,
+      availabilityZones: config.availabilityZones,
       natPerAz: !isDev,
       flowLogRetentionDays: config.logRetentionDays,
       kmsKeyArn,

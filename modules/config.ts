@@ -88,8 +88,24 @@ const schema = z
       /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$/,
       "an AWS region code such as us-east-1",
     ).default("us-east-1"),
-    /** Availability zones to spread subnets over. */
-    azCount: int(2, 6, 2),
+    /**
+     * Number of availability zones to spread subnets over. Default: the length of
+     * `availabilityZones` when given, else 2.
+     */
+    azCount: int(2, 6, 2).optional(),
+    /**
+     * Explicit AZ names, e.g. ["us-east-1a", "us-east-1b"]. Pinning them keeps subnets
+     * from moving if AWS adds a zone; without it the first `azCount` available zones
+     * are used.
+     */
+    availabilityZones: z
+      .array(pattern(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9][a-z]$/, "an AZ name such as us-east-1a"), {
+        error: "a list of 2-6 AZ names such as [\"us-east-1a\", \"us-east-1b\"]",
+      })
+      .min(2, { error: "a list of 2-6 distinct AZ names" })
+      .max(6, { error: "a list of 2-6 distinct AZ names" })
+      .refine((v) => new Set(v).size === v.length, { error: "a list of 2-6 distinct AZ names" })
+      .optional(),
     vpcCidr: cidr
       .refine(
         (v) => {
@@ -211,6 +227,26 @@ const schema = z
       .default({}),
   })
   .superRefine((c, ctx) => {
+    if (c.availabilityZones) {
+      c.availabilityZones.forEach((az, i) => {
+        if (!az.startsWith(c.region) || az.length !== c.region.length + 1) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["availabilityZones", i],
+            input: az,
+            message: `an AZ of region ${c.region}, such as ${c.region}a`,
+          });
+        }
+      });
+      if (c.azCount !== undefined && c.azCount !== c.availabilityZones.length) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["azCount"],
+          input: c.azCount,
+          message: `${c.availabilityZones.length} (the number of availabilityZones) or omitted`,
+        });
+      }
+    }
     if (c.workers.min > c.workers.max) {
       ctx.addIssue({
         code: "custom",
@@ -232,7 +268,9 @@ const schema = z
 type Parsed = z.output<typeof schema>;
 
 /** The validated configuration with every default and derived value filled in. */
-export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtection"> {
+export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtection" | "azCount"> {
+  /** Number of AZs (the length of `availabilityZones` when those are pinned). */
+  readonly azCount: number;
   readonly database: Parsed["database"] & { readonly multiAz: boolean; readonly engineVersion: string };
   readonly deletionProtection: boolean;
   /** Name of the Terraform state bucket (derived unless set). */
@@ -330,6 +368,7 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
   const isDev = c.env === "dev";
   return {
     ...c,
+    azCount: c.availabilityZones?.length ?? c.azCount ?? 2,
     database: {
       ...c.database,
       multiAz: c.database.multiAz ?? !isDev,

@@ -28,7 +28,7 @@ import { SecretsmanagerSecret } from "@cdktf/provider-aws/lib/secretsmanager-sec
 import { SecretsmanagerSecretVersion } from "@cdktf/provider-aws/lib/secretsmanager-secret-version";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Password } from "@cdktf/provider-random/lib/password";
-import { skipCheckov } from "./checkov";
+import { skipCheckov, skipShortLogRetention } from "./checkov";
 
 /** Metadata DB engines Airflow 3 supports here. */
 export type DatabaseEngine = "mysql" | "postgres";
@@ -221,14 +221,15 @@ export class Database extends Construct {
 
     const logExports = engine === "mysql" ? ["error", "slowquery"] : ["postgresql", "upgrade"];
     // RDS would create these groups itself with no retention and no key; own them.
-    const logGroups = logExports.map(
-      (name) =>
-        new CloudwatchLogGroup(this, `log-${name}`, {
-          name: `/aws/rds/instance/${identifier}/${name}`,
-          retentionInDays: props.logRetentionDays,
-          kmsKeyId: props.kmsKeyArn,
-        }),
-    );
+    const logGroups = logExports.map((name) => {
+      const group = new CloudwatchLogGroup(this, `log-${name}`, {
+        name: `/aws/rds/instance/${identifier}/${name}`,
+        retentionInDays: props.logRetentionDays,
+        kmsKeyId: props.kmsKeyArn,
+      });
+      skipShortLogRetention(group, props.logRetentionDays);
+      return group;
+    });
 
     this.instance = new DbInstance(this, "instance", {
       identifier,
@@ -274,6 +275,12 @@ export class Database extends Construct {
       enabledCloudwatchLogsExports: logExports,
       dependsOn: logGroups,
     });
+    if (!protect) {
+      skipCheckov(this.instance, "CKV_AWS_293", "deletionProtection is off by config (dev default) so a disposable env can be destroyed; on by default elsewhere");
+    }
+    if (!(props.multiAz ?? false)) {
+      skipCheckov(this.instance, "CKV_AWS_157", "database.multiAz is off by config (dev default, halves cost); on by default elsewhere");
+    }
     this.endpoint = this.instance.address;
   }
 }

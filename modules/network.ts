@@ -22,6 +22,7 @@ import { RouteTableAssociation } from "@cdktf/provider-aws/lib/route-table-assoc
 import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcEndpoint } from "@cdktf/provider-aws/lib/vpc-endpoint";
+import { skipCheckov, skipShortLogRetention } from "./checkov";
 
 /** Props of {@link Network}. */
 export interface NetworkProps {
@@ -33,6 +34,11 @@ export interface NetworkProps {
   readonly cidr: string;
   /** Availability zones to use (2..6). */
   readonly azCount: number;
+  /**
+   * Pinned AZ names (length must equal `azCount`).
+   * @default undefined - the first `azCount` available zones of the region
+   */
+  readonly availabilityZones?: readonly string[];
   /**
    * One NAT gateway per AZ (no cross-AZ dependency) instead of a single shared one.
    * @default true
@@ -107,12 +113,24 @@ export class Network extends Construct {
     const p = props.resourcePrefix;
     const natPerAz = props.natPerAz ?? true;
 
-    const azs = new DataAwsAvailabilityZones(this, "azs", {
-      state: "available",
-      // Skip Local/Wavelength zones: not every service (RDS, EFS, ElastiCache) runs there.
-      filter: [{ name: "opt-in-status", values: ["opt-in-not-required"] }],
-    });
-    this.availabilityZones = Array.from({ length: props.azCount }, (_, i) => Fn.element(azs.names, i));
+    if (props.availabilityZones && props.availabilityZones.length !== props.azCount) {
+      throw new Error(`Network: ${props.availabilityZones.length} availabilityZones given for azCount ${props.azCount}`);
+    }
+    if (props.availabilityZones) {
+      this.availabilityZones = [...props.availabilityZones];
+    } else {
+      const azs = new DataAwsAvailabilityZones(this, "azs", {
+        state: "available",
+        // Skip Local/Wavelength zones: not every service (RDS, EFS, ElastiCache) runs there.
+        filter: [{ name: "opt-in-status", values: ["opt-in-not-required"] }],
+      });
+      skipCheckov(
+        azs,
+        "CKV_AWS_394",
+        "only the first azCount zones are indexed, so a new zone does not add subnets; pin config availabilityZones to also fix the order",
+      );
+      this.availabilityZones = Array.from({ length: props.azCount }, (_, i) => Fn.element(azs.names, i));
+    }
 
     this.vpc = new Vpc(this, "vpc", {
       cidrBlock: props.cidr,
@@ -203,6 +221,7 @@ export class Network extends Construct {
       retentionInDays: props.flowLogRetentionDays,
       kmsKeyId: props.kmsKeyArn,
     });
+    skipShortLogRetention(this.flowLogGroup, props.flowLogRetentionDays);
     const assume = new DataAwsIamPolicyDocument(this, "flow-log-assume", {
       statement: [
         {
