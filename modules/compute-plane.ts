@@ -1,0 +1,205 @@
+/**
+ * The compute plane in one construct, so the cluster stack wires it in a few lines and
+ * the tests build exactly what the stack builds: e-mail, secrets, IAM, load balancers,
+ * artifacts, the settings for nodes, the node groups and the stack outputs.
+ */
+import * as path from "node:path";
+import { Construct } from "constructs";
+import { ClusterArtifacts } from "./artifacts";
+import type { AirflowConfig } from "./config";
+import { CONFIG_DIR } from "./config";
+import { ClusterEmail } from "./email";
+import { BucketRef, ClusterIam, HasArn } from "./iam";
+import { ClusterLoadBalancers, HasId } from "./load-balancer";
+import { AirflowNodeGroups } from "./node-group";
+import { ComputeOutputs } from "./outputs";
+import {
+  BrokerEndpoint,
+  ClusterSecrets,
+  ClusterSettings,
+  DatabaseEndpoint,
+  ExistingSecret,
+  settingsRevision,
+} from "./settings";
+
+/** Key prefixes in the log bucket. */
+export const LOG_PREFIXES = { remote: "airflow-logs", emr: "emr-logs", alb: "alb" } as const;
+
+/** Properties of {@link ComputePlane}. */
+export interface ComputePlaneProps {
+  /** The validated deployment config. */
+  readonly config: AirflowConfig;
+  /** VPC and subnets (the `Network` construct). */
+  readonly network: {
+    readonly vpc: HasId;
+    readonly publicSubnets: readonly HasId[];
+    readonly privateSubnets: readonly HasId[];
+  };
+  /** Security groups (the `SecurityGroups` construct). */
+  readonly securityGroups: {
+    readonly albPublic: HasId;
+    readonly albInternal: HasId;
+    readonly apiServer: HasId;
+    readonly scheduler: HasId;
+    readonly worker: HasId;
+  };
+  /** Metadata DB (the `Database` construct) and its password secret. */
+  readonly database: DatabaseEndpoint & {
+    readonly passwordSecret: ExistingSecret["secret"];
+    readonly passwordSecretVersion: ExistingSecret["version"];
+  };
+  /**
+   * Celery broker (the `Broker` construct) and its AUTH token secret.
+   * @default none - required with CeleryExecutor
+   */
+  readonly broker?: BrokerEndpoint & {
+    readonly authTokenSecret: ExistingSecret["secret"];
+    readonly authTokenSecretVersion: ExistingSecret["version"];
+  };
+  /** EFS (the `SharedStorage` construct). */
+  readonly storage: { readonly fileSystem: HasId & HasArn; readonly accessPoint: HasId };
+  /** Buckets (the `Buckets` construct). */
+  readonly buckets: {
+    readonly logs: BucketRef;
+    readonly data: BucketRef;
+    readonly artifacts: BucketRef;
+    /** SSE-S3 sink that grants ELB log delivery under `alb/`. @default none - no ALB access logs */
+    readonly accessLogs?: BucketRef;
+  };
+  /** The cluster's customer-managed KMS key (secrets, SSE-KMS buckets). */
+  readonly key: HasArn;
+  /**
+   * Directory uploaded under `dags/`.
+   * @default "<repo>/dags"
+   */
+  readonly dagsDir?: string;
+  /**
+   * Directory uploaded under `spark-jobs/<hash>/`.
+   * @default "<repo>/spark-jobs"
+   */
+  readonly sparkJobsDir?: string;
+}
+
+/** E-mail, secrets, IAM, load balancers, artifacts, settings, node groups, outputs. */
+export class ComputePlane extends Construct {
+  /** SES identity and SMTP settings. */
+  public readonly email: ClusterEmail;
+  /** Contract secrets. */
+  public readonly secrets: ClusterSecrets;
+  /** Node, EMR service and EMR EC2 roles. */
+  public readonly iam: ClusterIam;
+  /** Public (+ internal) ALB. */
+  public readonly loadBalancers: ClusterLoadBalancers;
+  /** Uploaded DAGs and Spark jobs. */
+  public readonly artifacts: ClusterArtifacts;
+  /** SSM parameters for nodes. */
+  public readonly settings: ClusterSettings;
+  /** AIRFLOW_SETTINGS_REVISION (Terraform expression). */
+  public readonly settingsRevision: string;
+  /** Node groups. */
+  public readonly nodes: AirflowNodeGroups;
+
+  public constructor(scope: Construct, id: string, props: ComputePlaneProps) {
+    super(scope, id);
+    const { config } = props;
+    const celery = config.executor === "CeleryExecutor";
+    if (celery && !props.broker) {
+      throw new Error(`ComputePlane broker: required with executor "CeleryExecutor"`);
+    }
+    const repo = path.dirname(CONFIG_DIR);
+
+    this.email = new ClusterEmail(this, "email", { config });
+
+    const existing: Record<string, ExistingSecret> = {
+      "db-password": { secret: props.database.passwordSecret, version: props.database.passwordSecretVersion },
+    };
+    if (celery && props.broker) {
+      existing["redis-auth-token"] = {
+        secret: props.broker.authTokenSecret,
+        version: props.broker.authTokenSecretVersion,
+      };
+    }
+    this.secrets = new ClusterSecrets(this, "secrets", { config, key: props.key, existing });
+
+    this.iam = new ClusterIam(this, "iam", {
+      config,
+      logBucket: props.buckets.logs,
+      remoteLogPrefix: LOG_PREFIXES.remote,
+      emrLogPrefix: LOG_PREFIXES.emr,
+      artifactsBucket: props.buckets.artifacts,
+      dataBucket: props.buckets.data,
+      fileSystem: props.storage.fileSystem,
+      secretsKey: props.key,
+      bucketKey: props.key,
+      sesIdentity: this.email.identity,
+    });
+
+    this.loadBalancers = new ClusterLoadBalancers(this, "load-balancers", {
+      config,
+      vpc: props.network.vpc,
+      publicSubnets: props.network.publicSubnets,
+      privateSubnets: props.network.privateSubnets,
+      publicSecurityGroup: props.securityGroups.albPublic,
+      internalSecurityGroup: props.securityGroups.albInternal,
+      accessLogs: props.buckets.accessLogs
+        ? { bucket: props.buckets.accessLogs, prefix: LOG_PREFIXES.alb }
+        : undefined,
+    });
+
+    this.artifacts = new ClusterArtifacts(this, "artifacts", {
+      bucket: props.buckets.artifacts,
+      dagsDir: props.dagsDir ?? path.join(repo, "dags"),
+      sparkJobsDir: props.sparkJobsDir ?? path.join(repo, "spark-jobs"),
+      kmsKey: props.key,
+    });
+
+    this.settings = new ClusterSettings(this, "settings", {
+      config,
+      database: props.database,
+      broker: props.broker,
+      fileSystem: props.storage.fileSystem,
+      accessPoint: props.storage.accessPoint,
+      logBucket: props.buckets.logs,
+      remoteLogPrefix: LOG_PREFIXES.remote,
+      emrLogPrefix: LOG_PREFIXES.emr,
+      dataBucket: props.buckets.data,
+      artifactsBucket: props.buckets.artifacts,
+      dagsUri: this.artifacts.dagsUri,
+      sparkJobUri: this.artifacts.sparkJobUri,
+      baseUrl: this.loadBalancers.uiUrl,
+      executionApiUrl: this.loadBalancers.executionApiUrl,
+      fromEmail: this.email.fromEmail,
+      smtpHost: this.email.smtpHost,
+      emrServiceRole: this.iam.emrServiceRole,
+      emrInstanceProfile: this.iam.emrInstanceProfile,
+      // EMR runs in the first private subnet (single-AZ cluster, like the seed).
+      emrSubnet: props.network.privateSubnets[0],
+    });
+    this.settingsRevision = settingsRevision(this.settings, this.secrets);
+
+    const sgs = props.securityGroups;
+    this.nodes = new AirflowNodeGroups(this, "nodes", {
+      config,
+      subnets: props.network.privateSubnets,
+      securityGroups: {
+        "api-server": [sgs.apiServer],
+        scheduler: [sgs.scheduler],
+        worker: [sgs.worker],
+        // One node does everything: it needs both the api-server's and the scheduler's paths.
+        standalone: [sgs.apiServer, sgs.scheduler],
+      },
+      instanceProfile: this.iam.nodeInstanceProfile,
+      loadBalancers: this.loadBalancers,
+      settingsRevision: this.settingsRevision,
+    });
+
+    new ComputeOutputs(this, "outputs", {
+      config,
+      loadBalancers: this.loadBalancers,
+      buckets: props.buckets,
+      iam: this.iam,
+      secretArnPrefix: this.secrets.arnPrefix,
+      artifacts: this.artifacts,
+    });
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * Load balancers: the public ALB for the UI/REST API and, with CeleryExecutor, an
+ * internal ALB that carries the Execution API (workers -> api-server) and Flower. Flower
+ * is never reachable from the internet: it has a listener on the internal ALB only.
+ */
+import { Lb } from "@cdktf/provider-aws/lib/lb";
+import { LbListener } from "@cdktf/provider-aws/lib/lb-listener";
+import { LbTargetGroup, LbTargetGroupHealthCheck } from "@cdktf/provider-aws/lib/lb-target-group";
+import { Construct } from "constructs";
+import type { TerraformResource } from "cdktf";
+import type { AirflowConfig } from "./config";
+import { clusterNames } from "./config";
+import { skipCheckov } from "./checkov";
+import { CONTRACT } from "./settings";
+
+/** Skips several checkov checks on one resource, each with its reason. */
+function skipAll(resource: TerraformResource, reasons: Readonly<Record<string, string>>): void {
+  for (const [checkId, reason] of Object.entries(reasons)) skipCheckov(resource, checkId, reason);
+}
+
+/** Anything with an `id` (VPC, subnet, security group). */
+export interface HasId {
+  /** The resource id. */
+  readonly id: string;
+}
+
+/** Health check path of the Airflow 3 api-server. */
+export const API_HEALTH_PATH = "/api/v2/monitor/health";
+
+/** TLS 1.3 + 1.2 only, forward secrecy (the current ELB recommendation). */
+export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+
+/** Properties of {@link ClusterLoadBalancers}. */
+export interface ClusterLoadBalancersProps {
+  /** The validated deployment config (executor, certificateArn, deletionProtection). */
+  readonly config: AirflowConfig;
+  /** The VPC (target groups live in it). */
+  readonly vpc: HasId;
+  /** Public subnets, one per AZ: the internet-facing ALB. */
+  readonly publicSubnets: readonly HasId[];
+  /** Private subnets, one per AZ: the internal ALB. */
+  readonly privateSubnets: readonly HasId[];
+  /** Security group of the public ALB (ingress only from `config.uiAllowedCidrs`). */
+  readonly publicSecurityGroup: HasId;
+  /**
+   * Security group of the internal ALB (ingress 8080/5555 only from the nodes).
+   * @default none - required with CeleryExecutor
+   */
+  readonly internalSecurityGroup?: HasId;
+  /**
+   * Where ALB access logs go. The bucket must use SSE-S3 and let the regional ELB log
+   * delivery principal write under the prefix.
+   * @default none - access logging off (checkov skip with reason)
+   */
+  readonly accessLogs?: { readonly bucket: { readonly bucket: string }; readonly prefix: string };
+}
+
+/** Public ALB (+ internal ALB with CeleryExecutor) and the target groups nodes join. */
+export class ClusterLoadBalancers extends Construct {
+  /** Internet-facing ALB in the public subnets. */
+  public readonly publicLb: Lb;
+  /** Internal ALB (CeleryExecutor only). */
+  public readonly internalLb?: Lb;
+  /** api-server :8080 behind the public ALB (UI, REST API). */
+  public readonly uiTargetGroup: LbTargetGroup;
+  /** api-server :8080 behind the internal ALB (Execution API for workers). */
+  public readonly executionApiTargetGroup?: LbTargetGroup;
+  /** Flower :5555 behind the internal ALB. */
+  public readonly flowerTargetGroup?: LbTargetGroup;
+  /** Public URL of the UI (`https://` with a certificate, else `http://`). */
+  public readonly uiUrl: string;
+  /** Execution API URL reachable by workers (`http://localhost:8080/execution/` when standalone). */
+  public readonly executionApiUrl: string;
+  /** Flower URL on the internal ALB; undefined with LocalExecutor. */
+  public readonly flowerUrl?: string;
+  /** Every target group the api-server (or standalone) node group registers with. */
+  public readonly apiServerTargetGroups: readonly LbTargetGroup[];
+
+  public constructor(scope: Construct, id: string, props: ClusterLoadBalancersProps) {
+    super(scope, id);
+    const { config } = props;
+    const celery = config.executor === "CeleryExecutor";
+    if (props.publicSubnets.length < 2) {
+      throw new Error(
+        `ClusterLoadBalancers publicSubnets: got ${props.publicSubnets.length}; allowed: 2 or more (an ALB spans at least two AZs)`,
+      );
+    }
+    if (celery && props.privateSubnets.length < 2) {
+      throw new Error(
+        `ClusterLoadBalancers privateSubnets: got ${props.privateSubnets.length}; allowed: 2 or more (an ALB spans at least two AZs)`,
+      );
+    }
+    if (celery && !props.internalSecurityGroup) {
+      throw new Error(`ClusterLoadBalancers internalSecurityGroup: required with executor "CeleryExecutor"`);
+    }
+    if (props.accessLogs && !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(props.accessLogs.prefix)) {
+      throw new Error(
+        `ClusterLoadBalancers accessLogs.prefix: got ${JSON.stringify(props.accessLogs.prefix)}; allowed: S3 key segments without leading/trailing '/'`,
+      );
+    }
+    const names = clusterNames(config);
+    const apiPort = CONTRACT.ports["api-server"];
+    const flowerPort = CONTRACT.ports["flower"];
+    // ALB and target group names: at most 32 characters.
+    const lbName = (suffix: string): string => `${names.resourcePrefix}-${suffix}`.slice(0, 32);
+
+    const lbSkips = (internal: boolean): Record<string, string> => {
+      const s: Record<string, string> = {};
+      if (!config.deletionProtection) {
+        s.CKV_AWS_150 = `deletionProtection is off for env "${config.env}" so destroy works; it is on by default outside dev`;
+      }
+      if (!props.accessLogs) {
+        s.CKV_AWS_91 =
+          "Access logging is wired only when the log bucket grants ELB log delivery (SSE-S3); see accessLogs prop";
+      }
+      if (!internal) {
+        s.CKV2_AWS_28 =
+          "The security group admits only config.uiAllowedCidrs and the UI requires FAB login; a WAF web ACL " +
+          "(~$10/month plus per-request) is left to accounts that expose the UI broadly";
+      }
+      return s;
+    };
+    const makeLb = (lbId: string, internal: boolean, subnets: readonly HasId[], sg: HasId): Lb => {
+      const lb = new Lb(this, lbId, {
+        name: lbName(internal ? "int" : "ui"),
+        internal,
+        loadBalancerType: "application",
+        subnets: subnets.map((s) => s.id),
+        securityGroups: [sg.id],
+        dropInvalidHeaderFields: true,
+        desyncMitigationMode: "defensive",
+        enableDeletionProtection: config.deletionProtection,
+        // Long enough for the UI's log streaming requests.
+        idleTimeout: 120,
+        accessLogs: props.accessLogs
+          ? {
+              bucket: props.accessLogs.bucket.bucket,
+              prefix: `${props.accessLogs.prefix}/${internal ? "internal" : "public"}`,
+              enabled: true,
+            }
+          : undefined,
+      });
+      skipAll(lb, lbSkips(internal));
+      return lb;
+    };
+
+    const health = (path: string): LbTargetGroupHealthCheck => ({
+      enabled: true,
+      path,
+      protocol: "HTTP",
+      port: "traffic-port",
+      matcher: "200",
+      interval: 15,
+      timeout: 5,
+      healthyThreshold: 2,
+      unhealthyThreshold: 3,
+    });
+    const tgSkip = {
+      CKV_AWS_378:
+        "TLS terminates at the ALB; targets are private-subnet instances reachable only from the ALB's security group",
+    };
+    const makeTg = (tgId: string, suffix: string, port: number, path: string): LbTargetGroup => {
+      const tg = new LbTargetGroup(this, tgId, {
+        name: lbName(suffix),
+        port,
+        protocol: "HTTP",
+        targetType: "instance",
+        vpcId: props.vpc.id,
+        // In-flight UI requests are short; 30 s keeps instance refresh quick.
+        deregistrationDelay: "30",
+        healthCheck: health(path),
+      });
+      skipAll(tg, tgSkip);
+      return tg;
+    };
+
+    // --- public ALB ------------------------------------------------------------------
+    this.publicLb = makeLb("public", false, props.publicSubnets, props.publicSecurityGroup);
+    this.uiTargetGroup = makeTg("ui-tg", "ui", apiPort, API_HEALTH_PATH);
+    const forwardUi = [{ type: "forward", targetGroupArn: this.uiTargetGroup.arn }];
+    if (config.certificateArn) {
+      new LbListener(this, "https", {
+        loadBalancerArn: this.publicLb.arn,
+        port: 443,
+        protocol: "HTTPS",
+        sslPolicy: TLS_POLICY,
+        certificateArn: config.certificateArn,
+        defaultAction: forwardUi,
+      });
+      new LbListener(this, "http-redirect", {
+        loadBalancerArn: this.publicLb.arn,
+        port: 80,
+        protocol: "HTTP",
+        defaultAction: [
+          { type: "redirect", redirect: { port: "443", protocol: "HTTPS", statusCode: "HTTP_301" } },
+        ],
+      });
+      this.uiUrl = `https://${this.publicLb.dnsName}`;
+    } else {
+      const http = new LbListener(this, "http", {
+        loadBalancerArn: this.publicLb.arn,
+        port: 80,
+        protocol: "HTTP",
+        defaultAction: forwardUi,
+      });
+      const why =
+        "No config.certificateArn: plain HTTP is the dev fallback, restricted to config.uiAllowedCidrs; " +
+        "set certificateArn and this listener becomes an HTTPS redirect";
+      skipAll(http, { CKV_AWS_2: why, CKV_AWS_103: why });
+      skipAll(this.publicLb, { ...lbSkips(false), CKV2_AWS_20: why });
+      this.uiUrl = `http://${this.publicLb.dnsName}`;
+    }
+
+    // --- internal ALB (Execution API + Flower) -----------------------------------------
+    if (celery && props.internalSecurityGroup) {
+      const internalLb = makeLb("internal", true, props.privateSubnets, props.internalSecurityGroup);
+      this.internalLb = internalLb;
+      this.executionApiTargetGroup = makeTg("execution-api-tg", "exec", apiPort, API_HEALTH_PATH);
+      // Flower answers /healthcheck without authentication.
+      this.flowerTargetGroup = makeTg("flower-tg", "flower", flowerPort, "/healthcheck");
+      const internalWhy =
+        "Internal ALB inside the VPC, reachable only from the Airflow nodes' security group; the Execution " +
+        "API authenticates every call with a per-task JWT";
+      // Same port as the api-server so the security groups speak one port end to end.
+      const exec = new LbListener(this, "execution-api", {
+        loadBalancerArn: internalLb.arn,
+        port: apiPort,
+        protocol: "HTTP",
+        defaultAction: [{ type: "forward", targetGroupArn: this.executionApiTargetGroup.arn }],
+      });
+      const flower = new LbListener(this, "flower", {
+        loadBalancerArn: internalLb.arn,
+        port: flowerPort,
+        protocol: "HTTP",
+        defaultAction: [{ type: "forward", targetGroupArn: this.flowerTargetGroup.arn }],
+      });
+      for (const l of [exec, flower]) skipAll(l, { CKV_AWS_2: internalWhy, CKV_AWS_103: internalWhy });
+      skipAll(internalLb, { ...lbSkips(true), CKV2_AWS_20: internalWhy });
+      this.executionApiUrl = `http://${internalLb.dnsName}:${apiPort}/execution/`;
+      this.flowerUrl = `http://${internalLb.dnsName}:${flowerPort}/`;
+      this.apiServerTargetGroups = [this.uiTargetGroup, this.executionApiTargetGroup, this.flowerTargetGroup];
+    } else {
+      // LocalExecutor: tasks run on the standalone node itself, next to its api-server.
+      this.executionApiUrl = `http://localhost:${apiPort}/execution/`;
+      this.apiServerTargetGroups = [this.uiTargetGroup];
+    }
+  }
+}

@@ -1,0 +1,452 @@
+/**
+ * Nodes: one reusable {@link NodeGroup} (launch template from the golden AMI + Auto
+ * Scaling group with instance refresh) and {@link AirflowNodeGroups}, which lays out the
+ * roles of the settings contract: api-server (+ Flower), schedulers, Celery workers - or
+ * a single standalone node with LocalExecutor.
+ *
+ * User-data carries only pointers (role, parameter/secret prefixes, region, settings
+ * revision); the bootstrap on the AMI fetches everything else with the instance role.
+ */
+import {
+  AutoscalingGroup,
+  AutoscalingGroupInitialLifecycleHook,
+} from "@cdktf/provider-aws/lib/autoscaling-group";
+import { AutoscalingPolicy } from "@cdktf/provider-aws/lib/autoscaling-policy";
+import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
+import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
+import { Fn, Token } from "cdktf";
+import { Construct } from "constructs";
+import type { AirflowConfig } from "./config";
+import { clusterNames } from "./config";
+import { CONTRACT, NodeRole } from "./settings";
+
+/** Anything with an `id` (subnet, security group). */
+export interface HasId {
+  /** The resource id. */
+  readonly id: string;
+}
+
+/** Where the bootstrap finds the node's environment. */
+export const NODE_ENV_FILE = "/etc/airflow/node.env";
+/** The bootstrap baked into the AMI (engineer B's packer/files/bootstrap). */
+export const BOOTSTRAP = "/opt/airflow/bin/airflow-bootstrap";
+
+/**
+ * Renders user-data: writes exactly the contract's `userData.keys` as KEY=value lines to
+ * {@link NODE_ENV_FILE}, then runs the bootstrap. Values may be Terraform tokens.
+ * @throws when a key is missing, unknown or a value could break the env file
+ */
+export function renderUserData(env: Readonly<Record<string, string>>): string {
+  const expected = CONTRACT.userData.keys;
+  const missing = expected.filter((k) => env[k] === undefined || env[k] === "");
+  const unknown = Object.keys(env).filter((k) => !expected.includes(k));
+  if (missing.length || unknown.length) {
+    throw new Error(
+      `user-data: ${missing.length ? `missing ${missing.join(", ")}` : ""}${missing.length && unknown.length ? "; " : ""}` +
+        `${unknown.length ? `unknown ${unknown.join(", ")}` : ""}; allowed exactly: ${expected.join(", ")} ` +
+        `(config/settings-contract.json userData.keys)`,
+    );
+  }
+  for (const k of expected) {
+    const v = env[k];
+    if (!Token.isUnresolved(v) && !/^[A-Za-z0-9/._:-]+$/.test(v)) {
+      throw new Error(`user-data ${k}: got ${JSON.stringify(v)}; allowed: letters, digits and / . _ : -`);
+    }
+  }
+  const lines = expected.map((k) => `${k}=${env[k]}`).join("\n");
+  // Quoted heredoc: the shell expands nothing; Terraform has already resolved ${...}.
+  return [
+    "#!/bin/bash",
+    "# Pointers only - never a secret. The bootstrap reads settings from SSM and secrets",
+    "# from Secrets Manager with the instance role.",
+    "set -euo pipefail",
+    "install -d -m 0755 /etc/airflow",
+    `cat > ${NODE_ENV_FILE} <<'NODE_ENV'`,
+    lines,
+    "NODE_ENV",
+    `chmod 0644 ${NODE_ENV_FILE}`,
+    `exec ${BOOTSTRAP}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * Splits a string into literal parts and whole tokens. Terraform functions wrapped
+ * around a string with embedded `${...}` render incorrectly in cdktf; a join() over
+ * parts that are each either plain text or one whole reference renders exactly.
+ */
+export function tokenSafeParts(s: string): string[] {
+  // cdktf encodes a string token as `${TfToken[TOKEN.<n>]}`; each such piece, on its
+  // own, resolves to the reference it stands for.
+  return s.split(/(\$\{TfToken\[[^\]]+\]\})/).filter((part) => part !== "");
+}
+
+/** Properties of {@link GoldenImage}. */
+export interface GoldenImageProps {
+  /** The validated deployment config (`ami.name`, `ami.owners`, `ami.id`). */
+  readonly config: AirflowConfig;
+}
+
+/** The Packer-built golden AMI: the newest match of `ami.name`, or exactly `ami.id`. */
+export class GoldenImage extends Construct {
+  /** The AMI data source. */
+  public readonly ami: DataAwsAmi;
+  /** AMI id. */
+  public readonly imageId: string;
+  /** Root device name of the AMI (for the encrypted root volume mapping). */
+  public readonly rootDeviceName: string;
+
+  public constructor(scope: Construct, id: string, props: GoldenImageProps) {
+    super(scope, id);
+    const { ami } = props.config;
+    this.ami = new DataAwsAmi(this, "ami", {
+      mostRecent: true,
+      owners: [...ami.owners],
+      filter: ami.id
+        ? [{ name: "image-id", values: [ami.id] }]
+        : [
+            { name: "name", values: [ami.name] },
+            { name: "state", values: ["available"] },
+          ],
+    });
+    this.imageId = this.ami.id;
+    this.rootDeviceName = this.ami.rootDeviceName;
+  }
+}
+
+/** Properties of {@link NodeGroup}. */
+export interface NodeGroupProps {
+  /** The validated deployment config (names, region, tags). */
+  readonly config: AirflowConfig;
+  /** Node role: selects the systemd units the bootstrap starts. */
+  readonly role: NodeRole;
+  /** EC2 instance type. */
+  readonly instanceType: string;
+  /** Minimum instances. */
+  readonly minSize: number;
+  /** Maximum instances. */
+  readonly maxSize: number;
+  /**
+   * Desired instances, managed by Terraform.
+   * @default none - Auto Scaling owns it (starts at minSize), for groups with a scaling policy
+   */
+  readonly desiredCapacity?: number;
+  /** The golden AMI. */
+  readonly image: GoldenImage;
+  /** Private subnets to launch into. */
+  readonly subnets: readonly HasId[];
+  /** Security groups of the instances. */
+  readonly securityGroups: readonly HasId[];
+  /** Instance profile of the instances. */
+  readonly instanceProfile: { readonly arn: string };
+  /** AIRFLOW_SETTINGS_REVISION (see settings.ts `settingsRevision`). */
+  readonly settingsRevision: string;
+  /**
+   * Target groups the instances register with; the group then uses ELB health checks.
+   * @default [] - EC2 health checks
+   */
+  readonly targetGroups?: readonly { readonly arn: string }[];
+  /**
+   * Root volume size in GiB (gp3, encrypted).
+   * @default 30
+   */
+  readonly rootVolumeGb?: number;
+  /**
+   * Seconds after launch before health checks count (boot + bootstrap + DB migration).
+   * @default 600
+   */
+  readonly healthCheckGracePeriod?: number;
+  /**
+   * Seconds a new instance needs before its metrics count and instance refresh moves on
+   * (the group's default_instance_warmup).
+   * @default 300
+   */
+  readonly instanceWarmup?: number;
+  /**
+   * Termination lifecycle hook timeout in seconds: how long a terminating instance may
+   * drain (Celery warm shutdown) before it is terminated anyway. The node completes the
+   * hook itself once drained.
+   * @default none - no termination hook
+   */
+  readonly drainTimeoutSeconds?: number;
+  /**
+   * Instance refresh: minimum healthy percentage during a rolling replacement. With the
+   * default maximum of 200 % new instances launch before old ones terminate.
+   * @default 100
+   */
+  readonly minHealthyPercentage?: number;
+}
+
+/** A launch template + Auto Scaling group for one node role. */
+export class NodeGroup extends Construct {
+  /** The launch template (a new version on every user-data or AMI change). */
+  public readonly launchTemplate: LaunchTemplate;
+  /** The Auto Scaling group. */
+  public readonly autoScalingGroup: AutoscalingGroup;
+  /** The rendered user-data (before base64). */
+  public readonly userData: string;
+
+  public constructor(scope: Construct, id: string, props: NodeGroupProps) {
+    super(scope, id);
+    const { config, role } = props;
+    if (!(role in CONTRACT.roles)) {
+      throw new Error(
+        `NodeGroup role: got ${JSON.stringify(role)}; allowed: ${Object.keys(CONTRACT.roles).join(", ")}`,
+      );
+    }
+    const intIn = (field: string, v: number | undefined, min: number, max: number): void => {
+      if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) {
+        throw new Error(`NodeGroup ${role} ${field}: got ${v}; allowed: an integer from ${min} to ${max}`);
+      }
+    };
+    intIn("minSize", props.minSize, 0, 100);
+    intIn("maxSize", props.maxSize, 1, 100);
+    intIn("rootVolumeGb", props.rootVolumeGb, 8, 16384);
+    intIn("healthCheckGracePeriod", props.healthCheckGracePeriod, 0, 7200);
+    intIn("instanceWarmup", props.instanceWarmup, 0, 3600);
+    // Lifecycle hook heartbeat timeout: 30 s to 2 h.
+    intIn("drainTimeoutSeconds", props.drainTimeoutSeconds, 30, 7200);
+    intIn("minHealthyPercentage", props.minHealthyPercentage, 0, 100);
+    if (props.minSize > props.maxSize) {
+      throw new Error(
+        `NodeGroup ${role} minSize: got ${props.minSize}; allowed: at most maxSize (${props.maxSize})`,
+      );
+    }
+    if (props.desiredCapacity !== undefined) {
+      intIn("desiredCapacity", props.desiredCapacity, props.minSize, props.maxSize);
+    }
+    if (props.subnets.length === 0)
+      throw new Error(`NodeGroup ${role} subnets: got none; allowed: 1 or more private subnets`);
+    if (props.securityGroups.length === 0) {
+      throw new Error(`NodeGroup ${role} securityGroups: got none; allowed: 1 or more security groups`);
+    }
+
+    const names = clusterNames(config);
+    const name = `${names.resourcePrefix}-${role}`;
+    const tags: Record<string, string> = {
+      ...config.tags,
+      Name: name,
+      "airflow:cluster": names.resourcePrefix,
+      "airflow:role": role,
+    };
+
+    this.userData = renderUserData({
+      AIRFLOW_ROLE: role,
+      AIRFLOW_PARAMETER_PREFIX: names.parameterPrefix,
+      AIRFLOW_SECRET_PREFIX: names.secretPrefix,
+      AWS_REGION: config.region,
+      AIRFLOW_SETTINGS_REVISION: props.settingsRevision,
+    });
+
+    this.launchTemplate = new LaunchTemplate(this, "template", {
+      name,
+      description: `Airflow ${role} node from the golden AMI`,
+      imageId: props.image.imageId,
+      instanceType: props.instanceType,
+      iamInstanceProfile: { arn: props.instanceProfile.arn },
+      vpcSecurityGroupIds: props.securityGroups.map((s) => s.id),
+      userData: Fn.base64encode(Fn.join("", tokenSafeParts(this.userData))),
+      updateDefaultVersion: true,
+      // IMDSv2 only, one hop: containers/processes behind a NAT hop cannot steal the role.
+      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
+      monitoring: { enabled: true },
+      blockDeviceMappings: [
+        {
+          deviceName: props.image.rootDeviceName,
+          ebs: {
+            volumeSize: props.rootVolumeGb ?? 30,
+            volumeType: "gp3",
+            encrypted: "true",
+            deleteOnTermination: "true",
+          },
+        },
+      ],
+      tagSpecifications: [
+        { resourceType: "instance", tags },
+        { resourceType: "volume", tags },
+      ],
+    });
+
+    const targetGroups = props.targetGroups ?? [];
+    const hooks: AutoscalingGroupInitialLifecycleHook[] = props.drainTimeoutSeconds
+      ? [
+          {
+            // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
+            // (running tasks finish, no new ones) and completes this hook; CONTINUE after
+            // the timeout if it never does.
+            name: "drain",
+            lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
+            heartbeatTimeout: props.drainTimeoutSeconds,
+            defaultResult: "CONTINUE",
+          },
+        ]
+      : [];
+    const warmup = props.instanceWarmup ?? 300;
+    this.autoScalingGroup = new AutoscalingGroup(this, "group", {
+      name,
+      minSize: props.minSize,
+      maxSize: props.maxSize,
+      desiredCapacity: props.desiredCapacity,
+      vpcZoneIdentifier: props.subnets.map((s) => s.id),
+      launchTemplate: {
+        id: this.launchTemplate.id,
+        version: Token.asString(this.launchTemplate.latestVersion),
+      },
+      targetGroupArns: targetGroups.map((t) => t.arn),
+      healthCheckType: targetGroups.length ? "ELB" : "EC2",
+      healthCheckGracePeriod: props.healthCheckGracePeriod ?? 600,
+      defaultInstanceWarmup: warmup,
+      initialLifecycleHook: hooks,
+      // A new launch template version (user-data = settings revision, AMI, type) rolls
+      // the group: launch new, wait healthy + warm-up, then terminate old.
+      instanceRefresh: {
+        strategy: "Rolling",
+        preferences: {
+          minHealthyPercentage: props.minHealthyPercentage ?? 100,
+          maxHealthyPercentage: 200,
+          instanceWarmup: String(warmup),
+          skipMatching: true,
+        },
+      },
+      enabledMetrics: [
+        "GroupDesiredCapacity",
+        "GroupInServiceInstances",
+        "GroupPendingInstances",
+        "GroupTerminatingInstances",
+        "GroupTotalInstances",
+      ],
+      tag: Object.keys(tags)
+        .sort()
+        .map((key) => ({ key, value: tags[key], propagateAtLaunch: true })),
+    });
+  }
+}
+
+/** What the role layout needs from the load balancers. */
+export interface NodeTargetGroups {
+  /** Target groups of the api-server (or standalone) node. */
+  readonly apiServerTargetGroups: readonly { readonly arn: string }[];
+}
+
+/** Properties of {@link AirflowNodeGroups}. */
+export interface AirflowNodeGroupsProps {
+  /** The validated deployment config (executor, instance types, counts). */
+  readonly config: AirflowConfig;
+  /** Private subnets. */
+  readonly subnets: readonly HasId[];
+  /**
+   * Security groups per role. CeleryExecutor needs api-server, scheduler and worker;
+   * LocalExecutor needs standalone.
+   */
+  readonly securityGroups: Readonly<Partial<Record<NodeRole, readonly HasId[]>>>;
+  /** Node instance profile. */
+  readonly instanceProfile: { readonly arn: string };
+  /** Load balancer target groups. */
+  readonly loadBalancers: NodeTargetGroups;
+  /** AIRFLOW_SETTINGS_REVISION. */
+  readonly settingsRevision: string;
+  /**
+   * Celery worker drain time on scale-in / refresh (termination hook timeout), seconds.
+   * @default 1800
+   */
+  readonly workerDrainSeconds?: number;
+  /**
+   * Average CPU % the worker group's target-tracking policy aims for.
+   * @default 60
+   */
+  readonly workerTargetCpuPercent?: number;
+}
+
+/**
+ * The node groups of the executor: CeleryExecutor -> api-server (1, up to 2 during a
+ * refresh), schedulers (`schedulerCount`; each runs scheduler, dag-processor, triggerer)
+ * and workers (`workers.min`..`workers.max`); LocalExecutor -> one standalone node.
+ */
+export class AirflowNodeGroups extends Construct {
+  /** The golden AMI lookup shared by all groups. */
+  public readonly image: GoldenImage;
+  /** Node group per role present in this layout. */
+  public readonly groups: Readonly<Partial<Record<NodeRole, NodeGroup>>>;
+
+  public constructor(scope: Construct, id: string, props: AirflowNodeGroupsProps) {
+    super(scope, id);
+    const { config } = props;
+    this.image = new GoldenImage(this, "image", { config });
+    const roles: NodeRole[] =
+      config.executor === "LocalExecutor" ? ["standalone"] : ["api-server", "scheduler", "worker"];
+    const missing = roles.filter((r) => !props.securityGroups[r]?.length);
+    if (missing.length) {
+      throw new Error(
+        `AirflowNodeGroups securityGroups: none for role(s) ${missing.join(", ")}; ${config.executor} needs ${roles.join(", ")}`,
+      );
+    }
+    const sgs = (role: NodeRole): readonly HasId[] => props.securityGroups[role] ?? [];
+    const common = {
+      config,
+      image: this.image,
+      subnets: props.subnets,
+      instanceProfile: props.instanceProfile,
+      settingsRevision: props.settingsRevision,
+    };
+    const groups: Partial<Record<NodeRole, NodeGroup>> = {};
+    if (config.executor === "LocalExecutor") {
+      groups.standalone = new NodeGroup(this, "standalone", {
+        ...common,
+        role: "standalone",
+        securityGroups: sgs("standalone"),
+        instanceType: config.instanceTypes.standalone,
+        minSize: 1,
+        maxSize: 1,
+        desiredCapacity: 1,
+        targetGroups: props.loadBalancers.apiServerTargetGroups,
+        // One node: refresh must launch the new one before the old one goes.
+        minHealthyPercentage: 100,
+      });
+    } else {
+      groups["api-server"] = new NodeGroup(this, "api-server", {
+        ...common,
+        role: "api-server",
+        securityGroups: sgs("api-server"),
+        instanceType: config.instanceTypes.apiServer,
+        minSize: 1,
+        maxSize: 2,
+        desiredCapacity: 1,
+        targetGroups: props.loadBalancers.apiServerTargetGroups,
+      });
+      groups.scheduler = new NodeGroup(this, "scheduler", {
+        ...common,
+        role: "scheduler",
+        securityGroups: sgs("scheduler"),
+        instanceType: config.instanceTypes.scheduler,
+        minSize: config.schedulerCount,
+        maxSize: config.schedulerCount + 1,
+        desiredCapacity: config.schedulerCount,
+      });
+      const worker = new NodeGroup(this, "worker", {
+        ...common,
+        role: "worker",
+        securityGroups: sgs("worker"),
+        instanceType: config.instanceTypes.worker,
+        minSize: config.workers.min,
+        maxSize: config.workers.max,
+        // No desiredCapacity: the scaling policy owns it between min and max.
+        drainTimeoutSeconds: props.workerDrainSeconds ?? 1800,
+      });
+      groups.worker = worker;
+      if (config.workers.max > config.workers.min) {
+        // CPU is a coarse proxy; the better signal (queued+running tasks / concurrency,
+        // what the Helm chart's KEDA uses) needs a metric published from the metadata DB.
+        new AutoscalingPolicy(this, "worker-cpu", {
+          name: `${clusterNames(config).resourcePrefix}-worker-cpu`,
+          autoscalingGroupName: worker.autoScalingGroup.name,
+          policyType: "TargetTrackingScaling",
+          targetTrackingConfiguration: {
+            predefinedMetricSpecification: { predefinedMetricType: "ASGAverageCPUUtilization" },
+            targetValue: props.workerTargetCpuPercent ?? 60,
+          },
+        });
+      }
+    }
+    this.groups = groups;
+  }
+}

@@ -1,0 +1,464 @@
+/**
+ * Settings for nodes: the SSM parameters and Secrets Manager secrets a node reads at boot.
+ *
+ * `config/settings-contract.json` is the one source of truth for their names; this file
+ * imports it (so a renamed key in the contract changes what synth creates, and a key with
+ * no value wired here fails synth naming that key) and the bootstrap on the AMI reads the
+ * same file. Nothing secret is ever a literal: secret values are Terraform references to
+ * `random_password` / `random_bytes` results, so synthesized JSON holds only `${...}`.
+ */
+import { DataAwsCallerIdentity } from "@cdktf/provider-aws/lib/data-aws-caller-identity";
+import { DataAwsPartition } from "@cdktf/provider-aws/lib/data-aws-partition";
+import { SecretsmanagerSecret } from "@cdktf/provider-aws/lib/secretsmanager-secret";
+import { SecretsmanagerSecretVersion } from "@cdktf/provider-aws/lib/secretsmanager-secret-version";
+import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
+import { Bytes } from "@cdktf/provider-random/lib/bytes";
+import { Password } from "@cdktf/provider-random/lib/password";
+import { Fn, Token } from "cdktf";
+import { Construct } from "constructs";
+import type { TerraformResource } from "cdktf";
+import contractJson from "../config/settings-contract.json";
+import type { AirflowConfig, ClusterNames } from "./config";
+import { clusterNames } from "./config";
+import { skipCheckov } from "./checkov";
+
+/** Skips several checkov checks on one resource, each with its reason. */
+function skipAll(resource: TerraformResource, reasons: Readonly<Record<string, string>>): void {
+  for (const [checkId, reason] of Object.entries(reasons)) skipCheckov(resource, checkId, reason);
+}
+
+// --- the contract -------------------------------------------------------------------
+
+/** Shape of `config/settings-contract.json`. */
+export interface SettingsContract {
+  readonly parameters: readonly {
+    readonly key: string;
+    readonly description: string;
+    readonly airflow?: string;
+  }[];
+  readonly secrets: readonly { readonly key: string; readonly description: string }[];
+  readonly variables: { readonly keys: readonly { readonly key: string; readonly description: string }[] };
+  readonly roles: Readonly<Record<NodeRole, readonly string[]>>;
+  readonly userData: { readonly keys: readonly string[] };
+  readonly ports: Readonly<Record<string, number>>;
+}
+
+/** Node roles; each is a list of systemd units in the contract. */
+export type NodeRole = "api-server" | "scheduler" | "worker" | "standalone";
+
+/** The settings contract, loaded once from `config/settings-contract.json`. */
+export const CONTRACT: SettingsContract = contractJson as SettingsContract;
+
+/**
+ * Value stored in a string parameter whose setting does not apply (SSM rejects empty
+ * strings), e.g. `broker/endpoint` with LocalExecutor or `smtp/from-email` without a
+ * notification e-mail. The bootstrap treats it as "unset".
+ */
+export const UNSET = "none";
+
+/** Airflow's boolean spelling in airflow.cfg. */
+const pyBool = (b: boolean): string => (b ? "True" : "False");
+
+/** Secrets that only exist with CeleryExecutor (the contract says so for the AUTH token). */
+const CELERY_ONLY_SECRETS: ReadonlySet<string> = new Set(["redis-auth-token"]);
+
+/** The contract's secret keys that this executor needs. */
+export function secretKeysFor(executor: AirflowConfig["executor"]): string[] {
+  return CONTRACT.secrets
+    .map((s) => s.key)
+    .filter((k) => executor === "CeleryExecutor" || !CELERY_ONLY_SECRETS.has(k));
+}
+
+function checkKeys(
+  what: string,
+  expected: readonly string[],
+  given: Readonly<Record<string, unknown>>,
+): void {
+  const missing = expected.filter((k) => given[k] === undefined || given[k] === "");
+  if (missing.length) {
+    throw new Error(
+      `${what}: no value for contract key(s) ${missing.map((k) => JSON.stringify(k)).join(", ")}; ` +
+        `every key of config/settings-contract.json needs a non-empty value`,
+    );
+  }
+  const unknown = Object.keys(given).filter((k) => !expected.includes(k));
+  if (unknown.length) {
+    throw new Error(
+      `${what}: key(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")} are not in ` +
+        `config/settings-contract.json; allowed: ${expected.join(", ")}`,
+    );
+  }
+}
+
+// --- secrets ---------------------------------------------------------------------------
+
+/** A secret created elsewhere (e.g. by the database or broker construct). */
+export interface ExistingSecret {
+  /** The secret. */
+  readonly secret: SecretsmanagerSecret;
+  /** Its current version (the version id feeds the settings revision). */
+  readonly version: SecretsmanagerSecretVersion;
+}
+
+/** Secrets this construct generates; the others must come from their owners. */
+export const GENERATED_SECRETS: readonly string[] = [
+  "fernet-key",
+  "jwt-secret",
+  "api-secret-key",
+  "admin-password",
+];
+
+/** Properties of {@link ClusterSecrets}. */
+export interface ClusterSecretsProps {
+  /** The validated deployment config (env, namePrefix, executor). */
+  readonly config: AirflowConfig;
+  /** Customer-managed KMS key that encrypts the secrets (the cluster key). */
+  readonly key: { readonly arn: string };
+  /**
+   * Secrets whose value another construct must set itself: `db-password` (the RDS
+   * construct) and, with CeleryExecutor, `redis-auth-token` (the broker construct).
+   * Keyed by contract secret key.
+   */
+  readonly existing: Readonly<Record<string, ExistingSecret>>;
+}
+
+/**
+ * Every contract secret of this executor: the {@link GENERATED_SECRETS} created here
+ * (random values, never literals) plus the ones handed in by their owners.
+ *
+ * Encrypted with the cluster's customer-managed key rather than `aws/secretsmanager`:
+ * its key policy is ours, so access can be revoked in one place, decrypts are attributed
+ * in CloudTrail to the calling role, and the node role's `kms:Decrypt` is limited to
+ * calls made through Secrets Manager / SSM - with one key ARN for the whole cluster.
+ * Deleted secrets stay recoverable for 7 days outside dev; in dev they go at once so
+ * `destroy` + `deploy` can reuse the names.
+ */
+export class ClusterSecrets extends Construct {
+  /** Secret per contract key of this executor. */
+  public readonly secrets: Readonly<Record<string, SecretsmanagerSecret>>;
+  /** Current version per contract key; its `versionId` changes when the value does. */
+  public readonly versions: Readonly<Record<string, SecretsmanagerSecretVersion>>;
+  /** `arn:<partition>:secretsmanager:<region>:<account>:secret:<secretPrefix>/`, for outputs. */
+  public readonly arnPrefix: string;
+
+  public constructor(scope: Construct, id: string, props: ClusterSecretsProps) {
+    super(scope, id);
+    const { config } = props;
+    const names = clusterNames(config);
+    const keys = secretKeysFor(config.executor);
+    const needed = keys.filter((k) => !GENERATED_SECRETS.includes(k));
+    const missing = needed.filter((k) => !props.existing[k]);
+    if (missing.length) {
+      throw new Error(
+        `ClusterSecrets existing: no secret for contract key(s) ${missing.map((k) => JSON.stringify(k)).join(", ")}; ` +
+          `their owners (database, broker) create them and must hand them in`,
+      );
+    }
+    const extra = Object.keys(props.existing).filter((k) => !needed.includes(k));
+    if (extra.length) {
+      throw new Error(
+        `ClusterSecrets existing: key(s) ${extra.map((k) => JSON.stringify(k)).join(", ")} not allowed for ` +
+          `${config.executor}; allowed: ${needed.join(", ")}`,
+      );
+    }
+
+    const partition = new DataAwsPartition(this, "partition");
+    const account = new DataAwsCallerIdentity(this, "account");
+    this.arnPrefix =
+      `arn:${partition.partition}:secretsmanager:${config.region}:${account.accountId}:` +
+      `secret:${names.secretPrefix}/`;
+
+    const secrets: Record<string, SecretsmanagerSecret> = {};
+    const versions: Record<string, SecretsmanagerSecretVersion> = {};
+    for (const key of keys) {
+      const given = props.existing[key];
+      if (given) {
+        secrets[key] = given.secret;
+        versions[key] = given.version;
+        continue;
+      }
+      const description = CONTRACT.secrets.find((s) => s.key === key)?.description ?? key;
+      const secret = new SecretsmanagerSecret(this, `secret-${key}`, {
+        name: `${names.secretPrefix}/${key}`,
+        description: `${names.resourcePrefix}: ${description}`,
+        kmsKeyId: props.key.arn,
+        recoveryWindowInDays: config.env === "dev" ? 0 : 7,
+      });
+      skipAll(secret, {
+        CKV2_AWS_57:
+          "Rotation is a deliberate deploy, not a Lambda: `terraform apply -replace` of the random value " +
+          "writes a new version whose id feeds AIRFLOW_SETTINGS_REVISION and rolls every node through " +
+          "instance refresh, so fernet/JWT keys never differ between running nodes.",
+      });
+      secrets[key] = secret;
+      versions[key] = new SecretsmanagerSecretVersion(this, `version-${key}`, {
+        secretId: secret.id,
+        secretString: this.generate(key),
+      });
+    }
+    this.secrets = secrets;
+    this.versions = versions;
+  }
+
+  private generate(key: string): string {
+    if (key === "fernet-key") {
+      // Fernet wants url-safe base64 of exactly 32 bytes, '=' padding kept. The
+      // substrings are written as /regex/ so Terraform's replace() never reads a lone
+      // "/" as a pattern.
+      const bytes = new Bytes(this, "fernet-key-bytes", { length: 32 });
+      return Fn.replace(Fn.replace(bytes.base64, "/[+]/", "-"), "/[/]/", "_");
+    }
+    // jwt-secret, api-secret-key (64) and admin-password (32): alphanumerics only, safe
+    // in airflow.cfg, environment files, shells and URLs; 190-380 bits of entropy.
+    return new Password(this, `${key}-value`, {
+      length: key === "admin-password" ? 32 : 64,
+      special: false,
+      minUpper: 2,
+      minLower: 2,
+      minNumeric: 2,
+    }).result;
+  }
+}
+
+// --- parameters ------------------------------------------------------------------------
+
+/** What settings need from the metadata database (satisfied by the `Database` construct). */
+export interface DatabaseEndpoint {
+  /** Endpoint host name (no port). */
+  readonly endpoint: string;
+  /** Port. */
+  readonly port: number;
+  /** Database name. */
+  readonly dbName: string;
+  /** User name. */
+  readonly username: string;
+}
+
+/** What settings need from the broker (satisfied by the `Broker` construct). */
+export interface BrokerEndpoint {
+  /** Primary endpoint host name. */
+  readonly endpoint: string;
+  /** Port. */
+  readonly port: number;
+}
+
+/** Anything with an `id` (EFS file system, access point, subnet). */
+export interface HasId {
+  /** The resource id. */
+  readonly id: string;
+}
+
+/** Anything with a bucket name (an `aws_s3_bucket`). */
+export interface HasBucket {
+  /** Bucket name. */
+  readonly bucket: string;
+}
+
+/** Properties of {@link ClusterSettings}. */
+export interface ClusterSettingsProps {
+  /** The validated deployment config. */
+  readonly config: AirflowConfig;
+  /** Metadata database. */
+  readonly database: DatabaseEndpoint;
+  /**
+   * Celery broker.
+   * @default none - required with CeleryExecutor; stored as "none" with LocalExecutor
+   */
+  readonly broker?: BrokerEndpoint;
+  /** EFS file system holding dags/ and plugins/. */
+  readonly fileSystem: HasId;
+  /** EFS access point for the airflow user. */
+  readonly accessPoint: HasId;
+  /** Bucket for remote task logs. */
+  readonly logBucket: HasBucket;
+  /**
+   * Key prefix of remote task logs in the log bucket, no leading or trailing slash.
+   * @default "airflow-logs"
+   */
+  readonly remoteLogPrefix?: string;
+  /**
+   * Key prefix of EMR logs in the log bucket, no leading or trailing slash.
+   * @default "emr-logs"
+   */
+  readonly emrLogPrefix?: string;
+  /** Data bucket (champion/data/ input, champion/output/ output). */
+  readonly dataBucket: HasBucket;
+  /** Artifacts bucket that deploy uploads dags/ and spark-jobs/ to. */
+  readonly artifactsBucket: HasBucket;
+  /** `s3://<artifacts>/dags/`. */
+  readonly dagsUri: string;
+  /** `s3://` URI of the content-hashed Spark sort job. */
+  readonly sparkJobUri: string;
+  /** Public URL of the UI, e.g. `https://<alb dns>`. */
+  readonly baseUrl: string;
+  /** Execution API URL that workers reach, e.g. `http://<internal alb>/execution/`. */
+  readonly executionApiUrl: string;
+  /** Sender address of DAG e-mails. */
+  readonly fromEmail: string;
+  /** SMTP host (the region's SES endpoint). */
+  readonly smtpHost: string;
+  /** EMR service role. */
+  readonly emrServiceRole: { readonly name: string };
+  /** EMR EC2 instance profile. */
+  readonly emrInstanceProfile: { readonly name: string };
+  /** Private subnet the EMR cluster runs in. */
+  readonly emrSubnet: HasId;
+}
+
+/**
+ * One SSM `String` parameter per contract `parameters` key under `<parameterPrefix>/`
+ * and one per `variables.keys` key under `<parameterPrefix>/variables/`.
+ *
+ * These are non-secret by design (secrets live in {@link ClusterSecrets}), hence
+ * `String` rather than `SecureString`.
+ */
+export class ClusterSettings extends Construct {
+  /** Parameter per contract key. */
+  public readonly parameters: Readonly<Record<string, SsmParameter>>;
+  /** Variable parameter per contract variable key. */
+  public readonly variables: Readonly<Record<string, SsmParameter>>;
+  /** Value (possibly a token) per contract parameter key, for the settings revision hash. */
+  public readonly parameterValues: Readonly<Record<string, string>>;
+  /** Value per contract variable key. */
+  public readonly variableValues: Readonly<Record<string, string>>;
+  /** `<parameterPrefix>` (e.g. `/airflow/dev`). */
+  public readonly parameterPrefix: string;
+
+  public constructor(scope: Construct, id: string, props: ClusterSettingsProps) {
+    super(scope, id);
+    const { config } = props;
+    const celery = config.executor === "CeleryExecutor";
+    if (celery && !props.broker) {
+      throw new Error(`ClusterSettings: broker is required with executor "CeleryExecutor"`);
+    }
+    const names: ClusterNames = clusterNames(config);
+    const remoteLogPrefix = props.remoteLogPrefix ?? "airflow-logs";
+    const emrLogPrefix = props.emrLogPrefix ?? "emr-logs";
+    for (const [field, v] of [
+      ["remoteLogPrefix", remoteLogPrefix],
+      ["emrLogPrefix", emrLogPrefix],
+    ] as const) {
+      if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(v)) {
+        throw new Error(
+          `ClusterSettings ${field}: got ${JSON.stringify(v)}; allowed: S3 key segments without leading/trailing '/'`,
+        );
+      }
+    }
+    const str = (n: number): string => Token.asString(n);
+
+    const parameterValues: Record<string, string> = {
+      executor: config.executor,
+      "db/engine": config.database.engine,
+      "db/endpoint": props.database.endpoint,
+      "db/port": str(props.database.port),
+      "db/name": props.database.dbName,
+      "db/username": props.database.username,
+      "broker/endpoint": celery && props.broker ? props.broker.endpoint : UNSET,
+      "broker/port": celery && props.broker ? str(props.broker.port) : UNSET,
+      "efs/file-system-id": props.fileSystem.id,
+      "efs/access-point-id": props.accessPoint.id,
+      "logs/remote-base-log-folder": `s3://${props.logBucket.bucket}/${remoteLogPrefix}`,
+      "artifacts/dags-uri": props.dagsUri,
+      "api/base-url": props.baseUrl,
+      "api/execution-api-url": props.executionApiUrl,
+      "smtp/from-email": props.fromEmail,
+      "smtp/host": props.smtpHost,
+      "scheduler/max-dagruns-to-create-per-loop": String(config.scheduler.maxDagrunsToCreatePerLoop),
+      "scheduler/max-dagruns-per-loop-to-schedule": String(config.scheduler.maxDagrunsPerLoopToSchedule),
+      "scheduler/use-row-level-locking": pyBool(config.scheduler.useRowLevelLocking),
+      "scheduler/pool-metrics-interval": String(config.scheduler.poolMetricsInterval),
+      "scheduler/orphaned-tasks-check-interval": String(config.scheduler.orphanedTasksCheckInterval),
+      "core/allow-trigger-in-future": pyBool(config.allowTriggerInFuture),
+      "core/parallelism": String(config.parallelism),
+      "celery/worker-concurrency": String(config.workerConcurrency),
+    };
+    const variableValues: Record<string, string> = {
+      data_bucket: props.dataBucket.bucket,
+      artifacts_bucket: props.artifactsBucket.bucket,
+      spark_job_uri: props.sparkJobUri,
+      emr_service_role: props.emrServiceRole.name,
+      emr_job_flow_role: props.emrInstanceProfile.name,
+      emr_log_uri: `s3://${props.logBucket.bucket}/${emrLogPrefix}/`,
+      emr_subnet_id: props.emrSubnet.id,
+      alert_email: config.notificationEmail ?? UNSET,
+    };
+    checkKeys(
+      "ClusterSettings parameters",
+      CONTRACT.parameters.map((p) => p.key),
+      parameterValues,
+    );
+    checkKeys(
+      "ClusterSettings variables",
+      CONTRACT.variables.keys.map((v) => v.key),
+      variableValues,
+    );
+    this.parameterValues = parameterValues;
+    this.variableValues = variableValues;
+    this.parameterPrefix = names.parameterPrefix;
+
+    const reason =
+      "Non-secret settings by design (endpoints, ids, tunables); every secret lives in Secrets " +
+      "Manager under a CMK, so SecureString would add KMS calls and no confidentiality.";
+    const make = (
+      kind: string,
+      key: string,
+      name: string,
+      value: string,
+      description: string,
+    ): SsmParameter => {
+      const p = new SsmParameter(this, `${kind}-${key.replace(/[^A-Za-z0-9]/g, "-")}`, {
+        name,
+        type: "String",
+        // insecure_value: the value is not secret, so plans show it and references to it
+        // (the settings revision) are not marked sensitive.
+        insecureValue: value,
+        description,
+      });
+      skipAll(p, { CKV2_AWS_34: reason });
+      return p;
+    };
+    const parameters: Record<string, SsmParameter> = {};
+    for (const p of CONTRACT.parameters) {
+      parameters[p.key] = make(
+        "param",
+        p.key,
+        `${names.parameterPrefix}/${p.key}`,
+        parameterValues[p.key],
+        p.description,
+      );
+    }
+    const variables: Record<string, SsmParameter> = {};
+    for (const v of CONTRACT.variables.keys) {
+      variables[v.key] = make(
+        "var",
+        v.key,
+        `${names.parameterPrefix}/variables/${v.key}`,
+        variableValues[v.key],
+        `Airflow Variable ${v.key}: ${v.description}`,
+      );
+    }
+    this.parameters = parameters;
+    this.variables = variables;
+  }
+}
+
+/**
+ * AIRFLOW_SETTINGS_REVISION: a SHA-256, computed by Terraform at apply time, over every
+ * non-secret setting value and every secret's version id. A changed setting or a rotated
+ * secret changes it, which changes user-data, which makes a new launch template version,
+ * which starts an instance refresh - so nodes never run with stale settings.
+ */
+export function settingsRevision(settings: ClusterSettings, secrets: ClusterSecrets): string {
+  // References to the stored values (not the strings that built them): plain attribute
+  // references are what Terraform functions take reliably, and it hashes what nodes read.
+  const inputs: Record<string, string> = {};
+  for (const [k, p] of Object.entries(settings.parameters)) inputs[`parameter:${k}`] = p.insecureValue;
+  for (const [k, p] of Object.entries(settings.variables)) inputs[`variable:${k}`] = p.insecureValue;
+  for (const [k, v] of Object.entries(secrets.versions)) inputs[`secret:${k}`] = v.versionId;
+  const sorted = Object.fromEntries(
+    Object.keys(inputs)
+      .sort()
+      .map((k) => [k, inputs[k]]),
+  );
+  return Fn.sha256(Fn.jsonencode(sorted));
+}
