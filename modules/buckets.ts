@@ -55,6 +55,11 @@ export interface SecureBucketProps {
   /** Extra statements for the bucket policy (the TLS-only deny is always added). */
   readonly extraPolicyStatements?: DataAwsIamPolicyDocumentStatement[];
   /**
+   * Why the bucket needs no cross-region replication (checkov CKV_AWS_144).
+   * @default objects are reproducible or re-uploaded by deploy
+   */
+  readonly noReplicationReason?: string;
+  /**
    * Allow `terraform destroy` to delete a non-empty bucket.
    * @default false
    */
@@ -75,7 +80,12 @@ export class SecureBucket extends Construct {
     }
     this.bucket = new S3Bucket(this, "bucket", { bucket: props.bucketName, forceDestroy: props.forceDestroy ?? false });
     // Neither region-replication nor event notifications earn their cost here.
-    skipCheckov(this.bucket, "CKV_AWS_144", "cross-region replication not required: logs/data/artifacts are reproducible or re-uploaded by deploy; versioning + backups cover mistakes");
+    skipCheckov(
+      this.bucket,
+      "CKV_AWS_144",
+      props.noReplicationReason ??
+        "single-region cluster: logs expire, data is re-derivable and artifacts are re-uploaded by deploy; versioning covers mistakes",
+    );
     skipCheckov(this.bucket, "CKV2_AWS_62", "no consumer for S3 event notifications; nothing reacts to object creation");
 
     const pab = new S3BucketPublicAccessBlock(this, "public-access-block", {
@@ -219,7 +229,6 @@ export class Buckets extends Construct {
         },
       ],
     });
-    skipCheckov(accessLogs.bucket, "CKV_AWS_18", "this is the access-log sink; logging it into itself would loop");
     skipCheckov(accessLogs.bucket, "CKV_AWS_145", "S3 server access logging and ELB access logs can only write to SSE-S3 buckets");
     this.accessLogs = accessLogs.bucket;
 

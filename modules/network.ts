@@ -22,7 +22,7 @@ import { RouteTableAssociation } from "@cdktf/provider-aws/lib/route-table-assoc
 import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcEndpoint } from "@cdktf/provider-aws/lib/vpc-endpoint";
-import { skipCheckov, skipShortLogRetention } from "./checkov";
+import { skipShortLogRetention } from "./checkov";
 
 /** Props of {@link Network}. */
 export interface NetworkProps {
@@ -119,16 +119,12 @@ export class Network extends Construct {
     if (props.availabilityZones) {
       this.availabilityZones = [...props.availabilityZones];
     } else {
+      // Allow-list zone names <region>a..f: a zone AWS adds later (or a Local Zone)
+      // can never shift the index-based subnet placement. No state filter either, so an
+      // impaired zone does not renumber the others.
       const azs = new DataAwsAvailabilityZones(this, "azs", {
-        state: "available",
-        // Skip Local/Wavelength zones: not every service (RDS, EFS, ElastiCache) runs there.
-        filter: [{ name: "opt-in-status", values: ["opt-in-not-required"] }],
+        filter: [{ name: "zone-name", values: [..."abcdef"].map((l) => `${props.region}${l}`) }],
       });
-      skipCheckov(
-        azs,
-        "CKV_AWS_394",
-        "only the first azCount zones are indexed, so a new zone does not add subnets; pin config availabilityZones to also fix the order",
-      );
       this.availabilityZones = Array.from({ length: props.azCount }, (_, i) => Fn.element(azs.names, i));
     }
 

@@ -41,6 +41,8 @@ export class StateStack extends TerraformStack {
       // aws:kms with the AWS-managed aws/s3 key: a customer key here would be one more
       // thing whose deletion could lock every environment out of its state.
       kmsKeyArn: "alias/aws/s3",
+      noReplicationReason:
+        "state is versioned and small; a regional S3 outage blocks deploys, not the running cluster; replicate if your DR policy covers deploys",
     });
     // Losing this bucket loses every environment's state: Terraform refuses to destroy it.
     this.bucket.bucket.lifecycle = { preventDestroy: true };
