@@ -35,13 +35,14 @@ export const DB_ENGINE_VERSIONS = { mysql: "8.4", postgres: "17" } as const;
 
 // --- small schema builders: each carries the "what is allowed" text it reports -------
 
-const int = (min: number, max: number, def: number) =>
+const intRange = (min: number, max: number) =>
   z
     .number({ error: `an integer from ${min} to ${max}` })
     .int({ error: `an integer from ${min} to ${max}` })
     .min(min, { error: `an integer from ${min} to ${max}` })
-    .max(max, { error: `an integer from ${min} to ${max}` })
-    .default(def);
+    .max(max, { error: `an integer from ${min} to ${max}` });
+
+const int = (min: number, max: number, def: number) => intRange(min, max).default(def);
 
 const bool = (def: boolean) => z.boolean({ error: "true or false" }).default(def);
 
@@ -92,7 +93,7 @@ const schema = z
      * Number of availability zones to spread subnets over. Default: the length of
      * `availabilityZones` when given, else 2.
      */
-    azCount: int(2, 6, 2).optional(),
+    azCount: intRange(2, 6).optional(),
     /**
      * Explicit AZ names, e.g. ["us-east-1a", "us-east-1b"]. Pinning them keeps subnets
      * from moving if AWS adds a zone; without it the first `azCount` available zones
@@ -106,7 +107,8 @@ const schema = z
       .max(6, { error: "a list of 2-6 distinct AZ names" })
       .refine((v) => new Set(v).size === v.length, { error: "a list of 2-6 distinct AZ names" })
       .optional(),
-    vpcCidr: cidr
+    vpcCidr: z
+      .cidrv4({ error: "an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16" })
       .refine(
         (v) => {
           const bits = Number(v.split("/")[1]);

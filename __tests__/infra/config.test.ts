@@ -1,0 +1,291 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { ConfigError, clusterNames, loadConfig, parseConfig } from "../../modules/config";
+
+/** The problem lines of the ConfigError a parse raises (fails the test if none). */
+function problems(input: Record<string, unknown>): readonly string[] {
+  try {
+    parseConfig({ env: "dev", ...input }, "test");
+  } catch (e) {
+    if (e instanceof ConfigError) return e.problems;
+    throw e;
+  }
+  throw new Error(`expected a ConfigError for ${JSON.stringify(input)}`);
+}
+
+describe("config defaults", () => {
+  it("GIVEN an empty file WHEN parsed THEN a sane, secure dev cluster results", () => {
+    // WHEN
+    const c = parseConfig({ env: "dev" }, "test");
+    // THEN
+    expect(c).toMatchObject({
+      namePrefix: "airflow",
+      region: "us-east-1",
+      azCount: 2,
+      vpcCidr: "10.40.0.0/16",
+      executor: "CeleryExecutor",
+      workers: { min: 1, max: 4 },
+      schedulerCount: 2,
+      database: { engine: "mysql", engineVersion: "8.4", instanceClass: "db.t4g.medium", multiAz: false },
+      redis: { nodeType: "cache.t4g.small", replicas: 1 },
+      efs: { oneZone: false },
+      logRetentionDays: 30,
+      ami: { name: "airflow-golden-*", owners: ["self"] },
+      uiAllowedCidrs: [],
+      scheduler: {
+        maxDagrunsToCreatePerLoop: 10,
+        maxDagrunsPerLoopToSchedule: 20,
+        useRowLevelLocking: true,
+        poolMetricsInterval: 5,
+        orphanedTasksCheckInterval: 300,
+      },
+      allowTriggerInFuture: false,
+      deletionProtection: false,
+    });
+    expect(c.notificationEmail).toBeUndefined();
+    expect(c.certificateArn).toBeUndefined();
+  });
+
+  it.each([
+    ["dev", false, false],
+    ["prod", true, true],
+    ["staging", true, true],
+  ])("GIVEN env %s WHEN parsed THEN deletionProtection=%s and multiAz=%s by default", (env, protect, multiAz) => {
+    const c = parseConfig({ env }, "test");
+    expect(c.deletionProtection).toBe(protect);
+    expect(c.database.multiAz).toBe(multiAz);
+  });
+
+  it("GIVEN explicit overrides of derived values WHEN parsed THEN they win", () => {
+    const c = parseConfig({ env: "prod", deletionProtection: false, database: { multiAz: false } }, "test");
+    expect(c.deletionProtection).toBe(false);
+    expect(c.database.multiAz).toBe(false);
+  });
+
+  it("GIVEN postgres WHEN parsed THEN version 17 is derived", () => {
+    expect(parseConfig({ env: "dev", database: { engine: "postgres" } }, "test").database.engineVersion).toBe("17");
+  });
+
+  it("GIVEN pinned availability zones WHEN parsed THEN azCount follows them", () => {
+    const c = parseConfig({ env: "dev", availabilityZones: ["us-east-1a", "us-east-1b", "us-east-1c"] }, "test");
+    expect(c.azCount).toBe(3);
+  });
+
+  it("GIVEN a config WHEN names are derived THEN they follow the settings contract", () => {
+    const names = clusterNames(parseConfig({ env: "prod", namePrefix: "etl" }, "test"));
+    expect(names).toMatchObject({
+      resourcePrefix: "etl-prod",
+      parameterPrefix: "/etl/prod",
+      secretPrefix: "etl/prod",
+      clusterStack: "etl-prod",
+      stateStack: "etl-state",
+      stateKey: "etl/prod/terraform.tfstate",
+    });
+    expect(names.stateBucket).toMatch(/^etl-tfstate-us-east-1-[0-9a-f]{10}$/);
+  });
+
+  it("GIVEN the same prefix and region WHEN names are derived twice THEN the state bucket is the same", () => {
+    const a = clusterNames(parseConfig({ env: "dev" }, "test")).stateBucket;
+    const b = clusterNames(parseConfig({ env: "prod" }, "test")).stateBucket;
+    expect(a).toBe(b);
+  });
+});
+
+describe("config validation", () => {
+  // GIVEN an invalid field, WHEN parsed, THEN exactly one line names the field, the bad
+  // value and what is allowed.
+  it.each<[string, Record<string, unknown>, string]>([
+    ["AZ count too low", { azCount: 1 }, "test: azCount: got 1; allowed: an integer from 2 to 6"],
+    ["AZ count fractional", { azCount: 2.5 }, "test: azCount: got 2.5; allowed: an integer from 2 to 6"],
+    ["AZ count as string", { azCount: "2" }, 'test: azCount: got "2"; allowed: an integer from 2 to 6'],
+    [
+      "VPC CIDR too large",
+      { vpcCidr: "10.0.0.0/8" },
+      'test: vpcCidr: got "10.0.0.0/8"; allowed: an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16',
+    ],
+    [
+      "VPC CIDR malformed",
+      { vpcCidr: "10.0.0/16" },
+      'test: vpcCidr: got "10.0.0/16"; allowed: an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16',
+    ],
+    [
+      "unknown executor",
+      { executor: "KubernetesExecutor" },
+      'test: executor: got "KubernetesExecutor"; allowed: one of "CeleryExecutor", "LocalExecutor"',
+    ],
+    ["bad region", { region: "moon-1" }, 'test: region: got "moon-1"; allowed: an AWS region code such as us-east-1'],
+    [
+      "workers min above max",
+      { workers: { min: 5, max: 2 } },
+      "test: workers.min: got 5; allowed: an integer no greater than workers.max (2)",
+    ],
+    ["too many schedulers", { schedulerCount: 5 }, "test: schedulerCount: got 5; allowed: an integer from 1 to 4"],
+    [
+      "MariaDB",
+      { database: { engine: "mariadb" } },
+      'test: database.engine: got "mariadb"; allowed: one of "mysql", "postgres"',
+    ],
+    [
+      "DB class without db. prefix",
+      { database: { instanceClass: "t3.micro" } },
+      'test: database.instanceClass: got "t3.micro"; allowed: an RDS instance class such as db.t4g.medium',
+    ],
+    [
+      "backups off",
+      { database: { backupRetentionDays: 0 } },
+      "test: database.backupRetentionDays: got 0; allowed: an integer from 1 to 35",
+    ],
+    ["too many replicas", { redis: { replicas: 6 } }, "test: redis.replicas: got 6; allowed: an integer from 0 to 5"],
+    [
+      "Redis node type",
+      { redis: { nodeType: "r6g.large" } },
+      'test: redis.nodeType: got "r6g.large"; allowed: an ElastiCache node type such as cache.t4g.small',
+    ],
+    [
+      "retention not a CloudWatch value",
+      { logRetentionDays: 31 },
+      "test: logRetentionDays: got 31; allowed: one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+    ],
+    [
+      "bad e-mail",
+      { notificationEmail: "not-an-email" },
+      'test: notificationEmail: got "not-an-email"; allowed: an e-mail address such as data-team@example.com',
+    ],
+    [
+      "short AMI id",
+      { ami: { id: "ami-123" } },
+      'test: ami.id: got "ami-123"; allowed: an AMI id such as ami-0123456789abcdef0',
+    ],
+    [
+      "empty AMI owners",
+      { ami: { owners: [] } },
+      'test: ami.owners: got []; allowed: a non-empty list of AMI owners such as ["self"]',
+    ],
+    [
+      "UI CIDR without prefix",
+      { uiAllowedCidrs: ["203.0.113.7"] },
+      'test: uiAllowedCidrs.0: got "203.0.113.7"; allowed: an IPv4 CIDR block such as 203.0.113.0/24',
+    ],
+    [
+      "certificate ARN of another service",
+      { certificateArn: "arn:aws:iam::123456789012:server-certificate/x" },
+      'test: certificateArn: got "arn:aws:iam::123456789012:server-certificate/x"; allowed: an ACM certificate ARN such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>',
+    ],
+    [
+      "row locking off with two schedulers",
+      { scheduler: { useRowLevelLocking: false } },
+      "test: scheduler.useRowLevelLocking: got false; allowed: true while schedulerCount is 2 (schedulers coordinate through row locks)",
+    ],
+    [
+      "scheduler tunable out of range",
+      { scheduler: { maxDagrunsToCreatePerLoop: 0 } },
+      "test: scheduler.maxDagrunsToCreatePerLoop: got 0; allowed: an integer from 1 to 1000",
+    ],
+    ["parallelism zero", { parallelism: 0 }, "test: parallelism: got 0; allowed: an integer from 1 to 4096"],
+    [
+      "boolean as string",
+      { allowTriggerInFuture: "yes" },
+      'test: allowTriggerInFuture: got "yes"; allowed: true or false',
+    ],
+    [
+      "upper-case name prefix",
+      { namePrefix: "Airflow" },
+      "test: namePrefix: got \"Airflow\"; allowed: lowercase letters, digits and '-', 2-12 characters, starting with a letter",
+    ],
+    [
+      "AZ of another region",
+      { availabilityZones: ["us-east-1a", "us-west-2b"] },
+      'test: availabilityZones.1: got "us-west-2b"; allowed: an AZ of region us-east-1, such as us-east-1a',
+    ],
+    [
+      "azCount disagreeing with pinned AZs",
+      { azCount: 3, availabilityZones: ["us-east-1a", "us-east-1b"] },
+      "test: azCount: got 3; allowed: 2 (the number of availabilityZones) or omitted",
+    ],
+    [
+      "reserved tag key",
+      { tags: { "aws:owner": "me" } },
+      'test: tags: key "aws:owner" not allowed; allowed: a tag key of 1-128 characters not starting with aws:',
+    ],
+    [
+      "unknown top-level key",
+      { executer: "LocalExecutor" },
+      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, notificationEmail, ami, uiAllowedCidrs, certificateArn, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, deletionProtection, stateBucketName, tags',
+    ],
+    [
+      "unknown nested key",
+      { database: { engin: "postgres" } },
+      'test: database.engin: unknown key (value "postgres"); allowed keys here: engine, instanceClass, multiAz, allocatedStorageGb, backupRetentionDays, passwordVersion',
+    ],
+  ])("rejects %s", (_name, input, line) => {
+    expect(problems(input)).toEqual([line]);
+  });
+
+  it("GIVEN LocalExecutor WHEN row locking is off with the default schedulerCount THEN it is accepted", () => {
+    // A single standalone node has one scheduler whatever schedulerCount says.
+    expect(() => parseConfig({ env: "dev", executor: "LocalExecutor", scheduler: { useRowLevelLocking: false } })).not.toThrow();
+  });
+
+  it("GIVEN several invalid fields WHEN parsed THEN there is one line per field", () => {
+    expect(problems({ azCount: 9, executor: "X", redis: { replicas: -1 } })).toEqual([
+      "test: azCount: got 9; allowed: an integer from 2 to 6",
+      'test: executor: got "X"; allowed: one of "CeleryExecutor", "LocalExecutor"',
+      "test: redis.replicas: got -1; allowed: an integer from 0 to 5",
+    ]);
+  });
+});
+
+describe("loadConfig", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "airflow-config-"));
+  writeFileSync(path.join(dir, "dev.json"), "{}");
+  writeFileSync(path.join(dir, "prod.json"), JSON.stringify({ workers: { max: 8 } }));
+  writeFileSync(path.join(dir, "broken.json"), "{ not json");
+  writeFileSync(path.join(dir, "list.json"), "[1, 2]");
+  writeFileSync(path.join(dir, "other.json"), JSON.stringify({ env: "prod" }));
+
+  const message = (env: string): string => {
+    try {
+      loadConfig(env, dir);
+    } catch (e) {
+      if (e instanceof ConfigError) return e.message;
+      throw e;
+    }
+    throw new Error("expected a ConfigError");
+  };
+
+  it("GIVEN an env file WHEN loaded THEN it is laid over the defaults with env from its name", () => {
+    const c = loadConfig("prod", dir);
+    expect(c.env).toBe("prod");
+    expect(c.workers).toEqual({ min: 1, max: 8 });
+  });
+
+  it("GIVEN no env argument WHEN AIRFLOW_ENV is unset THEN dev is loaded", () => {
+    const saved = process.env.AIRFLOW_ENV;
+    delete process.env.AIRFLOW_ENV;
+    try {
+      expect(loadConfig(undefined, dir).env).toBe("dev");
+    } finally {
+      if (saved !== undefined) process.env.AIRFLOW_ENV = saved;
+    }
+  });
+
+  it.each<[string, string, RegExp]>([
+    ["unknown env", "staging", /^AIRFLOW_ENV: got "staging"; no .*staging\.json; allowed: broken, dev, list, other, prod$/],
+    ["path-like env", "../etc", /^AIRFLOW_ENV: got "\.\.\/etc"; allowed: lowercase letters and digits/],
+    ["bad JSON", "broken", /broken\.json: not valid JSON \(/],
+    ["JSON that is not an object", "list", /list\.json: \(root\): got \[1,2\]; allowed: a JSON object$/],
+    ["env field disagreeing with the file name", "other", /other\.json: env: got "prod"; allowed: "other" \(the file's name\) or omitted$/],
+  ])("GIVEN %s WHEN loaded THEN one clear line", (_name, env, pattern) => {
+    const msg = message(env);
+    expect(msg).toMatch(pattern);
+    expect(msg.split("\n")).toHaveLength(1);
+  });
+
+  it("GIVEN the repository's own env files WHEN loaded THEN they are valid", () => {
+    expect(loadConfig("dev").env).toBe("dev");
+    const prod = loadConfig("prod");
+    expect(prod.deletionProtection).toBe(true);
+    expect(prod.database.multiAz).toBe(true);
+  });
+});
