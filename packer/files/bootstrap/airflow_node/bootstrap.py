@@ -1,0 +1,216 @@
+"""airflow-bootstrap: turn a golden-AMI instance into its role.
+
+Steps: node.env -> settings (ssm | envfile) -> render -> write config -> EFS -> database
+(migrate under a lock, or wait for it) -> admin user -> start exactly the role's units.
+Any problem ends the run with exit status 1 and one message naming what to fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import grp
+import os
+import pwd
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import BootstrapError, contract as contract_mod
+from .render import EFS, ETC, HOME, LOGS, Rendered, env_text, render, to_ini
+from .settings import Node, load_node, read_settings
+from .units import launch_local
+
+MIGRATION_LOCK_PG = 0x41495246_424F4F54  # "AIRFBOOT": distinct from Airflow's own lock ids
+MIGRATION_LOCK_MYSQL = "airflow_node_bootstrap_migrate"
+
+
+def log(message: str) -> None:
+    print(f"airflow-bootstrap: {message}", file=sys.stderr, flush=True)
+
+
+def _airflow_ids() -> tuple[int, int] | None:
+    """uid/gid of the airflow user when we are root on a baked node, else None (local)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("airflow").pw_uid, grp.getgrnam("airflow").gr_gid
+    except KeyError:
+        return None
+
+
+def _write(path: Path, text: str, mode: int, ids: tuple[int, int] | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    # created with the final mode, so a secret is never briefly world-readable
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, mode)
+    if ids is not None:
+        os.chown(tmp, 0, ids[1])  # root:airflow
+    os.replace(tmp, path)
+
+
+def write_files(node: Node, out: Rendered) -> None:
+    ids = _airflow_ids()
+    secret_dir = node.path(f"{ETC}/secrets")
+    secret_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(secret_dir, 0o750)
+    if ids is not None:
+        os.chown(secret_dir, 0, ids[1])
+    for name, value in out.secret_files.items():
+        # no trailing newline: Airflow uses a _cmd's output verbatim
+        _write(secret_dir / name, value, 0o640, ids)
+    _write(node.path(f"{ETC}/airflow.cfg"), to_ini(out.config), 0o644, ids)
+    _write(node.path(f"{ETC}/airflow.env"), env_text(out.environment), 0o644, ids)
+    for d in (HOME, LOGS):
+        node.path(d).mkdir(parents=True, exist_ok=True)
+        if ids is not None:
+            os.chown(node.path(d), *ids)
+    log(f"wrote {node.path(ETC + '/airflow.cfg')} and {len(out.secret_files)} secret file(s) (0640)")
+
+
+def mount_efs(node: Node, out: Rendered) -> None:
+    efs = node.path(EFS)
+    if not node.efs_mount:
+        log(f"EFS mount skipped (AIRFLOW_EFS_MOUNT=false, local mode); using {efs} as is")
+    else:
+        fstab = Path("/etc/fstab")
+        lines = [ln for ln in fstab.read_text().splitlines() if f" {EFS} " not in ln]
+        fstab.write_text("\n".join([*lines, out.fstab]) + "\n")
+        efs.mkdir(parents=True, exist_ok=True)
+        if subprocess.run(["mountpoint", "-q", str(efs)]).returncode != 0:
+            done = subprocess.run(["mount", str(efs)], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise BootstrapError(f"mounting EFS ({out.fstab.split()[0]}) on {efs} failed: {done.stderr.strip()}")
+        log(f"EFS mounted on {efs} (tls, iam, access point)")
+    for sub in ("dags", "plugins"):
+        (efs / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _airflow(node: Node, out: Rendered, *args: str, stdin: str | None = None, capture: bool = True):
+    """Run an airflow CLI (or venv python) command as the airflow user with the node's env."""
+    # PYTHONPATH: `python -m airflow_node.admin_user` runs from this package's copy
+    env = {**os.environ, **out.environment, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    argv = [str(node.venv / "bin" / args[0]), *args[1:]]
+    if _airflow_ids() is not None:
+        argv = ["runuser", "-u", "airflow", "--", *argv]
+    return subprocess.run(argv, env=env, input=stdin, capture_output=capture, text=True, cwd=out.environment["AIRFLOW_HOME"])
+
+
+def _tail(done: subprocess.CompletedProcess) -> str:
+    text = ((done.stdout or "") + (done.stderr or "")).strip().splitlines()
+    return "\n    ".join(text[-15:])
+
+
+def migrate(node: Node, out: Rendered) -> None:
+    """`airflow db migrate` under our own advisory lock.
+
+    Airflow's upgrade path already takes its DBLocks.MIGRATIONS lock on PostgreSQL and MySQL,
+    but creating a *fresh* schema on MySQL does not (utils/db.py _create_db_from_orm_mysql),
+    and the admin user must be created once; so two scheduler nodes booting together
+    serialise here, and the second finds nothing to do.
+    """
+    from sqlalchemy import create_engine, text
+
+    url = out.secret_files["sql_alchemy_conn"]
+    engine = create_engine(url, pool_pre_ping=True)
+    started = time.monotonic()
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_PG})
+            else:
+                got = conn.execute(text("SELECT GET_LOCK(:k, 1800)"), {"k": MIGRATION_LOCK_MYSQL}).scalar()
+                if got != 1:
+                    raise BootstrapError("timed out after 1800s waiting for the migration lock")
+            log(f"migration lock held after {time.monotonic() - started:.1f}s; running airflow db migrate")
+            done = _airflow(node, out, "airflow", "db", "migrate")
+            if done.returncode != 0:
+                raise BootstrapError(f"airflow db migrate failed (exit {done.returncode}):\n    {_tail(done)}")
+            ensure_admin(node, out)
+            conn.commit()
+    except BootstrapError:
+        raise
+    except Exception as exc:  # connection errors: name the endpoint, not the password
+        raise BootstrapError(
+            f"cannot reach the metadata database for the migration lock: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]}"
+        ) from None
+    finally:
+        engine.dispose()
+    log(f"database migrated in {time.monotonic() - started:.1f}s")
+
+
+def ensure_admin(node: Node, out: Rendered) -> None:
+    # password over stdin: never in argv (ps) or the environment
+    done = _airflow(
+        node, out, "python", "-m", "airflow_node.admin_user", "--email", out.admin_email,
+        stdin=out.admin_password,
+    )
+    if done.returncode != 0:
+        raise BootstrapError(f"creating the FAB admin user failed:\n    {_tail(done)}")
+    lines = done.stdout.strip().splitlines()  # FAB logs its permission sync; keep our verdict
+    log(lines[-1] if lines else "admin user ensured")
+
+
+def wait_for_migrations(node: Node, out: Rendered) -> None:
+    started = time.monotonic()
+    log(f"waiting up to {node.migration_wait}s for a scheduler node to migrate the database")
+    done = _airflow(node, out, "airflow", "db", "check-migrations", "-t", str(node.migration_wait))
+    if done.returncode != 0:
+        raise BootstrapError(
+            f"database not migrated after {node.migration_wait}s (does a scheduler node run?):\n    {_tail(done)}"
+        )
+    log(f"database schema is current ({time.monotonic() - started:.1f}s)")
+
+
+def start_units(node: Node, out: Rendered) -> None:
+    if node.service_manager == "local":
+        launch_local(out.units, node.path(f"{ETC}/airflow.env"), node.path("/run/airflow"), log)
+        return
+    for cmd in (["systemctl", "daemon-reload"], ["systemctl", "start", *out.units]):
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise BootstrapError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
+    inactive = [u for u in out.units if u.endswith(".service")
+                and subprocess.run(["systemctl", "is-active", "--quiet", u]).returncode != 0]
+    if inactive:
+        raise BootstrapError(f"unit(s) not active after start: {', '.join(inactive)} (see journalctl -u)")
+    log(f"started {', '.join(out.units)}")
+
+
+def run(node_env: Path, contract_path: Path | None = None) -> str:
+    contract = contract_mod.load(contract_path)
+    node = load_node(node_env, contract)
+    log(f"role {node.role}, settings from {node.source} ({node.parameter_prefix}), revision {node.revision}")
+    params, secrets = read_settings(node, contract)
+    out = render(contract, node, params, secrets)
+    write_files(node, out)
+    mount_efs(node, out)
+    if out.migrate:
+        migrate(node, out)
+    else:
+        wait_for_migrations(node, out)
+    start_units(node, out)
+    return node.role
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="airflow-bootstrap", description=__doc__.splitlines()[0])
+    ap.add_argument("--node-env", type=Path, default=Path("/etc/airflow/node.env"))
+    ap.add_argument("--contract", type=Path, default=None, help="settings contract JSON (default: baked copy)")
+    args = ap.parse_args(argv)
+    started = time.monotonic()
+    try:
+        role = run(args.node_env, args.contract)
+    except BootstrapError as exc:
+        log(f"FAILED after {time.monotonic() - started:.1f}s: {exc}")
+        return 1
+    log(f"role {role} ready; bootstrap wall time {time.monotonic() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Loads config/settings-contract.json: the parameter/secret keys, roles and user-data keys.
+
+On the node the file is baked next to this package; locally it is the repository's copy.
+Both sides (infra and bootstrap) read this one file, so a renamed key fails a test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import BootstrapError
+
+_BAKED = Path(__file__).resolve().parent.parent / "settings-contract.json"
+# packer/files/bootstrap/airflow_node/ -> <repo>/config/ (only meaningful in a checkout)
+_REPO = Path(__file__).resolve().parents[4] / "config" / "settings-contract.json"
+
+
+@dataclass(frozen=True)
+class Contract:
+    parameters: tuple[str, ...]
+    secrets: tuple[str, ...]
+    roles: dict[str, tuple[str, ...]]
+    user_data_keys: tuple[str, ...]
+    airflow_options: dict[str, str]  # parameter key -> "section.option" where 1:1
+    ports: dict[str, int]
+
+
+def default_path() -> Path:
+    env = os.environ.get("AIRFLOW_CONTRACT")
+    if env:
+        return Path(env)
+    return _BAKED if _BAKED.is_file() else _REPO
+
+
+def load(path: Path | None = None) -> Contract:
+    path = path or default_path()
+    try:
+        raw = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise BootstrapError(f"settings contract {path} is unreadable: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise BootstrapError(f"settings contract {path} is not valid JSON: {exc}") from None
+    try:
+        return Contract(
+            parameters=tuple(p["key"] for p in raw["parameters"]),
+            secrets=tuple(s["key"] for s in raw["secrets"]),
+            roles={role: tuple(units) for role, units in raw["roles"].items()},
+            user_data_keys=tuple(raw["userData"]["keys"]),
+            airflow_options={p["key"]: p["airflow"] for p in raw["parameters"] if "airflow" in p},
+            ports={k: int(v) for k, v in raw["ports"].items()},
+        )
+    except (KeyError, TypeError) as exc:
+        raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None

@@ -1,0 +1,345 @@
+"""The renderer: contract settings + secrets -> airflow.cfg, root-only secret files, unit env.
+
+Pure: no I/O besides reading the optional overlay, so every rule is unit-tested. Airflow 3
+option names throughout. Secret values never enter airflow.cfg: each sensitive option is
+written as ``<option>_cmd = cat <secret file>`` (Airflow runs ``_cmd`` only for options it
+declares sensitive; every one used here is in ``conf.sensitive_config_values`` of 3.3), and
+the files are root:airflow 0640.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import configparser
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+from . import BootstrapError
+from .contract import Contract
+from .settings import Node
+
+ETC = "/etc/airflow"
+HOME = "/var/lib/airflow"
+LOGS = "/var/log/airflow"
+EFS = "/mnt/efs"
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+SSM_BACKEND = "airflow.providers.amazon.aws.secrets.systems_manager.SystemsManagerParameterStoreBackend"
+MIGRATING_ROLES = ("scheduler", "standalone")  # the roles that run `airflow db migrate`
+
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$\-]*$")
+
+
+@dataclass
+class Rendered:
+    config: dict[str, dict[str, str]]
+    secret_files: dict[str, str]
+    environment: dict[str, str]
+    fstab: str
+    admin_password: str
+    admin_email: str
+    migrate: bool
+    units: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+
+class _Checker:
+    """Collects every problem, so one run names all missing/invalid settings at once."""
+
+    def __init__(self, params: dict[str, str], secrets: dict[str, str], node: Node):
+        self.params, self.secrets, self.node = params, secrets, node
+        self.errors: list[str] = []
+
+    def _where(self, key: str) -> str:
+        return f"{self.node.parameter_prefix.rstrip('/')}/{key}"
+
+    def param(self, key: str, check, allowed: str) -> str:
+        value = self.params.get(key)
+        if value is None or value.strip() == "":
+            self.errors.append(f"parameter {key} ({self._where(key)}) is missing or empty; expected {allowed}")
+            return ""
+        value = value.strip()
+        try:
+            ok = check(value)
+        except ValueError:
+            ok = False
+        if ok is False or ok is None:
+            self.errors.append(f"parameter {key} = {value!r} is invalid; expected {allowed}")
+            return ""
+        return value if ok is True else ok
+
+    def secret(self, key: str, check=None, allowed: str = "") -> str:
+        value = self.secrets.get(key)
+        where = f"{self.node.secret_prefix.rstrip('/')}/{key}"
+        if value is None or value == "":
+            self.errors.append(f"secret {key} ({where}) is missing or empty")
+            return ""
+        if check is not None and not check(value):
+            # never echo a secret's value
+            self.errors.append(f"secret {key} ({where}) is invalid; expected {allowed}")
+            return ""
+        return value
+
+
+def _one_of(*allowed: str):
+    return lambda v: v in allowed
+
+
+def _int_range(low: int, high: int):
+    def check(v: str):
+        return v.isdigit() and low <= int(v) <= high
+
+    return check
+
+
+def _bool_text(v: str):
+    if v.lower() in ("true", "false"):
+        return "True" if v.lower() == "true" else "False"
+    return False
+
+
+def _host(v: str):
+    return bool(_HOST.match(v)) and len(v) <= 253
+
+
+def _s3_uri(v: str):
+    parts = urlsplit(v)
+    return parts.scheme == "s3" and bool(parts.netloc) and " " not in v
+
+
+def _http_url(v: str):
+    parts = urlsplit(v)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in v
+
+
+def _execution_url(v: str):
+    # Airflow's task runner appends API paths to it; it must be the /execution/ mount.
+    return _http_url(v) and urlsplit(v).path.rstrip("/").endswith("/execution") and v.rstrip("/") + "/"
+
+
+def _fernet(v: str):
+    try:
+        return len(base64.urlsafe_b64decode(v.encode())) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict[str, str]) -> Rendered:
+    c = _Checker(params, secrets, node)
+    p = node.path
+    positive = "a positive integer"
+
+    executor = c.param("executor", _one_of("CeleryExecutor", "LocalExecutor"), "CeleryExecutor or LocalExecutor")
+    celery = executor == "CeleryExecutor"
+    if executor == "LocalExecutor" and node.role != "standalone":
+        c.errors.append(f"role {node.role} needs executor CeleryExecutor (LocalExecutor runs only as standalone)")
+    if executor == "CeleryExecutor" and node.role == "standalone":
+        c.errors.append("role standalone needs executor LocalExecutor (it runs no Celery worker)")
+
+    engine = c.param("db/engine", _one_of("mysql", "postgres"), "mysql or postgres")
+    db_host = c.param("db/endpoint", _host, "a host name")
+    db_port = c.param("db/port", _int_range(1, 65535), "a port number 1-65535")
+    db_name = c.param("db/name", lambda v: bool(_IDENT.match(v)), "a database name ([A-Za-z0-9_$-])")
+    db_user = c.param("db/username", lambda v: bool(_IDENT.match(v)), "a user name ([A-Za-z0-9_$-])")
+    db_password = c.secret("db-password")
+
+    broker_host = broker_port = redis_token = ""
+    if celery:
+        broker_host = c.param("broker/endpoint", _host, "the ElastiCache endpoint host name")
+        broker_port = c.param("broker/port", _int_range(1, 65535), "a port number 1-65535")
+        redis_token = c.secret("redis-auth-token")
+
+    fs_id = c.param("efs/file-system-id", lambda v: bool(re.fullmatch(r"fs-[0-9a-f]{8,40}", v)), "fs-<hex>")
+    ap_id = c.param("efs/access-point-id", lambda v: bool(re.fullmatch(r"fsap-[0-9a-f]{8,40}", v)), "fsap-<hex>")
+    log_folder = c.param("logs/remote-base-log-folder", _s3_uri, "an s3://bucket/prefix URI")
+    dags_uri = c.param("artifacts/dags-uri", _s3_uri, "an s3://bucket/prefix URI")
+    base_url = c.param("api/base-url", _http_url, "an http(s):// URL")
+    execution_url = c.param("api/execution-api-url", _execution_url, "an http(s):// URL ending in /execution/")
+    from_email = c.param("smtp/from-email", lambda v: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v)), "an email")
+    smtp_host = c.param("smtp/host", _host, "a host name")
+    tunables = {
+        "scheduler/max-dagruns-to-create-per-loop": c.param(
+            "scheduler/max-dagruns-to-create-per-loop", _int_range(1, 10000), positive
+        ),
+        "scheduler/max-dagruns-per-loop-to-schedule": c.param(
+            "scheduler/max-dagruns-per-loop-to-schedule", _int_range(1, 10000), positive
+        ),
+        "scheduler/use-row-level-locking": c.param("scheduler/use-row-level-locking", _bool_text, "True or False"),
+        "scheduler/pool-metrics-interval": c.param("scheduler/pool-metrics-interval", _int_range(1, 86400), positive),
+        "scheduler/orphaned-tasks-check-interval": c.param(
+            "scheduler/orphaned-tasks-check-interval", _int_range(1, 86400), positive
+        ),
+        "core/allow-trigger-in-future": c.param("core/allow-trigger-in-future", _bool_text, "True or False"),
+        "core/parallelism": c.param("core/parallelism", _int_range(1, 100000), positive),
+        "celery/worker-concurrency": c.param("celery/worker-concurrency", _int_range(1, 1000), positive),
+    }
+
+    fernet = c.secret("fernet-key", _fernet, "url-safe base64 of 32 bytes (Fernet.generate_key())")
+    jwt_secret = c.secret("jwt-secret")
+    api_secret = c.secret("api-secret-key")
+    admin_password = c.secret("admin-password")
+
+    if c.errors:
+        raise BootstrapError(
+            f"cannot configure role {node.role}: {len(c.errors)} problem(s)\n  - " + "\n  - ".join(c.errors)
+        )
+
+    # --- connection strings (secret-bearing: files only) --------------------------------
+    cred = f"{quote(db_user, safe='')}:{quote(db_password, safe='')}@{db_host}:{db_port}/{db_name}"
+    if engine == "postgres":
+        sync = f"postgresql+psycopg2://{cred}" + ("?sslmode=require" if node.tls else "")
+        async_ = f"postgresql+asyncpg://{cred}" + ("?ssl=require" if node.tls else "")
+    else:
+        sync = f"mysql+mysqldb://{cred}?charset=utf8mb4" + ("&ssl_mode=REQUIRED" if node.tls else "")
+        # aiomysql takes no ssl_mode URL argument; TLS is enforced server-side by RDS
+        # (require_secure_transport) for the sync engine the scheduler and workers use.
+        async_ = f"mysql+aiomysql://{cred}?charset=utf8mb4"
+    secret_dir = p(f"{ETC}/secrets")
+    files = {
+        "sql_alchemy_conn": sync,
+        "sql_alchemy_conn_async": async_,
+        "fernet_key": fernet,
+        "jwt_secret": jwt_secret,
+        "api_secret_key": api_secret,
+    }
+
+    def cmd(name: str) -> str:
+        return f"cat {secret_dir / name}"
+
+    cfg: dict[str, dict[str, str]] = {
+        "core": {
+            "executor": executor,
+            "auth_manager": FAB_AUTH_MANAGER,
+            "execution_api_server_url": execution_url,
+            "dags_folder": str(p(f"{EFS}/dags")),
+            "plugins_folder": str(p(f"{EFS}/plugins")),
+            "load_examples": "False",
+            "parallelism": tunables["core/parallelism"],
+            "allow_trigger_in_future": tunables["core/allow-trigger-in-future"],
+            "fernet_key_cmd": cmd("fernet_key"),
+        },
+        "database": {
+            "sql_alchemy_conn_cmd": cmd("sql_alchemy_conn"),
+            "sql_alchemy_conn_async_cmd": cmd("sql_alchemy_conn_async"),
+        },
+        "logging": {
+            "base_log_folder": str(p(LOGS)),
+            "remote_logging": "True",
+            "remote_base_log_folder": log_folder,
+            # no keys: the aws_default connection falls back to the instance role
+            "remote_log_conn_id": "aws_default",
+            "worker_log_server_port": str(contract.ports["worker-log-server"]),
+            "trigger_log_server_port": str(contract.ports["triggerer-log-server"]),
+        },
+        "api": {
+            "base_url": base_url,
+            "host": "0.0.0.0",
+            "port": str(contract.ports["api-server"]),
+            "expose_config": "False",
+            "secret_key_cmd": cmd("api_secret_key"),
+        },
+        "api_auth": {"jwt_secret_cmd": cmd("jwt_secret")},
+        "scheduler": {
+            "enable_health_check": "True",
+            "scheduler_health_check_server_host": "0.0.0.0",
+            "scheduler_health_check_server_port": str(contract.ports["scheduler-health"]),
+            "max_dagruns_to_create_per_loop": tunables["scheduler/max-dagruns-to-create-per-loop"],
+            "max_dagruns_per_loop_to_schedule": tunables["scheduler/max-dagruns-per-loop-to-schedule"],
+            "use_row_level_locking": tunables["scheduler/use-row-level-locking"],
+            "pool_metrics_interval": tunables["scheduler/pool-metrics-interval"],
+            "orphaned_tasks_check_interval": tunables["scheduler/orphaned-tasks-check-interval"],
+        },
+        # DAG files arrive on EFS from the dag-sync timer every minute
+        "dag_processor": {"refresh_interval": "60"},
+        "secrets": {
+            "backend": SSM_BACKEND,
+            "backend_kwargs": json.dumps(
+                {
+                    "connections_prefix": f"{node.parameter_prefix.rstrip('/')}/connections",
+                    "variables_prefix": f"{node.parameter_prefix.rstrip('/')}/variables",
+                    "config_prefix": None,
+                    "region_name": node.region,
+                }
+            ),
+        },
+        "email": {"email_backend": "airflow.utils.email.send_email_smtp", "from_email": from_email},
+        # SES SMTP interface: STARTTLS on 587; credentials come from the smtp_default
+        # connection (<prefix>/connections/smtp_default) through the secrets backend.
+        "smtp": {
+            "smtp_host": smtp_host,
+            "smtp_port": "587",
+            "smtp_starttls": "True",
+            "smtp_ssl": "False",
+            "smtp_mail_from": from_email,
+        },
+    }
+    if celery:
+        scheme, query = ("rediss", "?ssl_cert_reqs=required") if node.tls else ("redis", "")
+        files["broker_url"] = f"{scheme}://:{quote(redis_token, safe='')}@{broker_host}:{broker_port}/0{query}"
+        files["result_backend"] = f"db+{sync}"
+        files["flower_basic_auth"] = f"admin:{admin_password}"
+        cfg["celery"] = {
+            "broker_url_cmd": cmd("broker_url"),
+            "result_backend_cmd": cmd("result_backend"),
+            "worker_concurrency": tunables["celery/worker-concurrency"],
+            "flower_port": str(contract.ports["flower"]),
+            "flower_basic_auth_cmd": cmd("flower_basic_auth"),
+        }
+
+    if node.overlay is not None:
+        _merge_overlay(cfg, node.overlay)
+
+    environment = {
+        "AIRFLOW_HOME": str(p(HOME)),
+        "AIRFLOW_CONFIG": str(p(f"{ETC}/airflow.cfg")),
+        "AIRFLOW_ROLE": node.role,
+        "AIRFLOW_SETTINGS_REVISION": node.revision,
+        "AIRFLOW_DAGS_URI": dags_uri,
+        "AIRFLOW_DAGS_DIR": cfg["core"]["dags_folder"],
+        "AWS_REGION": node.region,
+        "AWS_DEFAULT_REGION": node.region,
+        "PATH": f"{node.venv}/bin:/usr/local/bin:/usr/bin:/bin",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return Rendered(
+        config=cfg,
+        secret_files=files,
+        environment=environment,
+        fstab=f"{fs_id}:/ {EFS} efs _netdev,noresvport,tls,iam,accesspoint={ap_id} 0 0",
+        admin_password=admin_password,
+        admin_email=from_email,
+        migrate=node.role in MIGRATING_ROLES,
+        units=contract.roles[node.role],
+    )
+
+
+def _merge_overlay(cfg: dict[str, dict[str, str]], path: Path) -> None:
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # keep option names as written
+    try:
+        with open(path) as fh:
+            parser.read_file(fh)
+    except OSError as exc:
+        raise BootstrapError(f"config overlay {path} is unreadable: {exc.strerror}") from None
+    except configparser.Error as exc:
+        raise BootstrapError(f"config overlay {path} is not an ini file: {exc}") from None
+    for section in parser.sections():
+        cfg.setdefault(section, {}).update(parser[section])
+
+
+def to_ini(cfg: dict[str, dict[str, str]]) -> str:
+    """airflow.cfg text. Airflow's parser interpolates %, so a literal % is doubled."""
+    lines = ["# Rendered by airflow-bootstrap at boot; edits are overwritten. No secrets here."]
+    for section, options in cfg.items():
+        lines.append(f"\n[{section}]")
+        lines.extend(f"{k} = {v.replace('%', '%%')}" for k, v in options.items())
+    return "\n".join(lines) + "\n"
+
+
+def env_text(env: dict[str, str]) -> str:
+    """systemd EnvironmentFile syntax (also parsed by the local launcher)."""
+    return "".join(f'{k}="{v}"\n' for k, v in env.items())

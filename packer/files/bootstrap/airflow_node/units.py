@@ -1,0 +1,198 @@
+"""The one unit -> command mapping: rendered into systemd units at bake time
+(``python -m airflow_node.units render DIR``) and run directly by the local launcher in the
+rehearsal, so both start exactly the same commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import BootstrapError
+
+ENV_FILE = "/etc/airflow/airflow.env"
+BOOTSTRAP_BIN = "/opt/airflow/bin/airflow-bootstrap"
+
+
+@dataclass(frozen=True)
+class Unit:
+    description: str
+    argv: tuple[str, ...]  # argv[0] is looked up on the venv's bin/ (PATH in airflow.env)
+    kind: str = "simple"  # simple | oneshot | timer
+    extra_service: tuple[str, ...] = ()
+
+
+def _airflow(*args: str) -> tuple[str, ...]:
+    return ("airflow", *args)
+
+
+UNITS: dict[str, Unit] = {
+    "airflow-api-server.service": Unit("Airflow API server (UI, REST and Execution API)", _airflow("api-server")),
+    "airflow-scheduler.service": Unit("Airflow scheduler", _airflow("scheduler")),
+    "airflow-dag-processor.service": Unit("Airflow DAG processor", _airflow("dag-processor")),
+    "airflow-triggerer.service": Unit("Airflow triggerer", _airflow("triggerer")),
+    "airflow-celery-worker.service": Unit(
+        "Airflow Celery worker",
+        _airflow("celery", "worker"),
+        extra_service=(
+            # Warm shutdown (apache/airflow#26587): SIGTERM only to the main process, which
+            # stops taking tasks and waits for running ones; KillMode=mixed keeps systemd from
+            # also TERMing the task processes themselves. SIGKILL only after the limit.
+            "KillSignal=SIGTERM",
+            "KillMode=mixed",
+            "TimeoutStopSec=@WORKER_STOP_TIMEOUT@",
+        ),
+    ),
+    "airflow-flower.service": Unit("Celery Flower (Airflow)", _airflow("celery", "flower")),
+    "airflow-dag-sync.service": Unit(
+        "Sync DAG files from the artifacts bucket onto EFS",
+        ("aws", "s3", "sync", "--delete", "--only-show-errors", "${AIRFLOW_DAGS_URI}", "${AIRFLOW_DAGS_DIR}"),
+        kind="oneshot",
+    ),
+    "airflow-dag-sync.timer": Unit("Sync DAG files every minute", (), kind="timer"),
+}
+
+
+def render_systemd(name: str, worker_stop_timeout: int, venv: str = "/opt/airflow/venv") -> str:
+    unit = UNITS[name]
+    if unit.kind == "timer":
+        return "\n".join(
+            [
+                "[Unit]",
+                f"Description={unit.description}",
+                "",
+                "[Timer]",
+                "OnActiveSec=0",
+                "OnUnitActiveSec=60s",
+                "AccuracySec=5s",
+                "",
+                "[Install]",
+                "WantedBy=timers.target",
+                "",
+            ]
+        )
+    exe = unit.argv[0]
+    exe_path = f"{venv}/bin/{exe}" if exe == "airflow" else f"/usr/bin/{exe}"
+    lines = [
+        "[Unit]",
+        f"Description={unit.description}",
+        "Wants=network-online.target",
+        "After=network-online.target remote-fs.target",
+        "",
+        "[Service]",
+        f"Type={unit.kind}",
+        "User=airflow",
+        "Group=airflow",
+        f"EnvironmentFile={ENV_FILE}",
+        "WorkingDirectory=/var/lib/airflow",
+        f"ExecStart={exe_path} {' '.join(unit.argv[1:])}".rstrip(),
+    ]
+    if unit.kind == "simple":
+        lines += ["Restart=on-failure", "RestartSec=10s"]
+    lines += ["NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=full"]
+    lines += [x.replace("@WORKER_STOP_TIMEOUT@", str(worker_stop_timeout)) for x in unit.extra_service]
+    if unit.kind == "simple":
+        lines += ["", "[Install]", "WantedBy=multi-user.target"]
+    return "\n".join(lines) + "\n"
+
+
+def render_bootstrap_unit() -> str:
+    # Runs after cloud-init's user-data (which writes node.env) on every boot; the role's
+    # units are started by the bootstrap itself, so they must not be After= this unit.
+    return "\n".join(
+        [
+            "[Unit]",
+            "Description=Airflow node bootstrap (settings -> airflow.cfg -> role units)",
+            "Wants=network-online.target",
+            "After=network-online.target cloud-final.service",
+            "ConditionPathExists=/etc/airflow/node.env",
+            "",
+            "[Service]",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            f"ExecStart={BOOTSTRAP_BIN}",
+            "TimeoutStartSec=1800",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target cloud-init.target",
+            "",
+        ]
+    )
+
+
+def all_unit_files(worker_stop_timeout: int) -> dict[str, str]:
+    files = {name: render_systemd(name, worker_stop_timeout) for name in UNITS}
+    files["airflow-bootstrap.service"] = render_bootstrap_unit()
+    return files
+
+
+# --- local launcher (the rehearsal's stand-in for systemd) ---------------------------
+
+
+def parse_environment_file(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value.strip('"')
+    return env
+
+
+def launch_local(units: tuple[str, ...], env_file: Path, run_dir: Path, log) -> None:
+    """Start each simple unit's command detached, logging to run_dir/<unit>.log and
+    recording its process-group id in run_dir/<unit>.pid for the caller's teardown."""
+    env = {**os.environ, **parse_environment_file(env_file)}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in units:
+        unit = UNITS.get(name)
+        if unit is None:
+            raise BootstrapError(f"unit {name} has no command mapping (known: {', '.join(UNITS)})")
+        if unit.kind != "simple":
+            log(f"local launcher: skipping {name} ({unit.kind} units need systemd; nothing to sync from S3 locally)")
+            continue
+        with open(run_dir / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(
+                list(unit.argv), env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=env.get("AIRFLOW_HOME"),
+            )
+        (run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
+        log(f"local launcher: started {name} (pid {proc.pid}): {' '.join(unit.argv)}")
+
+
+def stop_local(run_dir: Path) -> None:
+    for pid_file in run_dir.glob("*.pid"):
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m airflow_node.units")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("render", help="write every unit file into DIR (bake time)")
+    r.add_argument("dir", type=Path)
+    r.add_argument("--worker-stop-timeout", type=int, required=True)
+    sub.add_parser("list", help="print unit names")
+    args = ap.parse_args(argv)
+    if args.cmd == "list":
+        print("\n".join([*UNITS, "airflow-bootstrap.service"]))
+        return 0
+    if args.worker_stop_timeout < 1:
+        print(f"error: --worker-stop-timeout {args.worker_stop_timeout} must be a positive number of seconds",
+              file=sys.stderr)
+        return 2
+    args.dir.mkdir(parents=True, exist_ok=True)
+    for name, text in all_unit_files(args.worker_stop_timeout).items():
+        (args.dir / name).write_text(text)
+        print(args.dir / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
