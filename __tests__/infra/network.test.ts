@@ -1,0 +1,128 @@
+import { Testing } from "cdktf";
+import { DataAwsAvailabilityZones } from "@cdktf/provider-aws/lib/data-aws-availability-zones";
+import { DefaultSecurityGroup } from "@cdktf/provider-aws/lib/default-security-group";
+import { FlowLog } from "@cdktf/provider-aws/lib/flow-log";
+import { VpcEndpoint } from "@cdktf/provider-aws/lib/vpc-endpoint";
+import { Network, NetworkProps, subnetCidr } from "../../modules/network";
+import { bareStack, list } from "./helpers";
+
+function synthNetwork(overrides: Partial<NetworkProps> = {}): string {
+  const stack = bareStack();
+  new Network(stack, "network", {
+    resourcePrefix: "airflow-dev",
+    region: "us-east-1",
+    cidr: "10.40.0.0/16",
+    azCount: 2,
+    flowLogRetentionDays: 30,
+    ...overrides,
+  });
+  return Testing.synth(stack);
+}
+
+describe("subnetCidr", () => {
+  it.each([
+    ["10.40.0.0/16", 4, 0, "10.40.0.0/20"],
+    ["10.40.0.0/16", 4, 8, "10.40.128.0/20"],
+    ["10.40.0.0/16", 4, 13, "10.40.208.0/20"],
+    ["192.168.10.0/24", 4, 9, "192.168.10.144/28"],
+    ["10.40.7.9/16", 4, 1, "10.40.16.0/20"],
+  ])("cidrsubnet(%s, %d, %d) = %s", (cidr, bits, num, expected) => {
+    expect(subnetCidr(cidr, bits, num)).toBe(expected);
+  });
+
+  it("refuses subnets smaller than /28", () => {
+    expect(() => subnetCidr("10.0.0.0/25", 4, 0)).toThrow("smaller than /28");
+  });
+});
+
+describe("Network", () => {
+  it("GIVEN 3 AZs WHEN synthesized THEN public and private subnets are disjoint, one per AZ, none auto-assigning public IPs", () => {
+    // WHEN
+    const synth = synthNetwork({ azCount: 3 });
+    // THEN
+    const subnets = list(synth, "aws_subnet");
+    const tiers = (tier: string) =>
+      subnets.filter((s) => (s.tags as Record<string, string>).Tier === tier).map((s) => s.cidr_block);
+    expect(tiers("public")).toEqual(["10.40.0.0/20", "10.40.16.0/20", "10.40.32.0/20"]);
+    expect(tiers("private")).toEqual(["10.40.128.0/20", "10.40.144.0/20", "10.40.160.0/20"]);
+    expect(subnets.every((s) => s.map_public_ip_on_launch === false)).toBe(true);
+  });
+
+  it.each([
+    [true, 3, 3],
+    [false, 3, 1],
+  ])("GIVEN natPerAz=%s and %d AZs WHEN synthesized THEN %d NAT gateway(s) and private route tables", (natPerAz, azCount, nats) => {
+    const synth = synthNetwork({ natPerAz, azCount });
+    expect(list(synth, "aws_nat_gateway")).toHaveLength(nats);
+    expect(list(synth, "aws_eip")).toHaveLength(nats);
+    const routes = list(synth, "aws_route");
+    expect(routes.filter((r) => r.nat_gateway_id)).toHaveLength(nats);
+    // Only the public route table points at the internet gateway.
+    expect(routes.filter((r) => r.gateway_id)).toHaveLength(1);
+  });
+
+  it("GIVEN NAT gateways WHEN synthesized THEN each sits in a public subnet", () => {
+    const synth = synthNetwork({ natPerAz: true });
+    for (const nat of list(synth, "aws_nat_gateway")) {
+      expect(nat.subnet_id).toMatch(/aws_subnet\.network_public-\d/);
+    }
+  });
+
+  it("GIVEN the network WHEN synthesized THEN S3 goes through a gateway endpoint on the private route tables", () => {
+    const synth = synthNetwork({ natPerAz: true });
+    expect(synth).toHaveResourceWithProperties(VpcEndpoint, {
+      service_name: "com.amazonaws.us-east-1.s3",
+      vpc_endpoint_type: "Gateway",
+    });
+    const [endpoint] = list(synth, "aws_vpc_endpoint");
+    expect(endpoint.route_table_ids).toEqual([
+      expect.stringMatching(/^\$\{aws_route_table\.network_private-rt-0_\w+\.id\}$/),
+      expect.stringMatching(/^\$\{aws_route_table\.network_private-rt-1_\w+\.id\}$/),
+    ]);
+  });
+
+  it("GIVEN the network WHEN synthesized THEN all traffic is flow-logged to CloudWatch and the default SG is emptied", () => {
+    const synth = synthNetwork();
+    expect(synth).toHaveResourceWithProperties(FlowLog, {
+      traffic_type: "ALL",
+      log_destination_type: "cloud-watch-logs",
+    });
+    const [group] = list(synth, "aws_cloudwatch_log_group");
+    expect(group.retention_in_days).toBe(30);
+    expect(synth).toHaveResource(DefaultSecurityGroup);
+    const [defaultSg] = list(synth, "aws_default_security_group");
+    expect(defaultSg.ingress).toBeUndefined();
+    expect(defaultSg.egress).toBeUndefined();
+  });
+
+  it("GIVEN no pinned AZs WHEN synthesized THEN the zone lookup allow-lists <region>a..f by name", () => {
+    const synth = synthNetwork();
+    expect(synth).toHaveDataSourceWithProperties(DataAwsAvailabilityZones, {
+      filter: [
+        {
+          name: "zone-name",
+          values: ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d", "us-east-1e", "us-east-1f"],
+        },
+      ],
+    });
+  });
+
+  it("GIVEN pinned AZs WHEN synthesized THEN subnets use them literally and there is no lookup", () => {
+    const synth = synthNetwork({ availabilityZones: ["us-east-1c", "us-east-1d"] });
+    expect(synth).not.toHaveDataSource(DataAwsAvailabilityZones);
+    expect(list(synth, "aws_subnet").map((s) => s.availability_zone)).toEqual([
+      "us-east-1c",
+      "us-east-1d",
+      "us-east-1c",
+      "us-east-1d",
+    ]);
+  });
+
+  it.each<[string, Partial<NetworkProps>, string]>([
+    ["one AZ", { azCount: 1 }, "azCount must be an integer from 2 to 6"],
+    ["a /8", { cidr: "10.0.0.0/8" }, "cidr must be an IPv4 block from /16 to /24"],
+    ["AZ list of wrong length", { availabilityZones: ["us-east-1a"] }, "1 availabilityZones given for azCount 2"],
+  ])("GIVEN %s WHEN constructed THEN it is refused", (_name, props, message) => {
+    expect(() => synthNetwork(props)).toThrow(message);
+  });
+});
