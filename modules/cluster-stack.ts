@@ -32,6 +32,7 @@ import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
 import { RandomProvider } from "@cdktf/provider-random/lib/provider";
 import { Broker } from "./broker";
 import { Buckets } from "./buckets";
+import { ComputePlane } from "./compute-plane";
 import { AirflowConfig, ClusterNames, clusterNames } from "./config";
 import { Database } from "./database";
 import { ClusterKey } from "./encryption";
@@ -177,6 +178,18 @@ export class AirflowClusterStack extends TerraformStack {
     });
 
     // --- compute plane (engineer D): iam, settings, load balancers, node groups, email, artifacts, outputs
+    // Secrets, IAM, ALBs, DAG/Spark uploads, SSM settings, node groups and outputs
+    // (modules/compute-plane.ts); it reuses the DB/broker secrets and the cluster key.
+    new ComputePlane(this, "compute", {
+      config,
+      network: this.network,
+      securityGroups: this.securityGroups,
+      database: this.database,
+      broker: this.broker,
+      storage: this.storage,
+      buckets: this.buckets,
+      key: this.key,
+    });
 
     // --- policy: one aspect for tags, IMDSv2 and encryption defaults over everything above
     Aspects.of(this).add(new ClusterPolicyAspect({ tags, kmsKeyArn }));

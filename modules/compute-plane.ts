@@ -3,11 +3,11 @@
  * the tests build exactly what the stack builds: e-mail, secrets, IAM, load balancers,
  * artifacts, the settings for nodes, the node groups and the stack outputs.
  */
+import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
 import type { AirflowConfig } from "./config";
-import { CONFIG_DIR } from "./config";
 import { ClusterEmail } from "./email";
 import { BucketRef, ClusterIam, HasArn } from "./iam";
 import { ClusterLoadBalancers, HasId } from "./load-balancer";
@@ -21,6 +21,18 @@ import {
   ExistingSecret,
   settingsRevision,
 } from "./settings";
+
+/**
+ * The repository root: the nearest directory above this file with a package.json (works
+ * from modules/ under ts-jest and from dist/modules/ when compiled), else the cwd, which
+ * is the project directory when the cdktf CLI runs the app.
+ */
+function repoRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
 
 /** Key prefixes in the log bucket. */
 export const LOG_PREFIXES = { remote: "airflow-logs", emr: "emr-logs", alb: "alb" } as const;
@@ -106,7 +118,7 @@ export class ComputePlane extends Construct {
     if (celery && !props.broker) {
       throw new Error(`ComputePlane broker: required with executor "CeleryExecutor"`);
     }
-    const repo = path.dirname(CONFIG_DIR);
+    const repo = repoRoot();
 
     this.email = new ClusterEmail(this, "email", { config });
 

@@ -75,6 +75,10 @@ export class ClusterLoadBalancers extends Construct {
   public readonly flowerUrl?: string;
   /** Every target group the api-server (or standalone) node group registers with. */
   public readonly apiServerTargetGroups: readonly LbTargetGroup[];
+  /** Listeners of the public ALB (80, plus 443 with a certificate). */
+  public readonly publicListeners: readonly LbListener[];
+  /** Listeners of the internal ALB (Execution API, Flower); empty with LocalExecutor. */
+  public readonly internalListeners: readonly LbListener[];
 
   public constructor(scope: Construct, id: string, props: ClusterLoadBalancersProps) {
     super(scope, id);
@@ -179,7 +183,7 @@ export class ClusterLoadBalancers extends Construct {
     this.uiTargetGroup = makeTg("ui-tg", "ui", apiPort, API_HEALTH_PATH);
     const forwardUi = [{ type: "forward", targetGroupArn: this.uiTargetGroup.arn }];
     if (config.certificateArn) {
-      new LbListener(this, "https", {
+      const https = new LbListener(this, "https", {
         loadBalancerArn: this.publicLb.arn,
         port: 443,
         protocol: "HTTPS",
@@ -187,7 +191,7 @@ export class ClusterLoadBalancers extends Construct {
         certificateArn: config.certificateArn,
         defaultAction: forwardUi,
       });
-      new LbListener(this, "http-redirect", {
+      const redirect = new LbListener(this, "http-redirect", {
         loadBalancerArn: this.publicLb.arn,
         port: 80,
         protocol: "HTTP",
@@ -195,6 +199,7 @@ export class ClusterLoadBalancers extends Construct {
           { type: "redirect", redirect: { port: "443", protocol: "HTTPS", statusCode: "HTTP_301" } },
         ],
       });
+      this.publicListeners = [https, redirect];
       this.uiUrl = `https://${this.publicLb.dnsName}`;
     } else {
       const http = new LbListener(this, "http", {
@@ -207,7 +212,8 @@ export class ClusterLoadBalancers extends Construct {
         "No config.certificateArn: plain HTTP is the dev fallback, restricted to config.uiAllowedCidrs; " +
         "set certificateArn and this listener becomes an HTTPS redirect";
       skipAll(http, { CKV_AWS_2: why, CKV_AWS_103: why });
-      skipAll(this.publicLb, { ...lbSkips(false), CKV2_AWS_20: why });
+      skipAll(this.publicLb, { CKV2_AWS_20: why });
+      this.publicListeners = [http];
       this.uiUrl = `http://${this.publicLb.dnsName}`;
     }
 
@@ -234,14 +240,20 @@ export class ClusterLoadBalancers extends Construct {
         protocol: "HTTP",
         defaultAction: [{ type: "forward", targetGroupArn: this.flowerTargetGroup.arn }],
       });
-      for (const l of [exec, flower]) skipAll(l, { CKV_AWS_2: internalWhy, CKV_AWS_103: internalWhy });
-      skipAll(internalLb, { ...lbSkips(true), CKV2_AWS_20: internalWhy });
+      const flowerWhy =
+        "Flower listens on the internal ALB only, reachable only from the api-server nodes' security group " +
+        "(an operator's SSM port-forwarding session); it is never exposed publicly";
+      skipAll(exec, { CKV_AWS_2: internalWhy, CKV_AWS_103: internalWhy });
+      skipAll(flower, { CKV_AWS_2: flowerWhy, CKV_AWS_103: flowerWhy });
+      skipAll(internalLb, { CKV2_AWS_20: internalWhy });
+      this.internalListeners = [exec, flower];
       this.executionApiUrl = `http://${internalLb.dnsName}:${apiPort}/execution/`;
       this.flowerUrl = `http://${internalLb.dnsName}:${flowerPort}/`;
       this.apiServerTargetGroups = [this.uiTargetGroup, this.executionApiTargetGroup, this.flowerTargetGroup];
     } else {
       // LocalExecutor: tasks run on the standalone node itself, next to its api-server.
       this.executionApiUrl = `http://localhost:${apiPort}/execution/`;
+      this.internalListeners = [];
       this.apiServerTargetGroups = [this.uiTargetGroup];
     }
   }

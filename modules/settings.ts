@@ -344,7 +344,7 @@ export class ClusterSettings extends Construct {
         );
       }
     }
-    const str = (n: number): string => Token.asString(n);
+    const str = (n: number): string => (Token.isUnresolved(n) ? Token.asString(n) : String(n));
 
     const parameterValues: Record<string, string> = {
       executor: config.executor,

@@ -1,0 +1,175 @@
+/**
+ * Load balancers: the public ALB serves only the UI (HTTPS with a certificate, HTTP
+ * otherwise), the api-server health check is Airflow 3's, Flower and the Execution API
+ * live on the internal ALB only, and LocalExecutor needs no internal ALB.
+ */
+import { Lb } from "@cdktf/provider-aws/lib/lb";
+import { LbListener } from "@cdktf/provider-aws/lib/lb-listener";
+import { LbTargetGroup } from "@cdktf/provider-aws/lib/lb-target-group";
+import { Testing } from "cdktf";
+import { checkovSkips } from "../../modules/checkov";
+import { ClusterLoadBalancers, ClusterLoadBalancersProps, TLS_POLICY } from "../../modules/load-balancer";
+import { makeConfig, resourcesOf, synthCompute } from "./compute-fixtures";
+
+const CERT = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012";
+
+describe("public ALB", () => {
+  // GIVEN the default dev cluster (no certificate)
+  const { json, parsed, plane } = synthCompute();
+
+  it("is internet-facing in the public subnets, drops invalid headers, logs to the access-log bucket", () => {
+    expect(json).toHaveResourceWithProperties(Lb, {
+      internal: false,
+      load_balancer_type: "application",
+      subnets: ["${aws_subnet.pub-a.id}", "${aws_subnet.pub-b.id}"],
+      security_groups: ["${aws_security_group.alb-public.id}"],
+      drop_invalid_header_fields: true,
+      access_logs: { bucket: "${aws_s3_bucket.access-logs.bucket}", prefix: "alb/public", enabled: true },
+    });
+  });
+
+  it("health-checks the api-server on :8080 at /api/v2/monitor/health", () => {
+    expect(json).toHaveResourceWithProperties(LbTargetGroup, {
+      name: "airflow-dev-ui",
+      port: 8080,
+      protocol: "HTTP",
+      health_check: expect.objectContaining({ path: "/api/v2/monitor/health", matcher: "200" }),
+    });
+  });
+
+  it("without a certificate serves plain HTTP on 80, excused in checkov with a reason", () => {
+    const [http] = plane.loadBalancers.publicListeners;
+    expect(plane.loadBalancers.publicListeners).toHaveLength(1);
+    expect(http.portInput).toBe(80);
+    expect(http.protocolInput).toBe("HTTP");
+    expect(checkovSkips(http).map((s) => s.id)).toEqual(["CKV_AWS_103", "CKV_AWS_2"]);
+    for (const s of checkovSkips(http)) expect(s.comment).toMatch(/certificateArn/);
+    expect(checkovSkips(plane.loadBalancers.publicLb).map((s) => s.id)).toContain("CKV2_AWS_20");
+  });
+
+  it("never exposes Flower (5555) on the public ALB", () => {
+    const publicListeners = Object.values(resourcesOf(parsed, "aws_lb_listener")).filter((l) =>
+      String(l.load_balancer_arn).includes("_public_"),
+    );
+    expect(publicListeners.map((l) => l.port)).toEqual([80]);
+  });
+});
+
+describe("with a certificate", () => {
+  // GIVEN certificateArn
+  const { json, parsed, plane } = synthCompute({ certificateArn: CERT });
+
+  it("needs no checkov excuse for its listeners", () => {
+    for (const l of plane.loadBalancers.publicListeners) expect(checkovSkips(l)).toEqual([]);
+    expect(checkovSkips(plane.loadBalancers.publicLb).map((s) => s.id)).not.toContain("CKV2_AWS_20");
+  });
+
+  it("terminates TLS 1.2+ on 443 and redirects 80 to HTTPS", () => {
+    expect(json).toHaveResourceWithProperties(LbListener, {
+      port: 443,
+      protocol: "HTTPS",
+      ssl_policy: TLS_POLICY,
+      certificate_arn: CERT,
+    });
+    expect(json).toHaveResourceWithProperties(LbListener, {
+      port: 80,
+      protocol: "HTTP",
+      default_action: [
+        expect.objectContaining({
+          type: "redirect",
+          redirect: { port: "443", protocol: "HTTPS", status_code: "HTTP_301" },
+        }),
+      ],
+    });
+  });
+
+  it("publishes an https:// base URL", () => {
+    const base = Object.values(resourcesOf(parsed, "aws_ssm_parameter")).find(
+      (p) => p.name === "/airflow/dev/api/base-url",
+    );
+    expect(String(base?.insecure_value)).toMatch(/^https:\/\//);
+  });
+});
+
+describe("internal ALB (CeleryExecutor)", () => {
+  const { json, parsed } = synthCompute();
+
+  it("is internal, in the private subnets, behind its own security group", () => {
+    expect(json).toHaveResourceWithProperties(Lb, {
+      internal: true,
+      subnets: ["${aws_subnet.priv-a.id}", "${aws_subnet.priv-b.id}"],
+      security_groups: ["${aws_security_group.alb-internal.id}"],
+    });
+  });
+
+  it.each([
+    ["execution API", 8080, "airflow-dev-exec", "/api/v2/monitor/health"],
+    ["Flower", 5555, "airflow-dev-flower", "/healthcheck"],
+  ])("forwards %s on :%d to target group %s (health %s)", (_what, port, tgName, healthPath) => {
+    expect(json).toHaveResourceWithProperties(LbTargetGroup, {
+      name: tgName,
+      port,
+      health_check: expect.objectContaining({ path: healthPath }),
+    });
+    const listener = Object.values(resourcesOf(parsed, "aws_lb_listener")).find((l) => l.port === port);
+    expect(String(listener?.load_balancer_arn)).toMatch(/_internal_/);
+  });
+
+  it("registers the api-server group with all three target groups", () => {
+    const asg = Object.values(resourcesOf(parsed, "aws_autoscaling_group")).find(
+      (g) => g.name === "airflow-dev-api-server",
+    );
+    expect((asg?.target_group_arns as string[]).length).toBe(3);
+    expect(asg?.health_check_type).toBe("ELB");
+  });
+});
+
+describe("LocalExecutor", () => {
+  it("has no internal ALB and no Flower", () => {
+    const { parsed } = synthCompute({ executor: "LocalExecutor" });
+    const lbs = Object.values(resourcesOf(parsed, "aws_lb"));
+    expect(lbs.map((l) => l.internal)).toEqual([false]);
+    expect(Object.values(resourcesOf(parsed, "aws_lb_target_group")).map((t) => t.name)).toEqual([
+      "airflow-dev-ui",
+    ]);
+  });
+});
+
+describe("invalid wiring", () => {
+  const subnet = { id: "subnet-1" };
+  it.each([
+    [
+      "one public subnet",
+      { publicSubnets: [subnet], privateSubnets: [subnet, subnet] },
+      /publicSubnets: got 1; allowed: 2 or more/,
+    ],
+    [
+      "no internal security group with Celery",
+      { publicSubnets: [subnet, subnet], privateSubnets: [subnet, subnet], internalSecurityGroup: undefined },
+      /internalSecurityGroup: required/,
+    ],
+    [
+      "an access-log prefix with a slash",
+      {
+        publicSubnets: [subnet, subnet],
+        privateSubnets: [subnet, subnet],
+        accessLogs: { bucket: { bucket: "b" }, prefix: "/alb/" },
+      },
+      /accessLogs.prefix: got "\/alb\/"/,
+    ],
+  ])("rejects %s", (_name, overrides, message) => {
+    expect(() =>
+      Testing.synthScope((scope) => {
+        const base: ClusterLoadBalancersProps = {
+          config: makeConfig(),
+          vpc: { id: "vpc-1" },
+          publicSubnets: [subnet, subnet],
+          privateSubnets: [subnet, subnet],
+          publicSecurityGroup: { id: "sg-1" },
+          internalSecurityGroup: { id: "sg-2" },
+        };
+        new ClusterLoadBalancers(scope, "lbs", { ...base, ...overrides });
+      }),
+    ).toThrow(message);
+  });
+});

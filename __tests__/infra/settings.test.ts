@@ -1,0 +1,265 @@
+/**
+ * Settings for nodes: the SSM parameters and secrets are exactly the settings contract's
+ * keys (a renamed or added key fails here, not at boot), values are wired from the
+ * config and the core constructs, and no secret value ever appears in synthesized JSON.
+ */
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
+import { CONTRACT, GENERATED_SECRETS } from "../../modules/settings";
+import { resourcesOf, synthCompute } from "./compute-fixtures";
+
+const contractFile = JSON.parse(
+  readFileSync(path.join(__dirname, "..", "..", "config", "settings-contract.json"), "utf8"),
+) as typeof CONTRACT;
+const paramNames = (parsed: ReturnType<typeof synthCompute>["parsed"]): string[] =>
+  Object.values(resourcesOf(parsed, "aws_ssm_parameter"))
+    .map((p) => String(p.name))
+    .sort();
+/** Names of every secret in the stack (core stand-ins + generated). */
+const secretNames = (parsed: ReturnType<typeof synthCompute>["parsed"]): string[] =>
+  Object.values(resourcesOf(parsed, "aws_secretsmanager_secret"))
+    .map((s) => String(s.name))
+    .sort();
+
+describe.each([["CeleryExecutor"], ["LocalExecutor"]] as const)("with %s", (executor) => {
+  // GIVEN a dev cluster with this executor WHEN the compute plane is synthesized
+  const { json, parsed } = synthCompute({ executor });
+
+  it("creates exactly one String parameter per contract key and variable key, nothing else", () => {
+    // THEN the set of names equals the contract file's set (read from disk, not via the module)
+    const expected = [
+      ...contractFile.parameters.map((p) => `/airflow/dev/${p.key}`),
+      ...contractFile.variables.keys.map((v) => `/airflow/dev/variables/${v.key}`),
+    ].sort();
+    expect(paramNames(parsed)).toEqual(expected);
+    for (const p of Object.values(resourcesOf(parsed, "aws_ssm_parameter"))) expect(p.type).toBe("String");
+  });
+
+  it("has a secret for every contract secret this executor needs", () => {
+    const expected = contractFile.secrets
+      .map((s) => s.key)
+      .filter((k) => executor === "CeleryExecutor" || k !== "redis-auth-token")
+      .map((k) => `airflow/dev/${k}`)
+      .sort();
+    expect(secretNames(parsed)).toEqual(expected);
+  });
+
+  it("records the executor", () => {
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/executor",
+      insecure_value: executor,
+    });
+  });
+});
+
+describe("parameter values", () => {
+  // GIVEN non-default tunables
+  const { json } = synthCompute({
+    scheduler: { maxDagrunsToCreatePerLoop: 7, useRowLevelLocking: true, orphanedTasksCheckInterval: 120 },
+    allowTriggerInFuture: true,
+    parallelism: 64,
+    workerConcurrency: 8,
+    notificationEmail: "team@example.com",
+    region: "eu-west-1",
+  });
+
+  it.each([
+    ["scheduler/max-dagruns-to-create-per-loop", "7"],
+    ["scheduler/max-dagruns-per-loop-to-schedule", "20"],
+    ["scheduler/use-row-level-locking", "True"],
+    ["scheduler/orphaned-tasks-check-interval", "120"],
+    ["scheduler/pool-metrics-interval", "5"],
+    ["core/allow-trigger-in-future", "True"],
+    ["core/parallelism", "64"],
+    ["celery/worker-concurrency", "8"],
+    ["db/engine", "mysql"],
+    ["db/endpoint", "db.fixture.internal"],
+    ["db/port", "3306"],
+    ["broker/endpoint", "redis.fixture.internal"],
+    ["smtp/from-email", "team@example.com"],
+    ["smtp/host", "email-smtp.eu-west-1.amazonaws.com"],
+    ["logs/remote-base-log-folder", "s3://${aws_s3_bucket.logs.bucket}/airflow-logs"],
+    ["artifacts/dags-uri", "s3://${aws_s3_bucket.artifacts.bucket}/dags/"],
+    ["efs/file-system-id", "${aws_efs_file_system.efs.id}"],
+    ["efs/access-point-id", "${aws_efs_access_point.efs-ap.id}"],
+  ])("%s = %s", (key, value) => {
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: `/airflow/dev/${key}`,
+      insecure_value: value,
+    });
+  });
+
+  it("points workers at the internal ALB's /execution/ mount and the UI at the public ALB", () => {
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/api/execution-api-url",
+      insecure_value: expect.stringMatching(
+        /^http:\/\/\$\{aws_lb\.compute_load-balancers_internal_\w+\.dns_name\}:8080\/execution\/$/,
+      ),
+    });
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/api/base-url",
+      insecure_value: expect.stringMatching(
+        /^http:\/\/\$\{aws_lb\.compute_load-balancers_public_\w+\.dns_name\}$/,
+      ),
+    });
+  });
+
+  it.each([
+    ["data_bucket", "${aws_s3_bucket.data.bucket}"],
+    ["artifacts_bucket", "${aws_s3_bucket.artifacts.bucket}"],
+    ["emr_log_uri", "s3://${aws_s3_bucket.logs.bucket}/emr-logs/"],
+    ["emr_subnet_id", "${aws_subnet.priv-a.id}"],
+    ["alert_email", "team@example.com"],
+  ])("variable %s = %s", (key, value) => {
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: `/airflow/dev/variables/${key}`,
+      insecure_value: value,
+    });
+  });
+
+  it("names the EMR roles and the content-hashed Spark job", () => {
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/variables/emr_service_role",
+      insecure_value: expect.stringMatching(/^\$\{aws_iam_role\.compute_iam_emr-service-role_\w+\.name\}$/),
+    });
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/variables/emr_job_flow_role",
+      insecure_value: expect.stringMatching(
+        /^\$\{aws_iam_instance_profile\.compute_iam_emr-ec2-profile_\w+\.name\}$/,
+      ),
+    });
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/variables/spark_job_uri",
+      insecure_value: expect.stringMatching(
+        /^s3:\/\/\$\{aws_s3_bucket\.artifacts\.bucket\}\/spark-jobs\/[0-9a-f]{16}\/sort_job\.py$/,
+      ),
+    });
+  });
+
+  it("with LocalExecutor stores the broker as 'none' and runs tasks against the local api-server", () => {
+    const local = synthCompute({ executor: "LocalExecutor" }).json;
+    expect(local).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/broker/endpoint",
+      insecure_value: "none",
+    });
+    expect(local).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/api/execution-api-url",
+      insecure_value: "http://localhost:8080/execution/",
+    });
+  });
+});
+
+describe("secrets never appear as values", () => {
+  // GIVEN the whole compute plane (both executors)
+  const plans = [synthCompute(), synthCompute({ executor: "LocalExecutor" })];
+
+  it("every secret_string is a single reference to a random resource, never a literal", () => {
+    for (const { parsed } of plans) {
+      const versions = Object.values(resourcesOf(parsed, "aws_secretsmanager_secret_version"));
+      expect(versions.length).toBeGreaterThan(0);
+      for (const v of versions) {
+        expect(v.secret_string).toMatch(/^\$\{.*random_(password|bytes)\.[\w-]+\.(result|base64).*\}$/);
+      }
+    }
+  });
+
+  it("no random value reference and no secret name leaks into user-data or parameters", () => {
+    for (const { parsed } of plans) {
+      const suspicious =
+        /random_(password|bytes)|secret_string|aws_secretsmanager_secret_version\.[\w-]+\.secret/;
+      for (const lt of Object.values(resourcesOf(parsed, "aws_launch_template"))) {
+        // version_id (an opaque id) may feed the revision hash; the value may not.
+        expect(String(lt.user_data)).not.toMatch(suspicious);
+      }
+      for (const p of Object.values(resourcesOf(parsed, "aws_ssm_parameter"))) {
+        expect(String(p.insecure_value)).not.toMatch(suspicious);
+      }
+    }
+  });
+
+  it("the fernet key is url-safe base64 of 32 random bytes", () => {
+    const { parsed } = plans[0];
+    const bytes = Object.values(resourcesOf(parsed, "random_bytes"));
+    expect(bytes).toEqual([{ length: 32 }]);
+    const fernet = Object.entries(resourcesOf(parsed, "aws_secretsmanager_secret_version")).find(([k]) =>
+      k.includes("fernet"),
+    );
+    expect(fernet?.[1].secret_string).toMatch(
+      /^\$\{replace\(replace\(random_bytes\.[\w-]+\.base64, "\/\[\+\]\/", "-"\), "\/\[\/\]\/", "_"\)\}$/,
+    );
+  });
+
+  it.each(GENERATED_SECRETS.filter((k) => k !== "fernet-key").map((k) => [k]))(
+    "%s comes from a random_password without special characters",
+    (key) => {
+      const { parsed } = plans[0];
+      const passwords = resourcesOf(parsed, "random_password");
+      const name = Object.keys(passwords).find((n) => n.includes(`${key}-value`));
+      expect(name).toBeDefined();
+      expect(passwords[name as string]).toMatchObject({ special: false });
+      expect(Number(passwords[name as string].length)).toBeGreaterThanOrEqual(32);
+    },
+  );
+});
+
+describe("the contract is the one source of truth", () => {
+  afterEach(() => jest.resetModules());
+
+  it("a key added to the contract without a wired value fails synth naming the key", () => {
+    // GIVEN a contract with one more parameter than the infra wires
+    jest.isolateModules(() => {
+      jest.doMock("../../config/settings-contract.json", () => ({
+        ...contractFile,
+        parameters: [...contractFile.parameters, { key: "core/new-setting", description: "new" }],
+      }));
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const fixtures = require("./compute-fixtures") as typeof import("./compute-fixtures");
+      // WHEN synthesized THEN the error names the missing key
+      expect(() => fixtures.synthCompute()).toThrow(/no value for contract key\(s\) "core\/new-setting"/);
+    });
+  });
+
+  it("a missing core secret fails synth naming the key", () => {
+    jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { ClusterSecrets } = require("../../modules/settings") as typeof import("../../modules/settings");
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { Testing } = require("cdktf") as typeof import("cdktf");
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { makeConfig } = require("./compute-fixtures") as typeof import("./compute-fixtures");
+      expect(() =>
+        Testing.synthScope((scope) => {
+          new ClusterSecrets(scope, "secrets", {
+            config: makeConfig(),
+            key: { arn: "arn:aws:kms:x" },
+            existing: {},
+          });
+        }),
+      ).toThrow(/no secret for contract key\(s\) "db-password", "redis-auth-token"/);
+    });
+  });
+});
+
+describe("settings revision", () => {
+  it("is a Terraform sha256 over every parameter value and every secret version id", () => {
+    // GIVEN the compute plane WHEN synthesized
+    const { parsed } = synthCompute();
+    const lts = Object.values(resourcesOf(parsed, "aws_launch_template"));
+    const userData = String(lts[0].user_data);
+    // THEN the revision line is computed by Terraform from the stored values
+    expect(userData).toContain("AIRFLOW_SETTINGS_REVISION=");
+    expect(userData).toMatch(/sha256\(jsonencode\(\{/);
+    for (const p of contractFile.parameters)
+      expect(userData).toContain(`"parameter:${p.key}" = aws_ssm_parameter.`);
+    for (const v of contractFile.variables.keys)
+      expect(userData).toContain(`"variable:${v.key}" = aws_ssm_parameter.`);
+    for (const s of contractFile.secrets) {
+      expect(userData).toMatch(
+        new RegExp(`"secret:${s.key}" = aws_secretsmanager_secret_version\\.[\\w-]+\\.version_id`),
+      );
+    }
+    // and every node group carries the same revision
+    expect(new Set(lts.map((lt) => String(lt.user_data).replace(/AIRFLOW_ROLE=[\w-]+/, ""))).size).toBe(1);
+  });
+});
