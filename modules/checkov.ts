@@ -45,7 +45,8 @@ export function skipCheckov(block: CheckedBlock, id: string, reason: string): vo
   }
   const list = (skips.get(block) ?? []).filter((s) => s.id !== id);
   list.push({ id, comment: reason.trim() });
-  list.sort((a, b) => a.id.localeCompare(b.id));
+  // Code-point order, not localeCompare: synth output must not depend on the locale.
+  list.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   skips.set(block, list);
   // Only the "checkov" key: cdktf keeps its own metadata under "//" too.
   block.addOverride("//.checkov.skip", [...list]);

@@ -1,0 +1,147 @@
+import { Testing } from "cdktf";
+import { S3BucketPublicAccessBlock } from "@cdktf/provider-aws/lib/s3-bucket-public-access-block";
+import { Buckets } from "../../modules/buckets";
+import { checkovSkips } from "../../modules/checkov";
+import { StateStack } from "../../modules/state-stack";
+import { Block, bareStack, config, list } from "./helpers";
+
+const KEY = "arn:aws:kms:us-east-1:123456789012:key/test";
+
+interface PolicyDoc {
+  statement: { sid?: string; effect?: string; actions?: string[]; condition?: unknown; resources?: string[] }[];
+}
+
+function synthBuckets(): { synth: string; buckets: Buckets } {
+  const stack = bareStack();
+  const buckets = new Buckets(stack, "buckets", {
+    resourcePrefix: "airflow-dev",
+    accountId: "123456789012",
+    partition: "aws",
+    region: "us-east-1",
+    kmsKeyArn: KEY,
+    logRetentionDays: 30,
+  });
+  return { synth: Testing.synth(stack), buckets };
+}
+
+/** Encryption rule of the bucket whose logical name contains `role`. */
+function encryptionOf(synth: string, role: string): Block {
+  const entry = Object.entries(
+    JSON.parse(synth).resource.aws_s3_bucket_server_side_encryption_configuration as Record<string, { rule: Block[] }>,
+  ).find(([name]) => name.includes(`_${role}_`));
+  if (!entry) throw new Error(`no encryption config for ${role}`);
+  return entry[1].rule[0];
+}
+
+describe("Buckets", () => {
+  const { synth, buckets } = synthBuckets();
+
+  it("GIVEN the cluster buckets WHEN synthesized THEN names are account- and region-scoped", () => {
+    expect(list(synth, "aws_s3_bucket").map((b) => b.bucket).sort()).toEqual([
+      "airflow-dev-access-logs-123456789012-us-east-1",
+      "airflow-dev-artifacts-123456789012-us-east-1",
+      "airflow-dev-data-123456789012-us-east-1",
+      "airflow-dev-logs-123456789012-us-east-1",
+    ]);
+  });
+
+  it("GIVEN every bucket WHEN synthesized THEN public access is fully blocked, ACLs off and versioning on", () => {
+    expect(list(synth, "aws_s3_bucket_public_access_block")).toHaveLength(4);
+    expect(synth).toHaveResourceWithProperties(S3BucketPublicAccessBlock, {
+      block_public_acls: true,
+      block_public_policy: true,
+      ignore_public_acls: true,
+      restrict_public_buckets: true,
+    });
+    for (const pab of list(synth, "aws_s3_bucket_public_access_block")) {
+      expect(pab).toMatchObject({ block_public_acls: true, block_public_policy: true, ignore_public_acls: true, restrict_public_buckets: true });
+    }
+    expect(list(synth, "aws_s3_bucket_ownership_controls").map((o) => o.rule)).toEqual(
+      Array(4).fill({ object_ownership: "BucketOwnerEnforced" }),
+    );
+    expect(list(synth, "aws_s3_bucket_versioning").map((v) => v.versioning_configuration)).toEqual(
+      Array(4).fill({ status: "Enabled" }),
+    );
+  });
+
+  it.each([
+    ["logs", "aws:kms"],
+    ["data", "aws:kms"],
+    ["artifacts", "aws:kms"],
+    ["access-logs", "AES256"],
+  ])("GIVEN the %s bucket WHEN synthesized THEN SSE is %s", (role, algorithm) => {
+    const rule = encryptionOf(synth, role);
+    expect(rule.apply_server_side_encryption_by_default).toMatchObject({ sse_algorithm: algorithm });
+    if (algorithm === "aws:kms") {
+      expect(rule).toMatchObject({ bucket_key_enabled: true, apply_server_side_encryption_by_default: { kms_master_key_id: KEY } });
+    }
+  });
+
+  it("GIVEN every bucket policy WHEN synthesized THEN it denies non-TLS requests", () => {
+    const docs = Object.values(JSON.parse(synth).data.aws_iam_policy_document as Record<string, PolicyDoc>);
+    expect(docs).toHaveLength(4);
+    for (const doc of docs) {
+      expect(doc.statement[0]).toMatchObject({
+        sid: "DenyInsecureTransport",
+        effect: "Deny",
+        actions: ["s3:*"],
+        condition: [{ test: "Bool", variable: "aws:SecureTransport", values: ["false"] }],
+      });
+    }
+  });
+
+  it("GIVEN the logs bucket WHEN synthesized THEN task logs expire after the log retention and stale uploads are aborted", () => {
+    const lifecycles = Object.entries(JSON.parse(synth).resource.aws_s3_bucket_lifecycle_configuration as Record<string, { rule: Block[] }>);
+    const logs = lifecycles.find(([name]) => name.includes("_logs_") && !name.includes("access-logs"));
+    expect(logs?.[1].rule).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: "expire", expiration: [{ days: 30 }] }),
+        expect.objectContaining({ abort_incomplete_multipart_upload: [{ days_after_initiation: 7 }] }),
+      ]),
+    );
+  });
+
+  it("GIVEN the KMS buckets WHEN synthesized THEN their access logs go to the access-log bucket", () => {
+    const logging = list(synth, "aws_s3_bucket_logging");
+    expect(logging).toHaveLength(3);
+    for (const l of logging) expect(l.target_bucket).toMatch(/access-logs_bucket/);
+  });
+
+  it("GIVEN the access-log bucket WHEN synthesized THEN only S3 logging (under s3/) and ELB (under alb/) may write", () => {
+    const docs = Object.entries(JSON.parse(synth).data.aws_iam_policy_document as Record<string, PolicyDoc>);
+    const [, doc] = docs.find(([name]) => name.includes("access-logs")) ?? [];
+    expect(doc?.statement.map((s) => [s.sid, s.resources])).toEqual([
+      ["DenyInsecureTransport", expect.any(Array)],
+      ["S3ServerAccessLogs", ["arn:aws:s3:::airflow-dev-access-logs-123456789012-us-east-1/s3/*"]],
+      ["LoadBalancerAccessLogs", ["arn:aws:s3:::airflow-dev-access-logs-123456789012-us-east-1/alb/*"]],
+    ]);
+  });
+
+  it("GIVEN the access-log bucket WHEN checked THEN its KMS exception carries a reason", () => {
+    expect(checkovSkips(buckets.accessLogs).map((s) => s.id)).toEqual(["CKV2_AWS_62", "CKV_AWS_144", "CKV_AWS_145"]);
+    expect(checkovSkips(buckets.logs).map((s) => s.id)).toEqual(["CKV2_AWS_62", "CKV_AWS_144"]);
+  });
+});
+
+describe("StateStack", () => {
+  const stack = new StateStack(Testing.app(), "airflow-state", { config: config() });
+  const synth = Testing.synth(stack);
+  const json = JSON.parse(synth);
+
+  it("GIVEN the bootstrap stack WHEN synthesized THEN it keeps its own state locally", () => {
+    expect(json.terraform.backend).toEqual({ local: { path: "terraform.airflow-state.tfstate" } });
+  });
+
+  it("GIVEN the state bucket WHEN synthesized THEN it is the configured name, versioned, KMS-encrypted and undeletable", () => {
+    const [bucket] = list(synth, "aws_s3_bucket");
+    expect(bucket).toMatchObject({ bucket: config().stateBucketName, lifecycle: { prevent_destroy: true } });
+    expect(list(synth, "aws_s3_bucket_versioning")[0].versioning_configuration).toEqual({ status: "Enabled" });
+    expect(list(synth, "aws_s3_bucket_server_side_encryption_configuration")[0].rule).toEqual([
+      { apply_server_side_encryption_by_default: { sse_algorithm: "aws:kms", kms_master_key_id: "alias/aws/s3" }, bucket_key_enabled: true },
+    ]);
+  });
+
+  it("GIVEN S3 native locking WHEN synthesized THEN no DynamoDB lock table exists", () => {
+    expect(json.resource.aws_dynamodb_table).toBeUndefined();
+  });
+});
