@@ -173,3 +173,35 @@ describe("invalid wiring", () => {
     ).toThrow(message);
   });
 });
+
+describe("stack outputs", () => {
+  it.each([
+    ["CeleryExecutor", true],
+    ["LocalExecutor", false],
+  ] as const)("with %s name the URLs, buckets, EMR roles and settings locations", (executor, flower) => {
+    // GIVEN the compute plane WHEN synthesized THEN outputs carry stable names and descriptions
+    const { parsed } = synthCompute({ executor });
+    const outputs = parsed.output ?? {};
+    const expected = [
+      "artifacts_bucket",
+      "dags_uri",
+      "data_bucket",
+      "emr_instance_profile_arn",
+      "emr_instance_profile_name",
+      "emr_service_role_arn",
+      "emr_service_role_name",
+      "execution_api_url",
+      ...(flower ? ["flower_url"] : []),
+      "log_bucket",
+      "node_role_arn",
+      "parameter_prefix",
+      "secret_arn_prefix",
+      "spark_job_uri",
+      "ui_url",
+    ];
+    expect(Object.keys(outputs).sort()).toEqual(expected);
+    for (const o of Object.values(outputs)) expect(o.description?.length).toBeGreaterThan(10);
+    expect(outputs.parameter_prefix.value).toBe("/airflow/dev");
+    expect(outputs.ui_url.value).toMatch(/^http:\/\/\$\{aws_lb\.[\w-]+\.dns_name\}$/);
+  });
+});

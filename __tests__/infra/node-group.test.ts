@@ -1,0 +1,298 @@
+/**
+ * Node groups: launch templates from the golden AMI with IMDSv2 and an encrypted gp3
+ * root, user-data that carries only the contract's pointer keys, Auto Scaling groups
+ * that roll on every template change, and the role layout per executor.
+ */
+import { AutoscalingGroup } from "@cdktf/provider-aws/lib/autoscaling-group";
+import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
+import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
+import { Testing } from "cdktf";
+import {
+  GoldenImage,
+  NodeGroup,
+  NodeGroupProps,
+  renderUserData,
+  tokenSafeParts,
+} from "../../modules/node-group";
+import { CONTRACT } from "../../modules/settings";
+import { makeConfig, resourcesOf, synthCompute } from "./compute-fixtures";
+
+/**
+ * The shell script inside `${base64encode(join("", [...]))}`: literal parts are decoded,
+ * reference parts (e.g. the revision expression) are kept as `<expression>`.
+ */
+function userDataScript(userData: unknown): string {
+  const m = /^\$\{base64encode\(join\("", \[(.*)\]\)\)\}$/s.exec(String(userData));
+  if (!m) throw new Error(`unexpected user_data shape: ${String(userData).slice(0, 80)}`);
+  const list = m[1];
+  const parts: string[] = [];
+  let i = 0;
+  const stringEnd = (from: number): number => {
+    let j = from + 1;
+    while (list[j] !== '"') j += list[j] === "\\" ? 2 : 1;
+    return j + 1;
+  };
+  while (i < list.length) {
+    if (list[i] === '"') {
+      const end = stringEnd(i);
+      parts.push(JSON.parse(list.slice(i, end)) as string);
+      i = end;
+    } else {
+      // An expression: runs to the next top-level comma (strings and brackets skipped).
+      let depth = 0;
+      let j = i;
+      while (j < list.length && !(depth === 0 && list[j] === ",")) {
+        if (list[j] === '"') {
+          j = stringEnd(j);
+          continue;
+        }
+        if ("([{".includes(list[j])) depth++;
+        if (")]}".includes(list[j])) depth--;
+        j++;
+      }
+      parts.push(`<${list.slice(i, j).trim()}>`);
+      i = j;
+    }
+    while (list[i] === "," || list[i] === " ") i++;
+  }
+  return parts.join("");
+}
+
+describe("launch templates (CeleryExecutor)", () => {
+  // GIVEN the default dev cluster WHEN synthesized
+  const { json, parsed } = synthCompute();
+  const templates = resourcesOf(parsed, "aws_launch_template");
+
+  it.each([["api-server"], ["scheduler"], ["worker"]])("%s requires IMDSv2 with one hop", (role) => {
+    expect(json).toHaveResourceWithProperties(LaunchTemplate, {
+      name: `airflow-dev-${role}`,
+      metadata_options: { http_endpoint: "enabled", http_tokens: "required", http_put_response_hop_limit: 1 },
+    });
+  });
+
+  it("boots from the golden AMI with an encrypted gp3 root volume and the node profile", () => {
+    for (const lt of Object.values(templates)) {
+      expect(lt.image_id).toMatch(/^\$\{data\.aws_ami\.[\w-]+\.id\}$/);
+      expect(lt.block_device_mappings).toEqual([
+        {
+          device_name: expect.stringMatching(/^\$\{data\.aws_ami\.[\w-]+\.root_device_name\}$/),
+          ebs: { volume_size: 30, volume_type: "gp3", encrypted: "true", delete_on_termination: "true" },
+        },
+      ]);
+      expect(lt.iam_instance_profile).toEqual({
+        arn: expect.stringMatching(/aws_iam_instance_profile\.compute_iam_node-profile_\w+\.arn/),
+      });
+    }
+  });
+
+  it("looks the AMI up by name (newest available) when no id is configured", () => {
+    expect(json).toHaveDataSourceWithProperties(DataAwsAmi, {
+      most_recent: true,
+      owners: ["self"],
+      filter: [
+        { name: "name", values: ["airflow-golden-*"] },
+        { name: "state", values: ["available"] },
+      ],
+    });
+  });
+
+  it.each(Object.keys(CONTRACT.roles).filter((r) => r !== "standalone"))(
+    "%s user-data writes exactly the contract's keys to node.env, then runs the bootstrap",
+    (role) => {
+      const lt = Object.values(templates).find((t) => t.name === `airflow-dev-${role}`);
+      const script = userDataScript(lt?.user_data);
+      const body = /<<'NODE_ENV'\n([\s\S]*?)\nNODE_ENV\n/.exec(script)?.[1] ?? "";
+      const env = Object.fromEntries(body.split("\n").map((l) => l.split(/=(.*)/s, 2)));
+      expect(Object.keys(env)).toEqual([...CONTRACT.userData.keys]);
+      expect(env).toMatchObject({
+        AIRFLOW_ROLE: role,
+        AIRFLOW_PARAMETER_PREFIX: "/airflow/dev",
+        AIRFLOW_SECRET_PREFIX: "airflow/dev",
+        AWS_REGION: "us-east-1",
+      });
+      expect(env.AIRFLOW_SETTINGS_REVISION).toMatch(/^<sha256\(jsonencode\(/);
+      expect(script).toMatch(/^#!\/bin\/bash\n/);
+      expect(script.trimEnd().split("\n").pop()).toBe("exec /opt/airflow/bin/airflow-bootstrap");
+    },
+  );
+
+  it("user-data holds no secret: no password/token words, no random values, no secret strings", () => {
+    for (const lt of Object.values(templates)) {
+      const script = userDataScript(lt.user_data).replace(/<sha256\(jsonencode\(.*\)\)>/s, "<revision>");
+      expect(script).not.toMatch(/password|token|secret_string|random_|fernet|jwt/i);
+    }
+  });
+});
+
+describe("auto scaling groups", () => {
+  const { json, parsed } = synthCompute({ schedulerCount: 3, workers: { min: 2, max: 7 } });
+  const groups = resourcesOf(parsed, "aws_autoscaling_group");
+  const group = (role: string) => Object.values(groups).find((g) => g.name === `airflow-dev-${role}`);
+
+  it("roll with a rolling instance refresh (launch before terminate) whenever the template changes", () => {
+    for (const g of Object.values(groups)) {
+      expect(g.instance_refresh).toEqual({
+        strategy: "Rolling",
+        preferences: expect.objectContaining({ min_healthy_percentage: 100, max_healthy_percentage: 200 }),
+      });
+      expect(g.launch_template).toEqual({
+        id: expect.stringMatching(/^\$\{aws_launch_template\.[\w-]+\.id\}$/),
+        version: expect.stringMatching(/^\$\{aws_launch_template\.[\w-]+\.latest_version\}$/),
+      });
+      expect(g.vpc_zone_identifier).toEqual(["${aws_subnet.priv-a.id}", "${aws_subnet.priv-b.id}"]);
+      expect(g.default_instance_warmup).toBe(300);
+    }
+  });
+
+  it.each([
+    ["api-server", 1, 2, 1],
+    ["scheduler", 3, 4, 3],
+  ])("%s runs min %d / max %d / desired %d", (role, min, max, desired) => {
+    expect(group(role)).toMatchObject({ min_size: min, max_size: max, desired_capacity: desired });
+  });
+
+  it("workers scale between workers.min and workers.max, owned by a target-tracking policy", () => {
+    const w = group("worker");
+    expect(w).toMatchObject({ min_size: 2, max_size: 7, health_check_type: "EC2" });
+    expect(w?.desired_capacity).toBeUndefined();
+    expect(Object.values(resourcesOf(parsed, "aws_autoscaling_policy"))).toEqual([
+      expect.objectContaining({
+        policy_type: "TargetTrackingScaling",
+        autoscaling_group_name: expect.stringMatching(/worker_group_\w+\.name/),
+      }),
+    ]);
+  });
+
+  it("workers drain through a termination lifecycle hook (warm Celery shutdown)", () => {
+    expect(group("worker")?.initial_lifecycle_hook).toEqual([
+      {
+        name: "drain",
+        lifecycle_transition: "autoscaling:EC2_INSTANCE_TERMINATING",
+        heartbeat_timeout: 1800,
+        default_result: "CONTINUE",
+      },
+    ]);
+    expect(group("api-server")?.initial_lifecycle_hook ?? []).toEqual([]);
+  });
+
+  it("the api-server is load-balanced and health-checked through the ALB", () => {
+    expect(json).toHaveResourceWithProperties(AutoscalingGroup, {
+      name: "airflow-dev-api-server",
+      health_check_type: "ELB",
+      health_check_grace_period: 600,
+    });
+  });
+
+  it("propagates Name/role tags to the instances", () => {
+    expect(group("scheduler")?.tag).toEqual(
+      expect.arrayContaining([{ key: "airflow:role", value: "scheduler", propagate_at_launch: true }]),
+    );
+  });
+});
+
+describe("LocalExecutor", () => {
+  it("collapses to one standalone node behind the public ALB", () => {
+    // GIVEN LocalExecutor WHEN synthesized
+    const { parsed } = synthCompute({ executor: "LocalExecutor" });
+    const groups = Object.values(resourcesOf(parsed, "aws_autoscaling_group"));
+    // THEN one group, one node, registered with the UI target group only
+    expect(groups).toHaveLength(1);
+    expect(groups[0]).toMatchObject({
+      name: "airflow-dev-standalone",
+      min_size: 1,
+      max_size: 1,
+      desired_capacity: 1,
+      health_check_type: "ELB",
+    });
+    expect(groups[0].target_group_arns).toEqual([expect.stringMatching(/ui-tg/)]);
+    const lt = Object.values(resourcesOf(parsed, "aws_launch_template"))[0];
+    expect(userDataScript(lt.user_data)).toContain("AIRFLOW_ROLE=standalone");
+    expect(lt.vpc_security_group_ids).toEqual([
+      "${aws_security_group.api-server.id}",
+      "${aws_security_group.scheduler.id}",
+    ]);
+  });
+});
+
+describe("golden image selection", () => {
+  it("pins an explicit ami.id instead of the name lookup", () => {
+    const json = Testing.synthScope((scope) => {
+      new GoldenImage(scope, "image", {
+        config: makeConfig({ ami: { id: "ami-0123456789abcdef0", owners: ["123456789012"] } }),
+      });
+    });
+    expect(json).toHaveDataSourceWithProperties(DataAwsAmi, {
+      owners: ["123456789012"],
+      filter: [{ name: "image-id", values: ["ami-0123456789abcdef0"] }],
+    });
+  });
+});
+
+describe("renderUserData", () => {
+  const good = {
+    AIRFLOW_ROLE: "worker",
+    AIRFLOW_PARAMETER_PREFIX: "/airflow/dev",
+    AIRFLOW_SECRET_PREFIX: "airflow/dev",
+    AWS_REGION: "us-east-1",
+    AIRFLOW_SETTINGS_REVISION: "abc123",
+  };
+
+  it.each([
+    ["a missing key", { ...good, AWS_REGION: undefined }, /missing AWS_REGION/],
+    ["an extra key (a secret would be one)", { ...good, DB_PASSWORD: "x" }, /unknown DB_PASSWORD/],
+    [
+      "a value that could break the env file",
+      { ...good, AIRFLOW_ROLE: "worker\nEVIL=1" },
+      /AIRFLOW_ROLE: got/,
+    ],
+  ])("rejects %s", (_name, env, message) => {
+    expect(() => renderUserData(env as Record<string, string>)).toThrow(message);
+  });
+
+  it("splits a script into literal parts and whole tokens", () => {
+    expect(tokenSafeParts("a=${TfToken[TOKEN.1]}\nb")).toEqual(["a=", "${TfToken[TOKEN.1]}", "\nb"]);
+    expect(tokenSafeParts("plain")).toEqual(["plain"]);
+  });
+});
+
+describe("invalid node group props", () => {
+  const base = (): Omit<NodeGroupProps, "image"> => ({
+    config: makeConfig(),
+    role: "worker",
+    instanceType: "m6i.large",
+    minSize: 1,
+    maxSize: 2,
+    subnets: [{ id: "subnet-1" }],
+    securityGroups: [{ id: "sg-1" }],
+    instanceProfile: { arn: "arn:aws:iam::123456789012:instance-profile/x" },
+    settingsRevision: "abc",
+  });
+  it.each([
+    ["minSize above maxSize", { minSize: 3, maxSize: 2 }, /minSize: got 3; allowed: at most maxSize \(2\)/],
+    ["a fractional maxSize", { maxSize: 1.5 }, /maxSize: got 1.5; allowed: an integer from 1 to 100/],
+    [
+      "a too-short drain",
+      { drainTimeoutSeconds: 10 },
+      /drainTimeoutSeconds: got 10; allowed: an integer from 30 to 7200/,
+    ],
+    [
+      "desired outside min..max",
+      { desiredCapacity: 5 },
+      /desiredCapacity: got 5; allowed: an integer from 1 to 2/,
+    ],
+    ["no subnets", { subnets: [] }, /subnets: got none/],
+    ["no security groups", { securityGroups: [] }, /securityGroups: got none/],
+    [
+      "an unknown role",
+      { role: "webserver" },
+      /role: got "webserver"; allowed: api-server, scheduler, worker, standalone/,
+    ],
+  ])("rejects %s", (_name, overrides, message) => {
+    expect(() =>
+      Testing.synthScope((scope) => {
+        const image = new GoldenImage(scope, "image", { config: makeConfig() });
+        new NodeGroup(scope, "group", { ...base(), image, ...(overrides as Partial<NodeGroupProps>) });
+      }),
+    ).toThrow(message);
+  });
+});
