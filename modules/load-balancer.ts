@@ -161,9 +161,17 @@ export class ClusterLoadBalancers extends Construct {
     });
     const tgSkip = {
       CKV_AWS_378:
-        "TLS terminates at the ALB; targets are private-subnet instances reachable only from the ALB's security group",
+        "Plain HTTP from listener to target: the ALB is internal or has no certificate, targets are " +
+        "private-subnet instances reachable only from the ALB's security group",
     };
-    const makeTg = (tgId: string, suffix: string, port: number, path: string): LbTargetGroup => {
+    // behindHttp: the target group's listener speaks HTTP (checkov flags the pair).
+    const makeTg = (
+      tgId: string,
+      suffix: string,
+      port: number,
+      path: string,
+      behindHttp: boolean,
+    ): LbTargetGroup => {
       const tg = new LbTargetGroup(this, tgId, {
         name: lbName(suffix),
         port,
@@ -174,13 +182,13 @@ export class ClusterLoadBalancers extends Construct {
         deregistrationDelay: "30",
         healthCheck: health(path),
       });
-      skipAll(tg, tgSkip);
+      if (behindHttp) skipAll(tg, tgSkip);
       return tg;
     };
 
     // --- public ALB ------------------------------------------------------------------
     this.publicLb = makeLb("public", false, props.publicSubnets, props.publicSecurityGroup);
-    this.uiTargetGroup = makeTg("ui-tg", "ui", apiPort, API_HEALTH_PATH);
+    this.uiTargetGroup = makeTg("ui-tg", "ui", apiPort, API_HEALTH_PATH, !config.certificateArn);
     const forwardUi = [{ type: "forward", targetGroupArn: this.uiTargetGroup.arn }];
     if (config.certificateArn) {
       const https = new LbListener(this, "https", {
@@ -221,9 +229,9 @@ export class ClusterLoadBalancers extends Construct {
     if (celery && props.internalSecurityGroup) {
       const internalLb = makeLb("internal", true, props.privateSubnets, props.internalSecurityGroup);
       this.internalLb = internalLb;
-      this.executionApiTargetGroup = makeTg("execution-api-tg", "exec", apiPort, API_HEALTH_PATH);
+      this.executionApiTargetGroup = makeTg("execution-api-tg", "exec", apiPort, API_HEALTH_PATH, true);
       // Flower answers /healthcheck without authentication.
-      this.flowerTargetGroup = makeTg("flower-tg", "flower", flowerPort, "/healthcheck");
+      this.flowerTargetGroup = makeTg("flower-tg", "flower", flowerPort, "/healthcheck", true);
       const internalWhy =
         "Internal ALB inside the VPC, reachable only from the Airflow nodes' security group; the Execution " +
         "API authenticates every call with a per-task JWT";
