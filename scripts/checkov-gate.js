@@ -7,6 +7,7 @@
  * that id and a reason; a skip that matches no failure is stale and fails the gate.
  *
  * Usage: node scripts/checkov-gate.js <checkov-binary> <stack-dir>...
+ *        (CHECKOV_GATE_VERBOSE=1 prints every skip with its reason)
  * Exit 0 when every stack has zero unexcused failures and no stale skips.
  */
 "use strict";
@@ -101,7 +102,14 @@ for (const dir of dirs) {
   console.log(
     `checkov ${stack}: ${passedCount(report)} passed, ${failures.length} failed, ${skipped.length} skipped with reason, ${stale.length} stale skips`,
   );
-  for (const s of skipped) console.log(`  skip   ${s}`);
+  if (process.env.CHECKOV_GATE_VERBOSE) {
+    for (const s of skipped) console.log(`  skip   ${s}`);
+  } else if (skipped.length > 0) {
+    // Per-check counts; CHECKOV_GATE_VERBOSE=1 lists every skip with its reason.
+    const counts = new Map();
+    for (const s of skipped) counts.set(s.split(" ")[0], (counts.get(s.split(" ")[0]) ?? 0) + 1);
+    console.log(`  skipped: ${[...counts].map(([id, n]) => `${id} x${n}`).join(", ")}`);
+  }
   for (const f of failures) console.log(`  FAILED ${f}`);
   for (const s of stale) console.log(`  STALE  ${s}`);
   bad += failures.length + stale.length;
