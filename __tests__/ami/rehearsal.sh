@@ -13,7 +13,7 @@ cd "$ROOT"
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_PORT=55432 REDIS_PORT=56379 API_PORT=58080 HEALTH_PORT=58974 FLOWER_PORT=55555
 for bin in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$(command -v redis-server || true)" "$VENV_DIR/bin/airflow"; do
-  [ -n "$bin" ] && [ -x "$bin" ] || die "rehearsal needs $bin (PostgreSQL 15, redis-server, the test venv)"
+  if [ -z "$bin" ] || [ ! -x "$bin" ]; then die "rehearsal needs PostgreSQL 15 ($PG_BIN), redis-server and the test venv ($VENV_DIR)"; fi
 done
 for port in $PG_PORT $REDIS_PORT $API_PORT $HEALTH_PORT $FLOWER_PORT 58793 58794; do
   if (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port on 127.0.0.1 is already in use"; fi
@@ -174,10 +174,15 @@ for role in "${NODES[@]}"; do
   [ -z "$(find "$WORK/nodes/$role/etc/airflow/secrets" -type f -perm /o=r)" ] || die "world-readable secret file on $role"
 done
 
-AF_ENV() { # AF_ENV ROLE CMD... -> run with that node's environment
+AF_ENV() { # AF_ENV ROLE CMD... -> run with that node's rendered environment (as its units do)
   local role=$1
   shift
-  env $(grep -v '^#' "$WORK/nodes/$role/etc/airflow/airflow.env" | tr -d '"' | xargs) "$@"
+  (
+    set -a
+    # shellcheck disable=SC1090  # rendered by the bootstrap
+    source "$WORK/nodes/$role/etc/airflow/airflow.env"
+    exec "$@"
+  )
 }
 wait_for() { # wait_for SECONDS DESCRIPTION CMD...
   local limit=$1 what=$2 start=$SECONDS
@@ -200,10 +205,12 @@ wait_for 120 "airflow jobs check TriggererJob on $HOST" \
 wait_for 120 "Celery worker answers ping" \
   AF_ENV worker "$VENV_DIR/bin/celery" --app airflow.providers.celery.executors.celery_executor.app inspect ping
 wait_for 60 "flower answers (basic auth)" curl -fsS -u "admin:$ADMIN_PASSWORD" "http://127.0.0.1:$FLOWER_PORT/healthcheck"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLOWER_PORT/healthcheck")
+[ "$code" = 401 ] || die "flower answered $code without credentials, expected 401"
 
 TOKEN=$(jq -n --arg p "$ADMIN_PASSWORD" '{username:"admin",password:$p}' |
   curl -fsS -H 'Content-Type: application/json' -d @- "http://127.0.0.1:$API_PORT/auth/token" | jq -r .access_token)
-[ -n "$TOKEN" ] && [ "$TOKEN" != null ] || die "no JWT from /auth/token for the admin user"
+if [ -z "$TOKEN" ] || [ "$TOKEN" = null ]; then die "no JWT from /auth/token for the admin user"; fi
 api() { curl -fsS -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' "$@"; }
 wait_for 120 "DAG rehearsal parsed" api "http://127.0.0.1:$API_PORT/api/v2/dags/rehearsal"
 api -X PATCH -d '{"is_paused": false}' "http://127.0.0.1:$API_PORT/api/v2/dags/rehearsal" >/dev/null

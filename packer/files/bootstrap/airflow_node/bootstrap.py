@@ -16,10 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import BootstrapError, contract as contract_mod
+from . import BootstrapError
+from . import contract as contract_mod
 from .render import EFS, ETC, HOME, LOGS, Rendered, env_text, render, to_ini
 from .settings import Node, load_node, read_settings
-from .units import launch_local
+from .units import DONE_MARKER, launch_local
 
 MIGRATION_LOCK_PG = 0x41495246_424F4F54  # "AIRFBOOT": distinct from Airflow's own lock ids
 MIGRATION_LOCK_MYSQL = "airflow_node_bootstrap_migrate"
@@ -56,7 +57,7 @@ def write_files(node: Node, out: Rendered) -> None:
     ids = _airflow_ids()
     secret_dir = node.path(f"{ETC}/secrets")
     secret_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(secret_dir, 0o750)
+    os.chmod(secret_dir, 0o750)  # noqa: S103 - the airflow group must traverse it; others get nothing
     if ids is not None:
         os.chown(secret_dir, 0, ids[1])
     for name, value in out.secret_files.items():
@@ -83,7 +84,9 @@ def mount_efs(node: Node, out: Rendered) -> None:
         if subprocess.run(["mountpoint", "-q", str(efs)]).returncode != 0:
             done = subprocess.run(["mount", str(efs)], capture_output=True, text=True)
             if done.returncode != 0:
-                raise BootstrapError(f"mounting EFS ({out.fstab.split()[0]}) on {efs} failed: {done.stderr.strip()}")
+                raise BootstrapError(
+                    f"mounting EFS ({out.fstab.split()[0]}) on {efs} failed: {done.stderr.strip()}"
+                )
         log(f"EFS mounted on {efs} (tls, iam, access point)")
     for sub in ("dags", "plugins"):
         (efs / sub).mkdir(parents=True, exist_ok=True)
@@ -96,7 +99,9 @@ def _airflow(node: Node, out: Rendered, *args: str, stdin: str | None = None, ca
     argv = [str(node.venv / "bin" / args[0]), *args[1:]]
     if _airflow_ids() is not None:
         argv = ["runuser", "-u", "airflow", "--", *argv]
-    return subprocess.run(argv, env=env, input=stdin, capture_output=capture, text=True, cwd=out.environment["AIRFLOW_HOME"])
+    return subprocess.run(
+        argv, env=env, input=stdin, capture_output=capture, text=True, cwd=out.environment["AIRFLOW_HOME"]
+    )
 
 
 def _tail(done: subprocess.CompletedProcess) -> str:
@@ -128,7 +133,9 @@ def migrate(node: Node, out: Rendered) -> None:
             log(f"migration lock held after {time.monotonic() - started:.1f}s; running airflow db migrate")
             done = _airflow(node, out, "airflow", "db", "migrate")
             if done.returncode != 0:
-                raise BootstrapError(f"airflow db migrate failed (exit {done.returncode}):\n    {_tail(done)}")
+                raise BootstrapError(
+                    f"airflow db migrate failed (exit {done.returncode}):\n    {_tail(done)}"
+                )
             ensure_admin(node, out)
             conn.commit()
     except BootstrapError:
@@ -146,7 +153,13 @@ def migrate(node: Node, out: Rendered) -> None:
 def ensure_admin(node: Node, out: Rendered) -> None:
     # password over stdin: never in argv (ps) or the environment
     done = _airflow(
-        node, out, "python", "-m", "airflow_node.admin_user", "--email", out.admin_email,
+        node,
+        out,
+        "python",
+        "-m",
+        "airflow_node.admin_user",
+        "--email",
+        out.admin_email,
         stdin=out.admin_password,
     )
     if done.returncode != 0:
@@ -161,7 +174,7 @@ def wait_for_migrations(node: Node, out: Rendered) -> None:
     done = _airflow(node, out, "airflow", "db", "check-migrations", "-t", str(node.migration_wait))
     if done.returncode != 0:
         raise BootstrapError(
-            f"database not migrated after {node.migration_wait}s (does a scheduler node run?):\n    {_tail(done)}"
+            f"database not migrated after {node.migration_wait}s (scheduler node up?):\n    {_tail(done)}"
         )
     log(f"database schema is current ({time.monotonic() - started:.1f}s)")
 
@@ -174,8 +187,11 @@ def start_units(node: Node, out: Rendered) -> None:
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise BootstrapError(f"{' '.join(cmd)} failed: {done.stderr.strip()}")
-    inactive = [u for u in out.units if u.endswith(".service")
-                and subprocess.run(["systemctl", "is-active", "--quiet", u]).returncode != 0]
+    inactive = [
+        u
+        for u in out.units
+        if u.endswith(".service") and subprocess.run(["systemctl", "is-active", "--quiet", u]).returncode != 0
+    ]
     if inactive:
         raise BootstrapError(f"unit(s) not active after start: {', '.join(inactive)} (see journalctl -u)")
     log(f"started {', '.join(out.units)}")
@@ -194,13 +210,17 @@ def run(node_env: Path, contract_path: Path | None = None) -> str:
     else:
         wait_for_migrations(node, out)
     start_units(node, out)
+    node.path(DONE_MARKER).parent.mkdir(parents=True, exist_ok=True)
+    node.path(DONE_MARKER).write_text(f"{node.role} {node.revision}\n")
     return node.role
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="airflow-bootstrap", description=__doc__.splitlines()[0])
     ap.add_argument("--node-env", type=Path, default=Path("/etc/airflow/node.env"))
-    ap.add_argument("--contract", type=Path, default=None, help="settings contract JSON (default: baked copy)")
+    ap.add_argument(
+        "--contract", type=Path, default=None, help="settings contract JSON (default: baked copy)"
+    )
     args = ap.parse_args(argv)
     started = time.monotonic()
     try:

@@ -28,6 +28,7 @@ LOGS = "/var/log/airflow"
 EFS = "/mnt/efs"
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 SSM_BACKEND = "airflow.providers.amazon.aws.secrets.systems_manager.SystemsManagerParameterStoreBackend"
+UNSET = "none"  # modules/settings.ts UNSET
 MIGRATING_ROLES = ("scheduler", "standalone")  # the roles that run `airflow db migrate`
 
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?$")
@@ -59,8 +60,11 @@ class _Checker:
 
     def param(self, key: str, check, allowed: str) -> str:
         value = self.params.get(key)
-        if value is None or value.strip() == "":
-            self.errors.append(f"parameter {key} ({self._where(key)}) is missing or empty; expected {allowed}")
+        # "none" is the infra's marker for a setting that does not apply (SSM rejects "")
+        if value is None or value.strip() in ("", UNSET):
+            self.errors.append(
+                f"parameter {key} ({self._where(key)}) is missing or unset; expected {allowed}"
+            )
             return ""
         value = value.strip()
         try:
@@ -133,10 +137,14 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
     p = node.path
     positive = "a positive integer"
 
-    executor = c.param("executor", _one_of("CeleryExecutor", "LocalExecutor"), "CeleryExecutor or LocalExecutor")
+    executor = c.param(
+        "executor", _one_of("CeleryExecutor", "LocalExecutor"), "CeleryExecutor or LocalExecutor"
+    )
     celery = executor == "CeleryExecutor"
     if executor == "LocalExecutor" and node.role != "standalone":
-        c.errors.append(f"role {node.role} needs executor CeleryExecutor (LocalExecutor runs only as standalone)")
+        c.errors.append(
+            f"role {node.role} needs executor CeleryExecutor (LocalExecutor runs only as standalone)"
+        )
     if executor == "CeleryExecutor" and node.role == "standalone":
         c.errors.append("role standalone needs executor LocalExecutor (it runs no Celery worker)")
 
@@ -154,12 +162,18 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         redis_token = c.secret("redis-auth-token")
 
     fs_id = c.param("efs/file-system-id", lambda v: bool(re.fullmatch(r"fs-[0-9a-f]{8,40}", v)), "fs-<hex>")
-    ap_id = c.param("efs/access-point-id", lambda v: bool(re.fullmatch(r"fsap-[0-9a-f]{8,40}", v)), "fsap-<hex>")
+    ap_id = c.param(
+        "efs/access-point-id", lambda v: bool(re.fullmatch(r"fsap-[0-9a-f]{8,40}", v)), "fsap-<hex>"
+    )
     log_folder = c.param("logs/remote-base-log-folder", _s3_uri, "an s3://bucket/prefix URI")
     dags_uri = c.param("artifacts/dags-uri", _s3_uri, "an s3://bucket/prefix URI")
     base_url = c.param("api/base-url", _http_url, "an http(s):// URL")
-    execution_url = c.param("api/execution-api-url", _execution_url, "an http(s):// URL ending in /execution/")
-    from_email = c.param("smtp/from-email", lambda v: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v)), "an email")
+    execution_url = c.param(
+        "api/execution-api-url", _execution_url, "an http(s):// URL ending in /execution/"
+    )
+    from_email = c.param(
+        "smtp/from-email", lambda v: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v)), "an email"
+    )
     smtp_host = c.param("smtp/host", _host, "a host name")
     tunables = {
         "scheduler/max-dagruns-to-create-per-loop": c.param(
@@ -168,8 +182,12 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         "scheduler/max-dagruns-per-loop-to-schedule": c.param(
             "scheduler/max-dagruns-per-loop-to-schedule", _int_range(1, 10000), positive
         ),
-        "scheduler/use-row-level-locking": c.param("scheduler/use-row-level-locking", _bool_text, "True or False"),
-        "scheduler/pool-metrics-interval": c.param("scheduler/pool-metrics-interval", _int_range(1, 86400), positive),
+        "scheduler/use-row-level-locking": c.param(
+            "scheduler/use-row-level-locking", _bool_text, "True or False"
+        ),
+        "scheduler/pool-metrics-interval": c.param(
+            "scheduler/pool-metrics-interval", _int_range(1, 86400), positive
+        ),
         "scheduler/orphaned-tasks-check-interval": c.param(
             "scheduler/orphaned-tasks-check-interval", _int_range(1, 86400), positive
         ),
@@ -237,7 +255,8 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         },
         "api": {
             "base_url": base_url,
-            "host": "0.0.0.0",
+            # behind the load balancers; the security groups limit who reaches the port
+            "host": "0.0.0.0",  # noqa: S104
             "port": str(contract.ports["api-server"]),
             "expose_config": "False",
             "secret_key_cmd": cmd("api_secret_key"),
@@ -245,7 +264,7 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         "api_auth": {"jwt_secret_cmd": cmd("jwt_secret")},
         "scheduler": {
             "enable_health_check": "True",
-            "scheduler_health_check_server_host": "0.0.0.0",
+            "scheduler_health_check_server_host": "0.0.0.0",  # noqa: S104 - ASG/ALB health checks
             "scheduler_health_check_server_port": str(contract.ports["scheduler-health"]),
             "max_dagruns_to_create_per_loop": tunables["scheduler/max-dagruns-to-create-per-loop"],
             "max_dagruns_per_loop_to_schedule": tunables["scheduler/max-dagruns-per-loop-to-schedule"],
@@ -279,7 +298,9 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
     }
     if celery:
         scheme, query = ("rediss", "?ssl_cert_reqs=required") if node.tls else ("redis", "")
-        files["broker_url"] = f"{scheme}://:{quote(redis_token, safe='')}@{broker_host}:{broker_port}/0{query}"
+        files["broker_url"] = (
+            f"{scheme}://:{quote(redis_token, safe='')}@{broker_host}:{broker_port}/0{query}"
+        )
         files["result_backend"] = f"db+{sync}"
         files["flower_basic_auth"] = f"admin:{admin_password}"
         cfg["celery"] = {

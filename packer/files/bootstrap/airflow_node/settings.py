@@ -100,14 +100,18 @@ def load_node(path: Path, contract: Contract) -> Node:
     unknown = sorted(set(env) - set(contract.user_data_keys) - set(LOCAL_KEYS))
     if unknown:
         allowed = ", ".join([*contract.user_data_keys, *LOCAL_KEYS])
-        raise BootstrapError(f"node env file {path} has unknown key(s) {', '.join(unknown)}; allowed: {allowed}")
+        raise BootstrapError(
+            f"node env file {path} has unknown key(s) {', '.join(unknown)}; allowed: {allowed}"
+        )
     role = env["AIRFLOW_ROLE"]
     if role not in contract.roles:
         raise BootstrapError(f"AIRFLOW_ROLE={role!r} is not a role; allowed: {', '.join(contract.roles)}")
     for key in ("AIRFLOW_PARAMETER_PREFIX", "AIRFLOW_SECRET_PREFIX"):
         value = env[key]
         if not re.fullmatch(r"/?[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+)*", value):
-            raise BootstrapError(f"{key}={value!r} is invalid: expected a path like /airflow/dev (no trailing slash)")
+            raise BootstrapError(
+                f"{key}={value!r} is invalid: expected a path like /airflow/dev (no trailing slash)"
+            )
     if not env["AIRFLOW_PARAMETER_PREFIX"].startswith("/"):
         raise BootstrapError(
             f"AIRFLOW_PARAMETER_PREFIX={env['AIRFLOW_PARAMETER_PREFIX']!r} is invalid: must start with /"
@@ -121,7 +125,9 @@ def load_node(path: Path, contract: Contract) -> Node:
     if source == "envfile":
         for key in ("AIRFLOW_SETTINGS_FILE", "AIRFLOW_SECRETS_DIR"):
             if not env.get(key):
-                raise BootstrapError(f"node env file {path}: {key} is required with AIRFLOW_SETTINGS_SOURCE=envfile")
+                raise BootstrapError(
+                    f"node env file {path}: {key} is required with AIRFLOW_SETTINGS_SOURCE=envfile"
+                )
         settings_file, secrets_dir = Path(env["AIRFLOW_SETTINGS_FILE"]), Path(env["AIRFLOW_SECRETS_DIR"])
     manager = env.get("AIRFLOW_SERVICE_MANAGER") or "systemd"
     if manager not in ("systemd", "local"):
@@ -160,7 +166,9 @@ def _last_line(stderr: str) -> str:
 def _aws(node: Node, *args: str) -> str:
     env = {**os.environ, "AWS_REGION": node.region, "AWS_DEFAULT_REGION": node.region}
     try:
-        done = subprocess.run(["aws", *args, "--output", "json"], capture_output=True, text=True, env=env, timeout=120)
+        done = subprocess.run(
+            ["aws", *args, "--output", "json"], capture_output=True, text=True, env=env, timeout=120
+        )
     except FileNotFoundError:
         raise BootstrapError("the AWS CLI (aws) is not installed") from None
     if done.returncode != 0:
@@ -204,7 +212,7 @@ def read_envfile(node: Node, contract: Contract) -> tuple[dict[str, str], dict[s
     unknown = sorted(set(params) - set(contract.parameters))
     if unknown:
         raise BootstrapError(
-            f"settings file {node.settings_file} has key(s) not in the settings contract: {', '.join(unknown)}"
+            f"settings file {node.settings_file} has key(s) not in the contract: {', '.join(unknown)}"
         )
     if not node.secrets_dir.is_dir():
         raise BootstrapError(f"secrets directory {node.secrets_dir} does not exist")

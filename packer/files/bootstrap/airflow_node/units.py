@@ -17,6 +17,7 @@ from . import BootstrapError
 
 ENV_FILE = "/etc/airflow/airflow.env"
 BOOTSTRAP_BIN = "/opt/airflow/bin/airflow-bootstrap"
+DONE_MARKER = "/run/airflow-bootstrap.done"
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,9 @@ def _airflow(*args: str) -> tuple[str, ...]:
 
 
 UNITS: dict[str, Unit] = {
-    "airflow-api-server.service": Unit("Airflow API server (UI, REST and Execution API)", _airflow("api-server")),
+    "airflow-api-server.service": Unit(
+        "Airflow API server (UI, REST and Execution API)", _airflow("api-server")
+    ),
     "airflow-scheduler.service": Unit("Airflow scheduler", _airflow("scheduler")),
     "airflow-dag-processor.service": Unit("Airflow DAG processor", _airflow("dag-processor")),
     "airflow-triggerer.service": Unit("Airflow triggerer", _airflow("triggerer")),
@@ -102,15 +105,18 @@ def render_systemd(name: str, worker_stop_timeout: int, venv: str = "/opt/airflo
 
 
 def render_bootstrap_unit() -> str:
-    # Runs after cloud-init's user-data (which writes node.env) on every boot; the role's
-    # units are started by the bootstrap itself, so they must not be After= this unit.
+    # First boot: user-data writes node.env and execs the bootstrap itself, which leaves
+    # DONE_MARKER in /run (tmpfs). On a reboot user-data does not run again and /run is
+    # empty, so this unit re-runs the bootstrap (fresh settings, remount, start units).
+    # The role's units must not be After= this unit: it starts them and would deadlock.
     return "\n".join(
         [
             "[Unit]",
-            "Description=Airflow node bootstrap (settings -> airflow.cfg -> role units)",
+            "Description=Airflow node bootstrap on reboot (settings -> airflow.cfg -> role units)",
             "Wants=network-online.target",
             "After=network-online.target cloud-final.service",
             "ConditionPathExists=/etc/airflow/node.env",
+            f"ConditionPathExists=!{DONE_MARKER}",
             "",
             "[Service]",
             "Type=oneshot",
@@ -119,7 +125,7 @@ def render_bootstrap_unit() -> str:
             "TimeoutStartSec=1800",
             "",
             "[Install]",
-            "WantedBy=multi-user.target cloud-init.target",
+            "WantedBy=multi-user.target",
             "",
         ]
     )
@@ -153,12 +159,17 @@ def launch_local(units: tuple[str, ...], env_file: Path, run_dir: Path, log) -> 
         if unit is None:
             raise BootstrapError(f"unit {name} has no command mapping (known: {', '.join(UNITS)})")
         if unit.kind != "simple":
-            log(f"local launcher: skipping {name} ({unit.kind} units need systemd; nothing to sync from S3 locally)")
+            log(f"local launcher: skipping {name} ({unit.kind} units need systemd; no S3 to sync locally)")
             continue
         with open(run_dir / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(
-                list(unit.argv), env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, cwd=env.get("AIRFLOW_HOME"),
+                list(unit.argv),
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=env.get("AIRFLOW_HOME"),
             )
         (run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
         log(f"local launcher: started {name} (pid {proc.pid}): {' '.join(unit.argv)}")
@@ -184,8 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join([*UNITS, "airflow-bootstrap.service"]))
         return 0
     if args.worker_stop_timeout < 1:
-        print(f"error: --worker-stop-timeout {args.worker_stop_timeout} must be a positive number of seconds",
-              file=sys.stderr)
+        print(
+            f"error: --worker-stop-timeout {args.worker_stop_timeout} must be a positive number of seconds",
+            file=sys.stderr,
+        )
         return 2
     args.dir.mkdir(parents=True, exist_ok=True)
     for name, text in all_unit_files(args.worker_stop_timeout).items():

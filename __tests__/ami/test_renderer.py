@@ -1,0 +1,224 @@
+"""Unit tests of the bootstrap's renderer against the settings contract file: every
+setting lands in its airflow.cfg section, secrets only in root-only files, and each
+missing or invalid setting fails with its name."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import unquote
+
+import pytest
+from airflow_node import BootstrapError
+from airflow_node.render import render, to_ini
+from airflow_node.units import UNITS
+from conftest import VALID_PARAMS, VALID_SECRETS
+
+
+def _render(contract, node, params=None, secrets=None):
+    return render(contract, node, dict(params or VALID_PARAMS), dict(secrets or VALID_SECRETS))
+
+
+def test_fixture_covers_exactly_the_contract(contract):
+    # a key added to or renamed in the contract must show up here (and in the renderer)
+    assert set(VALID_PARAMS) == set(contract.parameters)
+    assert set(VALID_SECRETS) == set(contract.secrets)
+
+
+def test_contract_airflow_mappings_land_in_their_section(contract, make_node):
+    out = _render(contract, make_node("scheduler"))
+    assert contract.airflow_options, "contract lists no 1:1 airflow options"
+    normalized = {"true": "True", "false": "False"}
+    for key, option in contract.airflow_options.items():
+        section, name = option.split(".")
+        assert section in out.config, f"{key}: section [{section}] not rendered"
+        assert name in out.config[section], f"{key}: [{section}] {name} not rendered"
+        want = normalized.get(VALID_PARAMS[key], VALID_PARAMS[key])
+        assert out.config[section][name] == want, f"{key} -> [{section}] {name}"
+
+
+def test_every_contract_parameter_is_consumed(contract, make_node):
+    out = _render(contract, make_node("scheduler"))
+    rendered = json.dumps([out.config, out.environment, out.fstab, out.secret_files])
+    for key in contract.parameters:
+        value = VALID_PARAMS[key]
+        assert value in rendered or value.capitalize() in rendered, f"parameter {key} is not used"
+
+
+def test_airflow3_option_names_and_fixed_settings(contract, make_node, tmp_path):
+    out = _render(contract, make_node("scheduler"))
+    cfg = out.config
+    assert cfg["core"]["auth_manager"] == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    assert cfg["core"]["dags_folder"] == str(tmp_path / "root/mnt/efs/dags")
+    assert cfg["database"]["sql_alchemy_conn_cmd"].startswith("cat ")
+    assert "sql_alchemy_conn" not in cfg["core"]  # the Airflow 2 location
+    assert cfg["logging"] == {
+        "base_log_folder": str(tmp_path / "root/var/log/airflow"),
+        "remote_logging": "True",
+        "remote_base_log_folder": "s3://airflow-logs-123/task-logs",
+        "remote_log_conn_id": "aws_default",
+        "worker_log_server_port": "8793",
+        "trigger_log_server_port": "8794",
+    }
+    assert cfg["scheduler"]["enable_health_check"] == "True"
+    assert cfg["scheduler"]["scheduler_health_check_server_port"] == "8974"
+    assert cfg["api"]["port"] == "8080" and cfg["api"]["base_url"] == "https://airflow.example.com"
+    assert cfg["api_auth"] == {"jwt_secret_cmd": f"cat {tmp_path}/root/etc/airflow/secrets/jwt_secret"}
+    assert cfg["secrets"]["backend"].endswith("SystemsManagerParameterStoreBackend")
+    kwargs = json.loads(cfg["secrets"]["backend_kwargs"])
+    assert kwargs["variables_prefix"] == "/airflow/dev/variables"
+    assert kwargs["connections_prefix"] == "/airflow/dev/connections"
+    assert cfg["email"]["from_email"] == "noreply@example.com"
+    assert cfg["smtp"]["smtp_host"] == "email-smtp.us-east-1.amazonaws.com"
+    assert cfg["celery"]["flower_port"] == "5555"
+    assert out.fstab == (
+        "fs-0123456789abcdef0:/ /mnt/efs efs _netdev,noresvport,tls,iam,accesspoint=fsap-0fedcba9876543210 0 0"
+    )
+    assert out.environment["AIRFLOW_DAGS_URI"] == "s3://airflow-artifacts-123/dags"
+
+
+def test_connection_strings_quote_credentials_and_use_tls(contract, make_node):
+    out = _render(contract, make_node("worker"))
+    sync = out.secret_files["sql_alchemy_conn"]
+    assert sync.startswith("postgresql+psycopg2://airflow_admin:")
+    assert sync.endswith("@airflow-db.abc123.us-east-1.rds.amazonaws.com:5432/airflow?sslmode=require")
+    password = re.match(r"postgresql\+psycopg2://[^:]+:([^@]+)@", sync).group(1)
+    assert unquote(password) == VALID_SECRETS["db-password"]
+    assert out.secret_files["sql_alchemy_conn_async"].startswith("postgresql+asyncpg://")
+    assert out.secret_files["result_backend"] == "db+" + sync
+    broker = out.secret_files["broker_url"]
+    assert broker.startswith("rediss://:")
+    assert broker.endswith(
+        "@master.airflow-redis.abc123.use1.cache.amazonaws.com:6379/0?ssl_cert_reqs=required"
+    )
+    assert unquote(broker[len("rediss://:") : broker.index("@")]) == VALID_SECRETS["redis-auth-token"]
+
+
+def test_mysql_engine(contract, make_node):
+    out = _render(contract, make_node("scheduler"), {**VALID_PARAMS, "db/engine": "mysql", "db/port": "3306"})
+    assert out.secret_files["sql_alchemy_conn"].startswith("mysql+mysqldb://airflow_admin:")
+    assert "ssl_mode=REQUIRED" in out.secret_files["sql_alchemy_conn"]
+    assert out.secret_files["result_backend"].startswith("db+mysql+mysqldb://")
+
+
+def test_local_tls_off_uses_plain_schemes(contract, make_node):
+    out = _render(contract, make_node("worker", AIRFLOW_TLS="false"))
+    assert out.secret_files["broker_url"].startswith("redis://:")
+    assert "sslmode" not in out.secret_files["sql_alchemy_conn"]
+
+
+def test_no_secret_value_in_config_or_environment(contract, make_node):
+    out = _render(contract, make_node("api-server"))
+    text = to_ini(out.config) + json.dumps(out.environment) + out.fstab
+    for key, value in VALID_SECRETS.items():
+        assert value not in text, f"secret {key} leaked into airflow.cfg/env"
+    for section, options in out.config.items():
+        for name, value in options.items():
+            if name.endswith("_cmd"):
+                assert re.fullmatch(r"cat /\S+/etc/airflow/secrets/\w+", value), f"[{section}] {name}"
+
+
+@pytest.mark.parametrize("key", sorted(VALID_PARAMS))
+def test_each_missing_parameter_fails_with_its_name(contract, make_node, key):
+    params = {k: v for k, v in VALID_PARAMS.items() if k != key}
+    with pytest.raises(BootstrapError) as err:
+        _render(contract, make_node("scheduler"), params)
+    assert f"parameter {key} (/airflow/dev/{key}) is missing or unset" in str(err.value)
+
+
+def test_unset_marker_counts_as_missing(contract, make_node):
+    # modules/settings.ts stores "none" where a setting does not apply
+    with pytest.raises(
+        BootstrapError, match=r"parameter broker/endpoint \(/airflow/dev/broker/endpoint\) is missing"
+    ):
+        _render(contract, make_node("worker"), {**VALID_PARAMS, "broker/endpoint": "none"})
+
+
+@pytest.mark.parametrize("key", sorted(VALID_SECRETS))
+def test_each_missing_secret_fails_with_its_name(contract, make_node, key):
+    secrets = {k: v for k, v in VALID_SECRETS.items() if k != key}
+    with pytest.raises(BootstrapError) as err:
+        _render(contract, make_node("scheduler"), secrets=secrets)
+    assert f"secret {key} (airflow/dev/{key}) is missing" in str(err.value)
+
+
+INVALID = [
+    ("executor", "KubernetesExecutor", "CeleryExecutor or LocalExecutor"),
+    ("db/engine", "sqlite", "mysql or postgres"),
+    ("db/endpoint", "db host", "a host name"),
+    ("db/port", "54x", "a port number 1-65535"),
+    ("db/port", "70000", "a port number 1-65535"),
+    ("db/name", "air;flow", "a database name"),
+    ("broker/port", "0", "a port number 1-65535"),
+    ("efs/file-system-id", "fsx-123", "fs-<hex>"),
+    ("efs/access-point-id", "fs-0123456789abcdef0", "fsap-<hex>"),
+    ("logs/remote-base-log-folder", "/var/log/airflow", "an s3://bucket/prefix URI"),
+    ("artifacts/dags-uri", "https://bucket/dags", "an s3://bucket/prefix URI"),
+    ("api/base-url", "airflow.example.com", "an http(s):// URL"),
+    ("api/execution-api-url", "http://internal:8080/api/v2/", "ending in /execution/"),
+    ("smtp/from-email", "not-an-email", "an email"),
+    ("scheduler/use-row-level-locking", "yes", "True or False"),
+    ("scheduler/pool-metrics-interval", "-5", "a positive integer"),
+    ("core/parallelism", "0", "a positive integer"),
+    ("celery/worker-concurrency", "many", "a positive integer"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), INVALID)
+def test_each_invalid_parameter_fails_with_name_value_and_allowed(contract, make_node, key, value, allowed):
+    with pytest.raises(BootstrapError) as err:
+        _render(contract, make_node("scheduler"), {**VALID_PARAMS, key: value})
+    assert f"parameter {key} = {value!r} is invalid; expected" in str(err.value)
+    assert allowed in str(err.value)
+
+
+def test_all_problems_reported_at_once(contract, make_node):
+    params = {**VALID_PARAMS, "db/port": "x", "core/parallelism": "0"}
+    del params["smtp/host"]
+    with pytest.raises(BootstrapError) as err:
+        _render(contract, make_node("scheduler"), params, {**VALID_SECRETS, "jwt-secret": ""})
+    msg = str(err.value)
+    assert "4 problem(s)" in msg
+    for name in ("db/port", "core/parallelism", "smtp/host", "jwt-secret"):
+        assert name in msg
+
+
+def test_invalid_fernet_key_is_named_without_echoing_it(contract, make_node):
+    with pytest.raises(BootstrapError) as err:
+        _render(contract, make_node("scheduler"), secrets={**VALID_SECRETS, "fernet-key": "short-secret"})
+    assert "secret fernet-key (airflow/dev/fernet-key) is invalid" in str(err.value)
+    assert "short-secret" not in str(err.value)
+
+
+def test_local_executor_needs_no_broker_and_runs_standalone(contract, make_node):
+    params = {**VALID_PARAMS, "executor": "LocalExecutor", "broker/endpoint": "none", "broker/port": "none"}
+    secrets = {k: v for k, v in VALID_SECRETS.items() if k != "redis-auth-token"}
+    out = _render(contract, make_node("standalone"), params, secrets)
+    assert "celery" not in out.config and "broker_url" not in out.secret_files
+    assert out.migrate and out.units == tuple(contract.roles["standalone"])
+    with pytest.raises(BootstrapError, match="role worker needs executor CeleryExecutor"):
+        _render(contract, make_node("worker"), params, secrets)
+    with pytest.raises(BootstrapError, match="role standalone needs executor LocalExecutor"):
+        _render(contract, make_node("standalone"))
+
+
+@pytest.mark.parametrize("role", ["api-server", "scheduler", "worker"])
+def test_role_units_and_migration_duty(contract, make_node, role):
+    out = _render(contract, make_node(role))
+    assert out.units == tuple(contract.roles[role])
+    assert out.migrate == (role == "scheduler")
+
+
+def test_every_contract_unit_has_a_command(contract):
+    for role, units in contract.roles.items():
+        for unit in units:
+            assert unit in UNITS, f"role {role}: unit {unit} has no command mapping"
+
+
+def test_overlay_merges_over_rendered_config(contract, make_node, tmp_path):
+    overlay = tmp_path / "overlay.ini"
+    overlay.write_text("[api]\nport = 58080\n[logging]\nremote_logging = False\n")
+    out = _render(contract, make_node("api-server", AIRFLOW_CONFIG_OVERLAY=str(overlay)))
+    assert out.config["api"]["port"] == "58080"
+    assert out.config["logging"]["remote_logging"] == "False"
+    assert out.config["api"]["base_url"] == "https://airflow.example.com"
