@@ -19,7 +19,10 @@
  */
 import { Construct } from "constructs";
 import { DataAwsElbServiceAccount } from "@cdktf/provider-aws/lib/data-aws-elb-service-account";
-import { DataAwsIamPolicyDocument, DataAwsIamPolicyDocumentStatement } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document";
+import {
+  DataAwsIamPolicyDocument,
+  DataAwsIamPolicyDocumentStatement,
+} from "@cdktf/provider-aws/lib/data-aws-iam-policy-document";
 import { S3Bucket } from "@cdktf/provider-aws/lib/s3-bucket";
 import {
   S3BucketLifecycleConfiguration,
@@ -78,7 +81,10 @@ export class SecureBucket extends Construct {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(props.bucketName) && !props.bucketName.includes("${")) {
       throw new Error(`SecureBucket: ${props.bucketName} is not a valid S3 bucket name`);
     }
-    this.bucket = new S3Bucket(this, "bucket", { bucket: props.bucketName, forceDestroy: props.forceDestroy ?? false });
+    this.bucket = new S3Bucket(this, "bucket", {
+      bucket: props.bucketName,
+      forceDestroy: props.forceDestroy ?? false,
+    });
     // Neither region-replication nor event notifications earn their cost here.
     skipCheckov(
       this.bucket,
@@ -86,7 +92,11 @@ export class SecureBucket extends Construct {
       props.noReplicationReason ??
         "single-region cluster: logs expire, data is re-derivable and artifacts are re-uploaded by deploy; versioning covers mistakes",
     );
-    skipCheckov(this.bucket, "CKV2_AWS_62", "no consumer for S3 event notifications; nothing reacts to object creation");
+    skipCheckov(
+      this.bucket,
+      "CKV2_AWS_62",
+      "no consumer for S3 event notifications; nothing reacts to object creation",
+    );
 
     const pab = new S3BucketPublicAccessBlock(this, "public-access-block", {
       bucket: this.bucket.id,
@@ -104,7 +114,10 @@ export class SecureBucket extends Construct {
       rule: [
         props.kmsKeyArn
           ? {
-              applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: props.kmsKeyArn },
+              applyServerSideEncryptionByDefault: {
+                sseAlgorithm: "aws:kms",
+                kmsMasterKeyId: props.kmsKeyArn,
+              },
               bucketKeyEnabled: true,
             }
           : { applyServerSideEncryptionByDefault: { sseAlgorithm: "AES256" } },
@@ -229,7 +242,11 @@ export class Buckets extends Construct {
         },
       ],
     });
-    skipCheckov(accessLogs.bucket, "CKV_AWS_145", "S3 server access logging and ELB access logs can only write to SSE-S3 buckets");
+    skipCheckov(
+      accessLogs.bucket,
+      "CKV_AWS_145",
+      "S3 server access logging and ELB access logs can only write to SSE-S3 buckets",
+    );
     this.accessLogs = accessLogs.bucket;
 
     const kms = { kmsKeyArn: props.kmsKeyArn, accessLogBucket: this.accessLogs, forceDestroy };

@@ -26,8 +26,7 @@ export class ConfigError extends Error {
 
 /** CloudWatch Logs accepts only these retention periods (days). */
 export const LOG_RETENTION_DAYS = [
-  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-  2922, 3288, 3653,
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ] as const;
 
 /** Default MySQL / PostgreSQL major versions (Airflow 3 supports MySQL 8.0/8.4, PostgreSQL 14-18). */
@@ -46,8 +45,7 @@ const int = (min: number, max: number, def: number) => intRange(min, max).defaul
 
 const bool = (def: boolean) => z.boolean({ error: "true or false" }).default(def);
 
-const pattern = (re: RegExp, allowed: string) =>
-  z.string({ error: allowed }).regex(re, { error: allowed });
+const pattern = (re: RegExp, allowed: string) => z.string({ error: allowed }).regex(re, { error: allowed });
 
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `one of ${values.map((v) => JSON.stringify(v)).join(", ")}` });
@@ -57,9 +55,7 @@ const cidr = z.cidrv4({ error: CIDR_ALLOWED });
 
 /** Instance types: family.size, e.g. t3.large, m6i.xlarge, m7g.large. */
 const instanceType = (def: string) =>
-  pattern(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as m6i.large").default(
-    def,
-  );
+  pattern(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as m6i.large").default(def);
 
 const schedulerSchema = z
   .strictObject({
@@ -79,7 +75,10 @@ const schedulerSchema = z
 const schema = z
   .strictObject({
     /** Environment name; also the config file name (`config/<env>.json`). */
-    env: pattern(/^[a-z][a-z0-9]{0,7}$/, "lowercase letters and digits, 1-8 characters, starting with a letter"),
+    env: pattern(
+      /^[a-z][a-z0-9]{0,7}$/,
+      "lowercase letters and digits, 1-8 characters, starting with a letter",
+    ),
     /** Prefix of every resource, parameter and secret name. */
     namePrefix: pattern(
       /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/,
@@ -101,7 +100,7 @@ const schema = z
      */
     availabilityZones: z
       .array(pattern(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9][a-z]$/, "an AZ name such as us-east-1a"), {
-        error: "a list of 2-6 AZ names such as [\"us-east-1a\", \"us-east-1b\"]",
+        error: 'a list of 2-6 AZ names such as ["us-east-1a", "us-east-1b"]',
       })
       .min(2, { error: "a list of 2-6 distinct AZ names" })
       .max(6, { error: "a list of 2-6 distinct AZ names" })
@@ -177,27 +176,26 @@ const schema = z
     ami: z
       .strictObject({
         /** Name filter of the Packer-built golden AMI; the newest match wins. */
-        name: pattern(/^[A-Za-z0-9()[\]./\-'@_* ]{3,128}$/, "an AMI name filter such as airflow-golden-*").default(
-          "airflow-golden-*",
-        ),
+        name: pattern(
+          /^[A-Za-z0-9()[\]./\-'@_* ]{3,128}$/,
+          "an AMI name filter such as airflow-golden-*",
+        ).default("airflow-golden-*"),
         owners: z
           .array(
             pattern(
               /^(self|amazon|aws-marketplace|[0-9]{12})$/,
               'an AMI owner: "self", "amazon", "aws-marketplace" or a 12-digit account id',
             ),
-            { error: "a list of AMI owners such as [\"self\"]" },
+            { error: 'a list of AMI owners such as ["self"]' },
           )
-          .min(1, { error: "a non-empty list of AMI owners such as [\"self\"]" })
+          .min(1, { error: 'a non-empty list of AMI owners such as ["self"]' })
           .default(["self"]),
         /** Explicit AMI id; when set the name lookup is skipped. */
         id: pattern(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, "an AMI id such as ami-0123456789abcdef0").optional(),
       })
       .prefault({}),
     /** CIDRs allowed to reach the public UI load balancer; empty = no public load balancer ingress. */
-    uiAllowedCidrs: z
-      .array(cidr, { error: "a list of IPv4 CIDR blocks" })
-      .default([]),
+    uiAllowedCidrs: z.array(cidr, { error: "a list of IPv4 CIDR blocks" }).default([]),
     /** ACM certificate for the public load balancer; with it the UI is served over HTTPS. */
     certificateArn: pattern(
       /^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate\/[0-9a-f-]{36}$/,
@@ -427,7 +425,9 @@ export function loadConfig(env = process.env.AIRFLOW_ENV ?? "dev", dir = CONFIG_
   }
   const obj = raw as Record<string, unknown>;
   if ("env" in obj && obj.env !== env) {
-    throw new ConfigError([`${source}: env: got ${show(obj.env)}; allowed: ${show(env)} (the file's name) or omitted`]);
+    throw new ConfigError([
+      `${source}: env: got ${show(obj.env)}; allowed: ${show(env)} (the file's name) or omitted`,
+    ]);
   }
   return parseConfig({ ...obj, env }, source);
 }
@@ -451,7 +451,9 @@ export interface ClusterNames {
 }
 
 /** Derives every shared name from the config. */
-export function clusterNames(config: Pick<AirflowConfig, "namePrefix" | "env" | "stateBucketName">): ClusterNames {
+export function clusterNames(
+  config: Pick<AirflowConfig, "namePrefix" | "env" | "stateBucketName">,
+): ClusterNames {
   const { namePrefix, env } = config;
   return {
     resourcePrefix: `${namePrefix}-${env}`,

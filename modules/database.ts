@@ -152,7 +152,10 @@ export class Database extends Construct {
     if (!Number.isInteger(passwordVersion) || passwordVersion < 1) {
       throw new Error(`Database: passwordVersion must be a positive integer, got ${passwordVersion}`);
     }
-    const major = version.split(".").slice(0, engine === "mysql" ? 2 : 1).join(".");
+    const major = version
+      .split(".")
+      .slice(0, engine === "mysql" ? 2 : 1)
+      .join(".");
     const protect = props.deletionProtection ?? true;
     const p = props.resourcePrefix;
     const identifier = `${p}-metadata`;
@@ -276,10 +279,18 @@ export class Database extends Construct {
       dependsOn: logGroups,
     });
     if (!protect) {
-      skipCheckov(this.instance, "CKV_AWS_293", "deletionProtection is off by config (dev default) so a disposable env can be destroyed; on by default elsewhere");
+      skipCheckov(
+        this.instance,
+        "CKV_AWS_293",
+        "deletionProtection is off by config (dev default) so a disposable env can be destroyed; on by default elsewhere",
+      );
     }
     if (!(props.multiAz ?? false)) {
-      skipCheckov(this.instance, "CKV_AWS_157", "database.multiAz is off by config (dev default, halves cost); on by default elsewhere");
+      skipCheckov(
+        this.instance,
+        "CKV_AWS_157",
+        "database.multiAz is off by config (dev default, halves cost); on by default elsewhere",
+      );
     }
     this.endpoint = this.instance.address;
   }

@@ -114,7 +114,9 @@ export class Network extends Construct {
     const natPerAz = props.natPerAz ?? true;
 
     if (props.availabilityZones && props.availabilityZones.length !== props.azCount) {
-      throw new Error(`Network: ${props.availabilityZones.length} availabilityZones given for azCount ${props.azCount}`);
+      throw new Error(
+        `Network: ${props.availabilityZones.length} availabilityZones given for azCount ${props.azCount}`,
+      );
     }
     if (props.availabilityZones) {
       this.availabilityZones = [...props.availabilityZones];
@@ -136,7 +138,10 @@ export class Network extends Construct {
     });
 
     // Deny-all default security group: nothing may fall back to it (CIS 5.4).
-    new DefaultSecurityGroup(this, "default-sg", { vpcId: this.vpc.id, tags: { Name: `${p}-default-unused` } });
+    new DefaultSecurityGroup(this, "default-sg", {
+      vpcId: this.vpc.id,
+      tags: { Name: `${p}-default-unused` },
+    });
 
     const igw = new InternetGateway(this, "igw", { vpcId: this.vpc.id, tags: { Name: `${p}-igw` } });
 
@@ -171,7 +176,8 @@ export class Network extends Construct {
       gatewayId: igw.id,
     });
     this.publicSubnets.forEach(
-      (s, i) => new RouteTableAssociation(this, `public-rta-${i}`, { subnetId: s.id, routeTableId: publicRt.id }),
+      (s, i) =>
+        new RouteTableAssociation(this, `public-rta-${i}`, { subnetId: s.id, routeTableId: publicRt.id }),
     );
 
     // NAT: outbound-only internet for AWS APIs from private nodes. One per AZ keeps an
@@ -187,7 +193,10 @@ export class Network extends Construct {
       });
     });
     this.privateRouteTables = nats.map((nat, i) => {
-      const rt = new RouteTable(this, `private-rt-${i}`, { vpcId: this.vpc.id, tags: { Name: `${p}-private-${i}` } });
+      const rt = new RouteTable(this, `private-rt-${i}`, {
+        vpcId: this.vpc.id,
+        tags: { Name: `${p}-private-${i}` },
+      });
       new Route(this, `private-default-${i}`, {
         routeTableId: rt.id,
         destinationCidrBlock: "0.0.0.0/0",

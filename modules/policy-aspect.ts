@@ -40,7 +40,9 @@ export class PolicyError extends Error {
  * The tags every taggable resource carries. The three base keys always win over
  * same-named keys in `config.tags`, so cost reports can rely on them.
  */
-export function clusterTags(config: Pick<AirflowConfig, "namePrefix" | "env" | "tags">): Record<string, string> {
+export function clusterTags(
+  config: Pick<AirflowConfig, "namePrefix" | "env" | "tags">,
+): Record<string, string> {
   return {
     ...config.tags,
     Project: config.namePrefix,
@@ -84,10 +86,16 @@ export class ClusterPolicyAspect implements IAspect {
     const path = lt.node.path;
     const md = lt.metadataOptionsInput;
     if (md?.httpTokens !== undefined && md.httpTokens !== "required") {
-      throw new PolicyError(path, `metadata_options.http_tokens is "${md.httpTokens}"; IMDSv2 ("required") is mandatory`);
+      throw new PolicyError(
+        path,
+        `metadata_options.http_tokens is "${md.httpTokens}"; IMDSv2 ("required") is mandatory`,
+      );
     }
     if (md?.httpEndpoint === "disabled") {
-      throw new PolicyError(path, "metadata_options.http_endpoint is disabled; nodes need IMDSv2 for their role");
+      throw new PolicyError(
+        path,
+        "metadata_options.http_endpoint is disabled; nodes need IMDSv2 for their role",
+      );
     }
     lt.putMetadataOptions({
       ...md,
@@ -102,7 +110,10 @@ export class ClusterPolicyAspect implements IAspect {
       const encrypted: LaunchTemplateBlockDeviceMappings[] = mappings.map((m) => {
         if (!m.ebs) return m;
         if (isFalse(m.ebs.encrypted)) {
-          throw new PolicyError(path, `block device ${m.deviceName ?? "?"} has encrypted=false; EBS volumes must be encrypted`);
+          throw new PolicyError(
+            path,
+            `block device ${m.deviceName ?? "?"} has encrypted=false; EBS volumes must be encrypted`,
+          );
         }
         return { ...m, ebs: { ...m.ebs, encrypted: "true" } };
       });
@@ -123,7 +134,10 @@ export class ClusterPolicyAspect implements IAspect {
 
   private dbInstance(db: DbInstance): void {
     if (isFalse(db.storageEncryptedInput)) {
-      throw new PolicyError(db.node.path, "storage_encrypted=false; the metadata DB must be encrypted at rest");
+      throw new PolicyError(
+        db.node.path,
+        "storage_encrypted=false; the metadata DB must be encrypted at rest",
+      );
     }
     db.storageEncrypted = true;
   }
@@ -157,7 +171,10 @@ export class ClusterPolicyAspect implements IAspect {
     const to = rule.toPortInput;
     const allPorts = proto === "-1" || proto === "all";
     if (allPorts || (typeof from === "number" && typeof to === "number" && from <= 22 && 22 <= to)) {
-      throw new PolicyError(rule.node.path, "ingress opens port 22 (or all ports); operators use SSM Session Manager, never SSH");
+      throw new PolicyError(
+        rule.node.path,
+        "ingress opens port 22 (or all ports); operators use SSM Session Manager, never SSH",
+      );
     }
   }
 
@@ -165,7 +182,10 @@ export class ClusterPolicyAspect implements IAspect {
     // Rules are separate vpc_security_group_*_rule resources so each carries its own
     // description and the guard above sees it; inline rules would bypass both.
     if (sg.ingressInput !== undefined || sg.egressInput !== undefined) {
-      throw new PolicyError(sg.node.path, "inline ingress/egress blocks; use VpcSecurityGroupIngressRule/EgressRule");
+      throw new PolicyError(
+        sg.node.path,
+        "inline ingress/egress blocks; use VpcSecurityGroupIngressRule/EgressRule",
+      );
     }
   }
 }

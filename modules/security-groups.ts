@@ -117,34 +117,101 @@ export class SecurityGroups extends Construct {
     // Public load balancer: only the configured CIDRs, only the listener ports.
     cidrs.forEach((cidr, i) =>
       this.publicPorts.forEach((port) =>
-        this.ingressCidr(`alb-public-in-${port}-${i}`, this.albPublic, cidr, port, `UI from allowed CIDR ${cidr}`),
+        this.ingressCidr(
+          `alb-public-in-${port}-${i}`,
+          this.albPublic,
+          cidr,
+          port,
+          `UI from allowed CIDR ${cidr}`,
+        ),
       ),
     );
-    this.link("alb-public-to-api", this.albPublic, this.apiServer, PORTS.apiServer, "UI traffic to api-server");
+    this.link(
+      "alb-public-to-api",
+      this.albPublic,
+      this.apiServer,
+      PORTS.apiServer,
+      "UI traffic to api-server",
+    );
 
     // Internal load balancer: Execution API for workers (and the scheduler's
     // dag-processor/triggerer), Flower only from the api-server node, which is where an
     // operator's SSM port-forwarding session lands.
-    this.link("worker-to-alb-internal", this.worker, this.albInternal, PORTS.apiServer, "Execution API calls from workers");
-    this.link("scheduler-to-alb-internal", this.scheduler, this.albInternal, PORTS.apiServer, "Execution API calls from dag-processor/triggerer");
-    this.link("api-to-alb-internal-flower", this.apiServer, this.albInternal, PORTS.flower, "Flower via SSM port forwarding on the api-server node");
-    this.link("alb-internal-to-api", this.albInternal, this.apiServer, PORTS.apiServer, "Execution API to api-server");
-    this.link("alb-internal-to-flower", this.albInternal, this.apiServer, PORTS.flower, "Flower to api-server node");
+    this.link(
+      "worker-to-alb-internal",
+      this.worker,
+      this.albInternal,
+      PORTS.apiServer,
+      "Execution API calls from workers",
+    );
+    this.link(
+      "scheduler-to-alb-internal",
+      this.scheduler,
+      this.albInternal,
+      PORTS.apiServer,
+      "Execution API calls from dag-processor/triggerer",
+    );
+    this.link(
+      "api-to-alb-internal-flower",
+      this.apiServer,
+      this.albInternal,
+      PORTS.flower,
+      "Flower via SSM port forwarding on the api-server node",
+    );
+    this.link(
+      "alb-internal-to-api",
+      this.albInternal,
+      this.apiServer,
+      PORTS.apiServer,
+      "Execution API to api-server",
+    );
+    this.link(
+      "alb-internal-to-flower",
+      this.albInternal,
+      this.apiServer,
+      PORTS.flower,
+      "Flower to api-server node",
+    );
 
     // Task log viewing: the api-server fetches live logs from the serving node.
-    this.link("api-to-worker-logs", this.apiServer, this.worker, PORTS.workerLogServer, "live task logs from worker log server");
-    this.link("api-to-triggerer-logs", this.apiServer, this.scheduler, PORTS.triggererLogServer, "live trigger logs from triggerer log server");
+    this.link(
+      "api-to-worker-logs",
+      this.apiServer,
+      this.worker,
+      PORTS.workerLogServer,
+      "live task logs from worker log server",
+    );
+    this.link(
+      "api-to-triggerer-logs",
+      this.apiServer,
+      this.scheduler,
+      PORTS.triggererLogServer,
+      "live trigger logs from triggerer log server",
+    );
 
     // Data stores: only from the Airflow nodes.
     for (const n of nodes) {
       this.link(`${n.name}-to-db`, n.group, this.database, this.databasePort, `metadata DB from ${n.name}`);
-      if (props.broker ?? true) this.link(`${n.name}-to-redis`, n.group, this.redis, PORTS.redis, `Celery broker from ${n.name}`);
+      if (props.broker ?? true)
+        this.link(`${n.name}-to-redis`, n.group, this.redis, PORTS.redis, `Celery broker from ${n.name}`);
       this.link(`${n.name}-to-efs`, n.group, this.efs, PORTS.nfs, `EFS (NFS over TLS) from ${n.name}`);
-      this.egressCidr(`${n.name}-https-out`, n.group, "0.0.0.0/0", PORTS.https, "AWS APIs (SSM, Secrets Manager, CloudWatch, S3, EMR) via NAT/endpoint");
+      this.egressCidr(
+        `${n.name}-https-out`,
+        n.group,
+        "0.0.0.0/0",
+        PORTS.https,
+        "AWS APIs (SSM, Secrets Manager, CloudWatch, S3, EMR) via NAT/endpoint",
+      );
     }
     // DAG e-mail through SES SMTP (STARTTLS on 587) from the nodes that run tasks and callbacks.
     for (const n of nodes.filter((x) => x.name !== "api-server")) {
-      this.egressCidr(`${n.name}-smtp-out`, n.group, "0.0.0.0/0", PORTS.smtpSubmission, "SES SMTP (STARTTLS) for DAG e-mail");
+      this.egressCidr(
+        `${n.name}-smtp-out`,
+        n.group,
+        "0.0.0.0/0",
+        PORTS.smtpSubmission,
+        "SES SMTP (STARTTLS) for DAG e-mail",
+      );
     }
     // Data stores and load balancers initiate nothing: no egress rules on them beyond
     // the load balancers' forward rules created by link() above.

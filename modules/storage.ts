@@ -63,7 +63,10 @@ export class SharedStorage extends Construct {
       performanceMode: "generalPurpose",
       // Elastic throughput: DAG syncs are bursty and small; no credits to run out of.
       throughputMode: "elastic",
-      lifecyclePolicy: [{ transitionToIa: "AFTER_30_DAYS" }, { transitionToPrimaryStorageClass: "AFTER_1_ACCESS" }],
+      lifecyclePolicy: [
+        { transitionToIa: "AFTER_30_DAYS" },
+        { transitionToPrimaryStorageClass: "AFTER_1_ACCESS" },
+      ],
       tags: { Name: `${p}-dags` },
     });
     new EfsBackupPolicy(this, "backup", {
@@ -100,7 +103,9 @@ export class SharedStorage extends Construct {
           principals: [{ type: "AWS", identifiers: ["*"] }],
           actions: ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
           resources: [this.fileSystem.arn],
-          condition: [{ test: "Bool", variable: "elasticfilesystem:AccessedViaMountTarget", values: ["true"] }],
+          condition: [
+            { test: "Bool", variable: "elasticfilesystem:AccessedViaMountTarget", values: ["true"] },
+          ],
         },
         {
           sid: "DenyWithoutTls",

@@ -83,7 +83,9 @@ for (const dir of dirs) {
   for (const f of failedChecks(report)) {
     const name = f.resource.split(".").pop();
     const entry = index.get(name);
-    const skip = entry?.skips.find((s) => s.id === f.check_id && typeof s.comment === "string" && s.comment.trim());
+    const skip = entry?.skips.find(
+      (s) => s.id === f.check_id && typeof s.comment === "string" && s.comment.trim(),
+    );
     const address = entry?.address ?? f.resource;
     if (skip) {
       used.add(`${name}|${f.check_id}`);
@@ -95,7 +97,8 @@ for (const dir of dirs) {
   const stale = [];
   for (const [name, entry] of index) {
     for (const s of entry.skips) {
-      if (!used.has(`${name}|${s.id}`)) stale.push(`${s.id} ${entry.address}: skip matches no failure; remove it`);
+      if (!used.has(`${name}|${s.id}`))
+        stale.push(`${s.id} ${entry.address}: skip matches no failure; remove it`);
     }
   }
   const stack = path.basename(dir);

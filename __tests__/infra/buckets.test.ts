@@ -8,7 +8,13 @@ import { Block, bareStack, config, list } from "./helpers";
 const KEY = "arn:aws:kms:us-east-1:123456789012:key/test";
 
 interface PolicyDoc {
-  statement: { sid?: string; effect?: string; actions?: string[]; condition?: unknown; resources?: string[] }[];
+  statement: {
+    sid?: string;
+    effect?: string;
+    actions?: string[];
+    condition?: unknown;
+    resources?: string[];
+  }[];
 }
 
 function synthBuckets(): { synth: string; buckets: Buckets } {
@@ -27,7 +33,10 @@ function synthBuckets(): { synth: string; buckets: Buckets } {
 /** Encryption rule of the bucket whose logical name contains `role`. */
 function encryptionOf(synth: string, role: string): Block {
   const entry = Object.entries(
-    JSON.parse(synth).resource.aws_s3_bucket_server_side_encryption_configuration as Record<string, { rule: Block[] }>,
+    JSON.parse(synth).resource.aws_s3_bucket_server_side_encryption_configuration as Record<
+      string,
+      { rule: Block[] }
+    >,
   ).find(([name]) => name.includes(`_${role}_`));
   if (!entry) throw new Error(`no encryption config for ${role}`);
   return entry[1].rule[0];
@@ -37,7 +46,11 @@ describe("Buckets", () => {
   const { synth, buckets } = synthBuckets();
 
   it("GIVEN the cluster buckets WHEN synthesized THEN names are account- and region-scoped", () => {
-    expect(list(synth, "aws_s3_bucket").map((b) => b.bucket).sort()).toEqual([
+    expect(
+      list(synth, "aws_s3_bucket")
+        .map((b) => b.bucket)
+        .sort(),
+    ).toEqual([
       "airflow-dev-access-logs-123456789012-us-east-1",
       "airflow-dev-artifacts-123456789012-us-east-1",
       "airflow-dev-data-123456789012-us-east-1",
@@ -54,7 +67,12 @@ describe("Buckets", () => {
       restrict_public_buckets: true,
     });
     for (const pab of list(synth, "aws_s3_bucket_public_access_block")) {
-      expect(pab).toMatchObject({ block_public_acls: true, block_public_policy: true, ignore_public_acls: true, restrict_public_buckets: true });
+      expect(pab).toMatchObject({
+        block_public_acls: true,
+        block_public_policy: true,
+        ignore_public_acls: true,
+        restrict_public_buckets: true,
+      });
     }
     expect(list(synth, "aws_s3_bucket_ownership_controls").map((o) => o.rule)).toEqual(
       Array(4).fill({ object_ownership: "BucketOwnerEnforced" }),
@@ -73,7 +91,10 @@ describe("Buckets", () => {
     const rule = encryptionOf(synth, role);
     expect(rule.apply_server_side_encryption_by_default).toMatchObject({ sse_algorithm: algorithm });
     if (algorithm === "aws:kms") {
-      expect(rule).toMatchObject({ bucket_key_enabled: true, apply_server_side_encryption_by_default: { kms_master_key_id: KEY } });
+      expect(rule).toMatchObject({
+        bucket_key_enabled: true,
+        apply_server_side_encryption_by_default: { kms_master_key_id: KEY },
+      });
     }
   });
 
@@ -91,7 +112,9 @@ describe("Buckets", () => {
   });
 
   it("GIVEN the logs bucket WHEN synthesized THEN task logs expire after the log retention and stale uploads are aborted", () => {
-    const lifecycles = Object.entries(JSON.parse(synth).resource.aws_s3_bucket_lifecycle_configuration as Record<string, { rule: Block[] }>);
+    const lifecycles = Object.entries(
+      JSON.parse(synth).resource.aws_s3_bucket_lifecycle_configuration as Record<string, { rule: Block[] }>,
+    );
     const logs = lifecycles.find(([name]) => name.includes("_logs_") && !name.includes("access-logs"));
     expect(logs?.[1].rule).toEqual(
       expect.arrayContaining([
@@ -118,7 +141,11 @@ describe("Buckets", () => {
   });
 
   it("GIVEN the access-log bucket WHEN checked THEN its KMS exception carries a reason", () => {
-    expect(checkovSkips(buckets.accessLogs).map((s) => s.id)).toEqual(["CKV2_AWS_62", "CKV_AWS_144", "CKV_AWS_145"]);
+    expect(checkovSkips(buckets.accessLogs).map((s) => s.id)).toEqual([
+      "CKV2_AWS_62",
+      "CKV_AWS_144",
+      "CKV_AWS_145",
+    ]);
     expect(checkovSkips(buckets.logs).map((s) => s.id)).toEqual(["CKV2_AWS_62", "CKV_AWS_144"]);
   });
 });
@@ -135,9 +162,17 @@ describe("StateStack", () => {
   it("GIVEN the state bucket WHEN synthesized THEN it is the configured name, versioned, KMS-encrypted and undeletable", () => {
     const [bucket] = list(synth, "aws_s3_bucket");
     expect(bucket).toMatchObject({ bucket: config().stateBucketName, lifecycle: { prevent_destroy: true } });
-    expect(list(synth, "aws_s3_bucket_versioning")[0].versioning_configuration).toEqual({ status: "Enabled" });
+    expect(list(synth, "aws_s3_bucket_versioning")[0].versioning_configuration).toEqual({
+      status: "Enabled",
+    });
     expect(list(synth, "aws_s3_bucket_server_side_encryption_configuration")[0].rule).toEqual([
-      { apply_server_side_encryption_by_default: { sse_algorithm: "aws:kms", kms_master_key_id: "alias/aws/s3" }, bucket_key_enabled: true },
+      {
+        apply_server_side_encryption_by_default: {
+          sse_algorithm: "aws:kms",
+          kms_master_key_id: "alias/aws/s3",
+        },
+        bucket_key_enabled: true,
+      },
     ]);
   });
 

@@ -53,7 +53,9 @@ describe("AirflowClusterStack", () => {
 
   it("GIVEN defaults WHEN synthesized THEN the DB and broker secrets follow the settings contract names", () => {
     const names = list(synth, "aws_secretsmanager_secret").map((s) => s.name);
-    expect(names).toEqual(expect.arrayContaining(["airflow/dev/db-password", "airflow/dev/redis-auth-token"]));
+    expect(names).toEqual(
+      expect.arrayContaining(["airflow/dev/db-password", "airflow/dev/redis-auth-token"]),
+    );
   });
 
   it("GIVEN defaults WHEN synthesized THEN no secret value is a literal in the JSON", () => {
@@ -80,13 +82,20 @@ describe("AirflowClusterStack", () => {
 
   it("GIVEN dev WHEN synthesized THEN one NAT gateway; GIVEN prod THEN one per AZ", () => {
     expect(list(synth, "aws_nat_gateway")).toHaveLength(1);
-    expect(list(synthCluster({ env: "prod", availabilityZones: ["us-east-1a", "us-east-1b", "us-east-1c"] }), "aws_nat_gateway")).toHaveLength(3);
+    expect(
+      list(
+        synthCluster({ env: "prod", availabilityZones: ["us-east-1a", "us-east-1b", "us-east-1c"] }),
+        "aws_nat_gateway",
+      ),
+    ).toHaveLength(3);
   });
 
   it("GIVEN LocalExecutor WHEN synthesized THEN there is no broker and no broker secret", () => {
     const local = synthCluster({ executor: "LocalExecutor" });
     expect(list(local, "aws_elasticache_replication_group")).toHaveLength(0);
-    expect(list(local, "aws_secretsmanager_secret").map((s) => s.name)).not.toContain("airflow/dev/redis-auth-token");
+    expect(list(local, "aws_secretsmanager_secret").map((s) => s.name)).not.toContain(
+      "airflow/dev/redis-auth-token",
+    );
     expect(resourceCount(local)).toBeLessThan(resourceCount(synth));
   });
 

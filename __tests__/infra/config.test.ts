@@ -51,11 +51,14 @@ describe("config defaults", () => {
     ["dev", false, false],
     ["prod", true, true],
     ["staging", true, true],
-  ])("GIVEN env %s WHEN parsed THEN deletionProtection=%s and multiAz=%s by default", (env, protect, multiAz) => {
-    const c = parseConfig({ env }, "test");
-    expect(c.deletionProtection).toBe(protect);
-    expect(c.database.multiAz).toBe(multiAz);
-  });
+  ])(
+    "GIVEN env %s WHEN parsed THEN deletionProtection=%s and multiAz=%s by default",
+    (env, protect, multiAz) => {
+      const c = parseConfig({ env }, "test");
+      expect(c.deletionProtection).toBe(protect);
+      expect(c.database.multiAz).toBe(multiAz);
+    },
+  );
 
   it("GIVEN explicit overrides of derived values WHEN parsed THEN they win", () => {
     const c = parseConfig({ env: "prod", deletionProtection: false, database: { multiAz: false } }, "test");
@@ -64,11 +67,16 @@ describe("config defaults", () => {
   });
 
   it("GIVEN postgres WHEN parsed THEN version 17 is derived", () => {
-    expect(parseConfig({ env: "dev", database: { engine: "postgres" } }, "test").database.engineVersion).toBe("17");
+    expect(parseConfig({ env: "dev", database: { engine: "postgres" } }, "test").database.engineVersion).toBe(
+      "17",
+    );
   });
 
   it("GIVEN pinned availability zones WHEN parsed THEN azCount follows them", () => {
-    const c = parseConfig({ env: "dev", availabilityZones: ["us-east-1a", "us-east-1b", "us-east-1c"] }, "test");
+    const c = parseConfig(
+      { env: "dev", availabilityZones: ["us-east-1a", "us-east-1b", "us-east-1c"] },
+      "test",
+    );
     expect(c.azCount).toBe(3);
   });
 
@@ -114,13 +122,21 @@ describe("config validation", () => {
       { executor: "KubernetesExecutor" },
       'test: executor: got "KubernetesExecutor"; allowed: one of "CeleryExecutor", "LocalExecutor"',
     ],
-    ["bad region", { region: "moon-1" }, 'test: region: got "moon-1"; allowed: an AWS region code such as us-east-1'],
+    [
+      "bad region",
+      { region: "moon-1" },
+      'test: region: got "moon-1"; allowed: an AWS region code such as us-east-1',
+    ],
     [
       "workers min above max",
       { workers: { min: 5, max: 2 } },
       "test: workers.min: got 5; allowed: an integer no greater than workers.max (2)",
     ],
-    ["too many schedulers", { schedulerCount: 5 }, "test: schedulerCount: got 5; allowed: an integer from 1 to 4"],
+    [
+      "too many schedulers",
+      { schedulerCount: 5 },
+      "test: schedulerCount: got 5; allowed: an integer from 1 to 4",
+    ],
     [
       "MariaDB",
       { database: { engine: "mariadb" } },
@@ -136,7 +152,11 @@ describe("config validation", () => {
       { database: { backupRetentionDays: 0 } },
       "test: database.backupRetentionDays: got 0; allowed: an integer from 1 to 35",
     ],
-    ["too many replicas", { redis: { replicas: 6 } }, "test: redis.replicas: got 6; allowed: an integer from 0 to 5"],
+    [
+      "too many replicas",
+      { redis: { replicas: 6 } },
+      "test: redis.replicas: got 6; allowed: an integer from 0 to 5",
+    ],
     [
       "Redis node type",
       { redis: { nodeType: "r6g.large" } },
@@ -224,7 +244,9 @@ describe("config validation", () => {
 
   it("GIVEN LocalExecutor WHEN row locking is off with the default schedulerCount THEN it is accepted", () => {
     // A single standalone node has one scheduler whatever schedulerCount says.
-    expect(() => parseConfig({ env: "dev", executor: "LocalExecutor", scheduler: { useRowLevelLocking: false } })).not.toThrow();
+    expect(() =>
+      parseConfig({ env: "dev", executor: "LocalExecutor", scheduler: { useRowLevelLocking: false } }),
+    ).not.toThrow();
   });
 
   it("GIVEN several invalid fields WHEN parsed THEN there is one line per field", () => {
@@ -271,11 +293,19 @@ describe("loadConfig", () => {
   });
 
   it.each<[string, string, RegExp]>([
-    ["unknown env", "staging", /^AIRFLOW_ENV: got "staging"; no .*staging\.json; allowed: broken, dev, list, other, prod$/],
+    [
+      "unknown env",
+      "staging",
+      /^AIRFLOW_ENV: got "staging"; no .*staging\.json; allowed: broken, dev, list, other, prod$/,
+    ],
     ["path-like env", "../etc", /^AIRFLOW_ENV: got "\.\.\/etc"; allowed: lowercase letters and digits/],
     ["bad JSON", "broken", /broken\.json: not valid JSON \(/],
     ["JSON that is not an object", "list", /list\.json: \(root\): got \[1,2\]; allowed: a JSON object$/],
-    ["env field disagreeing with the file name", "other", /other\.json: env: got "prod"; allowed: "other" \(the file's name\) or omitted$/],
+    [
+      "env field disagreeing with the file name",
+      "other",
+      /other\.json: env: got "prod"; allowed: "other" \(the file's name\) or omitted$/,
+    ],
   ])("GIVEN %s WHEN loaded THEN one clear line", (_name, env, pattern) => {
     const msg = message(env);
     expect(msg).toMatch(pattern);

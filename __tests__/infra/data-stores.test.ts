@@ -22,7 +22,11 @@ function fixture(): { stack: TerraformStack; sg: SecurityGroup; subnets: Subnet[
   const sg = new SecurityGroup(stack, "sg", { name: "sg", description: "sg", vpcId: "vpc-1" });
   const subnets = ["a", "b", "c"].map(
     (az, i) =>
-      new Subnet(stack, `subnet-${az}`, { vpcId: "vpc-1", cidrBlock: `10.0.${i}.0/24`, availabilityZone: `us-east-1${az}` }),
+      new Subnet(stack, `subnet-${az}`, {
+        vpcId: "vpc-1",
+        cidrBlock: `10.0.${i}.0/24`,
+        availabilityZone: `us-east-1${az}`,
+      }),
   );
   return { stack, sg, subnets };
 }
@@ -73,7 +77,9 @@ describe("Database", () => {
     const { synth } = makeDatabase();
     expect(synth).toHaveResourceWithProperties(DbParameterGroup, { family: "mysql8.4" });
     const [pg] = list(synth, "aws_db_parameter_group");
-    const params = Object.fromEntries((pg.parameter as { name: string; value: string }[]).map((p) => [p.name, p.value]));
+    const params = Object.fromEntries(
+      (pg.parameter as { name: string; value: string }[]).map((p) => [p.name, p.value]),
+    );
     expect(params).toMatchObject({
       explicit_defaults_for_timestamp: "1",
       character_set_server: "utf8mb4",
@@ -84,7 +90,11 @@ describe("Database", () => {
 
   it("GIVEN PostgreSQL WHEN synthesized THEN version 17, family postgres17, SSL forced, port 5432", () => {
     const { synth, db } = makeDatabase({ engine: "postgres" });
-    expect(synth).toHaveResourceWithProperties(DbInstance, { engine: "postgres", engine_version: "17", port: 5432 });
+    expect(synth).toHaveResourceWithProperties(DbInstance, {
+      engine: "postgres",
+      engine_version: "17",
+      port: 5432,
+    });
     expect(synth).toHaveResourceWithProperties(DbParameterGroup, { family: "postgres17" });
     expect(synth).toContain('"rds.force_ssl"');
     expect(db.port).toBe(5432);
@@ -92,7 +102,10 @@ describe("Database", () => {
 
   it("GIVEN dev (no protection) WHEN synthesized THEN destroy needs no snapshot and the skips say why", () => {
     const { synth, db } = makeDatabase({ deletionProtection: false });
-    expect(synth).toHaveResourceWithProperties(DbInstance, { deletion_protection: false, skip_final_snapshot: true });
+    expect(synth).toHaveResourceWithProperties(DbInstance, {
+      deletion_protection: false,
+      skip_final_snapshot: true,
+    });
     expect(checkovSkips(db.instance).map((s) => s.id)).toEqual(["CKV_AWS_157", "CKV_AWS_293"]);
   });
 
@@ -105,7 +118,10 @@ describe("Database", () => {
     const { synth } = makeDatabase({ passwordVersion: 3 });
     const [pw] = list(synth, "random_password");
     expect(pw).toMatchObject({ length: 40, special: false, keepers: { version: "3" } });
-    expect(synth).toHaveResourceWithProperties(SecretsmanagerSecret, { name: "airflow/dev/db-password", kms_key_id: KEY });
+    expect(synth).toHaveResourceWithProperties(SecretsmanagerSecret, {
+      name: "airflow/dev/db-password",
+      kms_key_id: KEY,
+    });
     const [version] = list(synth, "aws_secretsmanager_secret_version");
     expect(version.secret_string).toMatch(/^\$\{random_password\./);
   });
@@ -152,7 +168,9 @@ describe("Broker", () => {
     });
     const [rg] = list(synth, "aws_elasticache_replication_group");
     expect(rg.auth_token).toMatch(/^\$\{random_password\.broker_auth-token_\w+\.result\}$/);
-    expect(synth).toHaveResourceWithProperties(SecretsmanagerSecret, { name: "airflow/dev/redis-auth-token" });
+    expect(synth).toHaveResourceWithProperties(SecretsmanagerSecret, {
+      name: "airflow/dev/redis-auth-token",
+    });
   });
 
   it("GIVEN a broker WHEN synthesized THEN queued messages are never evicted", () => {
@@ -181,7 +199,13 @@ describe("Broker", () => {
 describe("SharedStorage", () => {
   function makeStorage(oneZone: boolean): string {
     const { stack, sg, subnets } = fixture();
-    new SharedStorage(stack, "efs", { resourcePrefix: "airflow-dev", subnets, securityGroup: sg, kmsKeyArn: KEY, oneZone });
+    new SharedStorage(stack, "efs", {
+      resourcePrefix: "airflow-dev",
+      subnets,
+      securityGroup: sg,
+      kmsKeyArn: KEY,
+      oneZone,
+    });
     return Testing.synth(stack);
   }
 
@@ -190,7 +214,10 @@ describe("SharedStorage", () => {
     expect(synth).toHaveResourceWithProperties(EfsFileSystem, {
       encrypted: true,
       kms_key_id: KEY,
-      lifecycle_policy: [{ transition_to_ia: "AFTER_30_DAYS" }, { transition_to_primary_storage_class: "AFTER_1_ACCESS" }],
+      lifecycle_policy: [
+        { transition_to_ia: "AFTER_30_DAYS" },
+        { transition_to_primary_storage_class: "AFTER_1_ACCESS" },
+      ],
     });
     expect(list(synth, "aws_efs_file_system")[0].availability_zone_name).toBeUndefined();
     expect(synth).toHaveResourceWithProperties(EfsBackupPolicy, { backup_policy: { status: "ENABLED" } });
@@ -199,7 +226,9 @@ describe("SharedStorage", () => {
 
   it("GIVEN One Zone WHEN synthesized THEN the file system and its single mount target share the first subnet's AZ", () => {
     const synth = makeStorage(true);
-    expect(list(synth, "aws_efs_file_system")[0].availability_zone_name).toBe("${aws_subnet.subnet-a.availability_zone}");
+    expect(list(synth, "aws_efs_file_system")[0].availability_zone_name).toBe(
+      "${aws_subnet.subnet-a.availability_zone}",
+    );
     const mounts = list(synth, "aws_efs_mount_target");
     expect(mounts.map((m) => m.subnet_id)).toEqual(["${aws_subnet.subnet-a.id}"]);
   });
@@ -207,15 +236,24 @@ describe("SharedStorage", () => {
   it("GIVEN the access point WHEN synthesized THEN it maps clients to airflow (50000) rooted at /airflow", () => {
     expect(makeStorage(false)).toHaveResourceWithProperties(EfsAccessPoint, {
       posix_user: { uid: 50000, gid: 50000 },
-      root_directory: { path: "/airflow", creation_info: { owner_uid: 50000, owner_gid: 50000, permissions: "0755" } },
+      root_directory: {
+        path: "/airflow",
+        creation_info: { owner_uid: 50000, owner_gid: 50000, permissions: "0755" },
+      },
     });
   });
 
   it("GIVEN the file-system policy WHEN synthesized THEN mounts without TLS are denied", () => {
     const synth = makeStorage(false);
     const [doc] = Object.values(
-      (JSON.parse(synth) as { data: Record<string, Record<string, { statement: { sid: string; effect?: string; condition?: unknown }[] }>> })
-        .data.aws_iam_policy_document,
+      (
+        JSON.parse(synth) as {
+          data: Record<
+            string,
+            Record<string, { statement: { sid: string; effect?: string; condition?: unknown }[] }>
+          >;
+        }
+      ).data.aws_iam_policy_document,
     );
     const deny = doc.statement.find((s) => s.sid === "DenyWithoutTls");
     expect(deny).toMatchObject({

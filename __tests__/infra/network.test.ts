@@ -51,15 +51,18 @@ describe("Network", () => {
   it.each([
     [true, 3, 3],
     [false, 3, 1],
-  ])("GIVEN natPerAz=%s and %d AZs WHEN synthesized THEN %d NAT gateway(s) and private route tables", (natPerAz, azCount, nats) => {
-    const synth = synthNetwork({ natPerAz, azCount });
-    expect(list(synth, "aws_nat_gateway")).toHaveLength(nats);
-    expect(list(synth, "aws_eip")).toHaveLength(nats);
-    const routes = list(synth, "aws_route");
-    expect(routes.filter((r) => r.nat_gateway_id)).toHaveLength(nats);
-    // Only the public route table points at the internet gateway.
-    expect(routes.filter((r) => r.gateway_id)).toHaveLength(1);
-  });
+  ])(
+    "GIVEN natPerAz=%s and %d AZs WHEN synthesized THEN %d NAT gateway(s) and private route tables",
+    (natPerAz, azCount, nats) => {
+      const synth = synthNetwork({ natPerAz, azCount });
+      expect(list(synth, "aws_nat_gateway")).toHaveLength(nats);
+      expect(list(synth, "aws_eip")).toHaveLength(nats);
+      const routes = list(synth, "aws_route");
+      expect(routes.filter((r) => r.nat_gateway_id)).toHaveLength(nats);
+      // Only the public route table points at the internet gateway.
+      expect(routes.filter((r) => r.gateway_id)).toHaveLength(1);
+    },
+  );
 
   it("GIVEN NAT gateways WHEN synthesized THEN each sits in a public subnet", () => {
     const synth = synthNetwork({ natPerAz: true });
@@ -121,7 +124,11 @@ describe("Network", () => {
   it.each<[string, Partial<NetworkProps>, string]>([
     ["one AZ", { azCount: 1 }, "azCount must be an integer from 2 to 6"],
     ["a /8", { cidr: "10.0.0.0/8" }, "cidr must be an IPv4 block from /16 to /24"],
-    ["AZ list of wrong length", { availabilityZones: ["us-east-1a"] }, "1 availabilityZones given for azCount 2"],
+    [
+      "AZ list of wrong length",
+      { availabilityZones: ["us-east-1a"] },
+      "1 availabilityZones given for azCount 2",
+    ],
   ])("GIVEN %s WHEN constructed THEN it is refused", (_name, props, message) => {
     expect(() => synthNetwork(props)).toThrow(message);
   });

@@ -20,7 +20,9 @@ function withPolicy(build: (stack: TerraformStack) => void): string {
 }
 
 function template(overrides: Partial<LaunchTemplateConfig> = {}): string {
-  return withPolicy((s) => new LaunchTemplate(s, "lt", { name: "lt", imageId: "ami-0123456789abcdef0", ...overrides }));
+  return withPolicy(
+    (s) => new LaunchTemplate(s, "lt", { name: "lt", imageId: "ami-0123456789abcdef0", ...overrides }),
+  );
 }
 
 describe("clusterTags", () => {
@@ -37,14 +39,22 @@ describe("ClusterPolicyAspect on launch templates", () => {
   });
 
   it("GIVEN a template with hop limit 2 WHEN synthesized THEN the hop limit is kept and IMDSv2 still required", () => {
-    expect(template({ metadataOptions: { httpPutResponseHopLimit: 2 } })).toHaveResourceWithProperties(LaunchTemplate, {
-      // The jest adapter matches only the top level partially; nested objects need objectContaining.
-      metadata_options: expect.objectContaining({ http_tokens: "required", http_put_response_hop_limit: 2 }),
-    });
+    expect(template({ metadataOptions: { httpPutResponseHopLimit: 2 } })).toHaveResourceWithProperties(
+      LaunchTemplate,
+      {
+        // The jest adapter matches only the top level partially; nested objects need objectContaining.
+        metadata_options: expect.objectContaining({
+          http_tokens: "required",
+          http_put_response_hop_limit: 2,
+        }),
+      },
+    );
   });
 
   it("GIVEN an unencrypted-by-omission EBS mapping WHEN synthesized THEN it is encrypted", () => {
-    const synth = template({ blockDeviceMappings: [{ deviceName: "/dev/xvda", ebs: { volumeSize: 30, volumeType: "gp3" } }] });
+    const synth = template({
+      blockDeviceMappings: [{ deviceName: "/dev/xvda", ebs: { volumeSize: 30, volumeType: "gp3" } }],
+    });
     expect(list(synth, "aws_launch_template")[0].block_device_mappings).toEqual([
       { device_name: "/dev/xvda", ebs: { encrypted: "true", volume_size: 30, volume_type: "gp3" } },
     ]);
@@ -60,9 +70,17 @@ describe("ClusterPolicyAspect on launch templates", () => {
   });
 
   it.each<[string, Partial<LaunchTemplateConfig>, RegExp]>([
-    ["IMDSv1 allowed", { metadataOptions: { httpTokens: "optional" } }, /http_tokens is "optional"; IMDSv2 \("required"\) is mandatory/],
+    [
+      "IMDSv1 allowed",
+      { metadataOptions: { httpTokens: "optional" } },
+      /http_tokens is "optional"; IMDSv2 \("required"\) is mandatory/,
+    ],
     ["IMDS disabled", { metadataOptions: { httpEndpoint: "disabled" } }, /http_endpoint is disabled/],
-    ["an unencrypted volume", { blockDeviceMappings: [{ deviceName: "/dev/xvda", ebs: { encrypted: "false" } }] }, /encrypted=false/],
+    [
+      "an unencrypted volume",
+      { blockDeviceMappings: [{ deviceName: "/dev/xvda", ebs: { encrypted: "false" } }] },
+      /encrypted=false/,
+    ],
   ])("GIVEN %s WHEN synthesized THEN a PolicyError names the template", (_n, overrides, message) => {
     expect(() => template(overrides)).toThrow(PolicyError);
     expect(() => template(overrides)).toThrow(message);
@@ -88,11 +106,18 @@ describe("ClusterPolicyAspect encryption defaults and guards", () => {
     });
     expect(synth).toHaveResourceWithProperties(CloudwatchLogGroup, { kms_key_id: KEY });
     expect(synth).toHaveResourceWithProperties(SecretsmanagerSecret, { name: "s", kms_key_id: KEY });
-    expect(synth).toHaveResourceWithProperties(SecretsmanagerSecret, { name: "own", kms_key_id: "alias/own" });
+    expect(synth).toHaveResourceWithProperties(SecretsmanagerSecret, {
+      name: "own",
+      kms_key_id: "alias/own",
+    });
   });
 
   it.each<[string, (s: TerraformStack) => void, RegExp]>([
-    ["an unencrypted DB", (s) => new DbInstance(s, "db", { instanceClass: "db.t4g.medium", storageEncrypted: false }), /storage_encrypted=false/],
+    [
+      "an unencrypted DB",
+      (s) => new DbInstance(s, "db", { instanceClass: "db.t4g.medium", storageEncrypted: false }),
+      /storage_encrypted=false/,
+    ],
     ["an unencrypted EFS", (s) => new EfsFileSystem(s, "efs", { encrypted: false }), /EFS must be encrypted/],
     [
       "an SSH rule",
@@ -108,7 +133,12 @@ describe("ClusterPolicyAspect encryption defaults and guards", () => {
     ],
     [
       "an all-ports rule",
-      (s) => new VpcSecurityGroupIngressRule(s, "all", { securityGroupId: "sg-1", cidrIpv4: "10.0.0.0/8", ipProtocol: "-1" }),
+      (s) =>
+        new VpcSecurityGroupIngressRule(s, "all", {
+          securityGroupId: "sg-1",
+          cidrIpv4: "10.0.0.0/8",
+          ipProtocol: "-1",
+        }),
       /opens port 22 \(or all ports\)/,
     ],
     [

@@ -4,7 +4,12 @@ import { Block, bareStack, list } from "./helpers";
 
 function synthGroups(overrides: Partial<SecurityGroupsProps> = {}): string {
   const stack = bareStack();
-  new SecurityGroups(stack, "sg", { resourcePrefix: "airflow-dev", vpcId: "vpc-0123", dbEngine: "mysql", ...overrides });
+  new SecurityGroups(stack, "sg", {
+    resourcePrefix: "airflow-dev",
+    vpcId: "vpc-0123",
+    dbEngine: "mysql",
+    ...overrides,
+  });
   return Testing.synth(stack);
 }
 
@@ -18,12 +23,18 @@ function role(ref: unknown): string {
 /** Every rule as "<source> -> <target>:<port>" (ingress) or "<group> => <dest>:<port>" (egress). */
 function ingress(synth: string): string[] {
   return list(synth, "aws_vpc_security_group_ingress_rule")
-    .map((r: Block) => `${r.cidr_ipv4 ?? role(r.referenced_security_group_id)} -> ${role(r.security_group_id)}:${r.from_port}`)
+    .map(
+      (r: Block) =>
+        `${r.cidr_ipv4 ?? role(r.referenced_security_group_id)} -> ${role(r.security_group_id)}:${r.from_port}`,
+    )
     .sort();
 }
 function egress(synth: string): string[] {
   return list(synth, "aws_vpc_security_group_egress_rule")
-    .map((r: Block) => `${role(r.security_group_id)} => ${r.cidr_ipv4 ?? role(r.referenced_security_group_id)}:${r.from_port}`)
+    .map(
+      (r: Block) =>
+        `${role(r.security_group_id)} => ${r.cidr_ipv4 ?? role(r.referenced_security_group_id)}:${r.from_port}`,
+    )
     .sort();
 }
 
@@ -103,10 +114,13 @@ describe("SecurityGroups", () => {
       ],
     ],
     ["no allowed CIDRs", { https: true }, []],
-  ])("GIVEN %s WHEN synthesized THEN the public load balancer admits only the configured CIDRs", (_n, props, expected) => {
-    const fromCidr = ingress(synthGroups(props)).filter((r) => /^\d/.test(r));
-    expect(fromCidr).toEqual(expected.sort());
-  });
+  ])(
+    "GIVEN %s WHEN synthesized THEN the public load balancer admits only the configured CIDRs",
+    (_n, props, expected) => {
+      const fromCidr = ingress(synthGroups(props)).filter((r) => /^\d/.test(r));
+      expect(fromCidr).toEqual(expected.sort());
+    },
+  );
 
   it("GIVEN Flower WHEN synthesized THEN 5555 is never open to a CIDR", () => {
     const synth = synthGroups({ uiAllowedCidrs: ["0.0.0.0/0"], https: true });
@@ -120,7 +134,11 @@ describe("SecurityGroups", () => {
     ["mysql", 3306],
   ] as const)("GIVEN a %s database WHEN synthesized THEN the DB port is %d", (dbEngine, port) => {
     const dbRules = ingress(synthGroups({ dbEngine })).filter((r) => r.includes("-> database"));
-    expect(dbRules).toEqual([`api-server -> database:${port}`, `scheduler -> database:${port}`, `worker -> database:${port}`]);
+    expect(dbRules).toEqual([
+      `api-server -> database:${port}`,
+      `scheduler -> database:${port}`,
+      `worker -> database:${port}`,
+    ]);
   });
 
   it("GIVEN no broker (LocalExecutor) WHEN synthesized THEN there is no 6379 rule", () => {
