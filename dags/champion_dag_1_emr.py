@@ -1,7 +1,7 @@
 """
 DAG_1 of the champion pipeline: own the EMR cluster's whole life for one run of DAG_2.
 
-create_emr_cluster -> trigger_dag_2 (cluster id in its conf) -> wait_for_dag_2
+create_emr_cluster -> wait_for_cluster_ready -> trigger_dag_2 (cluster id in its conf) -> wait_for_dag_2
 -> terminate_emr_cluster (always) -> summarize_outcome (always) -> email_outcome (always)
 -> fail_run_if_pipeline_failed (always; fails this run when anything upstream failed, so the
 run's final state is honest even though cleanup and the email succeeded).
@@ -15,6 +15,11 @@ logical date only. Airflow 3 manual runs may have no logical date, and TriggerDa
 would otherwise stamp "now", which the sensor cannot know. So the trigger pins DAG_2's logical
 date to this run's ``dag_run.start_date`` and the sensor's ``execution_date_fn`` returns the same
 value: unique per run (and renewed when a finished run is cleared and re-run).
+
+Waiting without holding a worker slot: wait_for_dag_2 is deferrable (the triggerer polls the
+metadata DB). The AWS waits use reschedule mode instead, because the Amazon provider's
+deferrable mode needs aiobotocore, which is not in the AMI's lock (requirements.lock); add the
+provider's ``aiobotocore`` extra there and set AWS_DEFERRABLE = True to switch.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from airflow.providers.amazon.aws.operators.emr import (
     EmrCreateJobFlowOperator,
     EmrTerminateJobFlowOperator,
 )
+from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
 from airflow.providers.smtp.operators.smtp import EmailOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import DAG, Param, TriggerRule, chain, get_current_context, task
+from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
 DAG_ID = "champion_dag_1_emr"
@@ -38,11 +45,19 @@ DAG_2_ID = "champion_dag_2_sort"  # must equal dags/champion_dag_2_sort.py DAG_I
 DEFAULT_RELEASE_LABEL = "emr-7.12.0"
 AWS_CONN_ID = "aws_default"
 SMTP_CONN_ID = "smtp_default"
+# See the module docstring: False until aiobotocore is baked into the AMI.
+AWS_DEFERRABLE = False
 
 CREATE_TASK_ID = "create_emr_cluster"
 CLUSTER_ID = f"{{{{ ti.xcom_pull(task_ids='{CREATE_TASK_ID}') }}}}"
 # Tasks whose failure means the pipeline failed (cleanup and reporting tasks judge themselves).
-PIPELINE_TASK_IDS = [CREATE_TASK_ID, "trigger_dag_2", "wait_for_dag_2", "terminate_emr_cluster"]
+PIPELINE_TASK_IDS = [
+    CREATE_TASK_ID,
+    "wait_for_cluster_ready",
+    "trigger_dag_2",
+    "wait_for_dag_2",
+    "terminate_emr_cluster",
+]
 
 JOB_FLOW_OVERRIDES = {
     "Name": "champion-{{ dag_run.run_id | replace(':', '') | replace('+', '') }}",
@@ -129,6 +144,10 @@ def summarize_outcome() -> dict:
         "failed_tasks": failed,
         "dag_2_failed_tasks": dag_2_failed,
         "subject": f"[Airflow] {DAG_ID} {status}: {dag_run.run_id}",
+        # [email] from_email is the cluster's smtp/from-email setting; None falls back to the
+        # smtp_default connection's from_email extra. Read here because Airflow 3 templates
+        # have no `conf`.
+        "from_email": conf.get("email", "from_email", fallback=None) or None,
         "body": "<pre>" + "\n".join(lines) + "</pre>",
     }
 
@@ -173,13 +192,22 @@ with DAG(
         aws_conn_id=AWS_CONN_ID,
         emr_conn_id=None,
         job_flow_overrides=JOB_FLOW_OVERRIDES,
-        # Wait until the cluster is up so a capacity/role/subnet error fails here, clearly,
-        # instead of as a cancelled step in DAG_2 (the operator terminates a failed cluster).
-        wait_for_completion=True,
-        deferrable=True,
-        waiter_delay=30,
-        waiter_max_attempts=60,
+        wait_for_completion=False,  # the sensor below waits without holding a worker slot
         retries=0,  # a retry could leave a second cluster running
+    )
+
+    # A capacity/role/subnet error fails here, clearly, instead of as a cancelled step in DAG_2.
+    wait_for_cluster_ready = EmrJobFlowSensor(
+        task_id="wait_for_cluster_ready",
+        aws_conn_id=AWS_CONN_ID,
+        job_flow_id=CLUSTER_ID,
+        target_states=["WAITING", "RUNNING"],
+        failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
+        deferrable=AWS_DEFERRABLE,
+        mode="reschedule",
+        poke_interval=30,
+        timeout=int(timedelta(minutes=45).total_seconds()),
+        retries=0,  # a cluster that failed to start stays failed
     )
 
     trigger_dag_2 = TriggerDagRunOperator(
@@ -216,8 +244,7 @@ with DAG(
         task_id="email_outcome",
         conn_id=SMTP_CONN_ID,
         to="{{ var.value.alert_email }}",
-        # [email] from_email (the cluster's smtp/from-email setting), else the connection's.
-        from_email="{{ conf.get('email', 'from_email', fallback=None) }}",
+        from_email="{{ ti.xcom_pull(task_ids='summarize_outcome')['from_email'] }}",
         subject="{{ ti.xcom_pull(task_ids='summarize_outcome')['subject'] }}",
         html_content="{{ ti.xcom_pull(task_ids='summarize_outcome')['body'] }}",
         trigger_rule=TriggerRule.ALL_DONE,
@@ -225,6 +252,7 @@ with DAG(
 
     chain(
         create_emr_cluster,
+        wait_for_cluster_ready,
         trigger_dag_2,
         wait_for_dag_2,
         terminate_emr_cluster,

@@ -9,6 +9,10 @@ triggered by hand against a running cluster. The cluster id is checked before an
 Settings are Airflow Variables read in templates at run time (Parameter Store secrets backend in
 the cluster, see config/settings-contract.json): data_bucket, spark_job_uri (the content-hashed
 copy of spark-jobs/sort_customers.py that the deploy uploads to the artifacts bucket).
+
+The step sensors use reschedule mode (no worker slot held between pokes): the Amazon
+provider's deferrable mode needs aiobotocore, which the AMI's lock does not include; add the
+provider's ``aiobotocore`` extra to it and set AWS_DEFERRABLE = True to switch.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 DAG_ID = "champion_dag_2_sort"
 AWS_CONN_ID = "aws_default"
+AWS_DEFERRABLE = False  # see the module docstring
 
 # EMR cluster ids are "j-" followed by upper-case letters and digits (13 today).
 CLUSTER_ID_PATTERN = r"^j-[0-9A-Z]{8,20}$"
@@ -99,9 +104,10 @@ def step_sensor(task_id: str, add_task_id: str) -> EmrStepSensor:
         aws_conn_id=AWS_CONN_ID,
         job_flow_id=CLUSTER_ID,
         step_id=f"{{{{ ti.xcom_pull(task_ids='{add_task_id}')[0] }}}}",
-        deferrable=True,
+        deferrable=AWS_DEFERRABLE,
+        mode="reschedule",
         poke_interval=30,
-        max_attempts=240,  # x poke_interval: two hours
+        timeout=int(timedelta(hours=2).total_seconds()),
         retries=0,  # a FAILED/CANCELLED step is final; retrying would only poll it again
     )
 

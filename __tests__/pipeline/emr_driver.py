@@ -12,8 +12,7 @@ EMR with StepConcurrencyLevel 1.
 from __future__ import annotations
 
 import threading
-import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.emr.models import emr_backends
@@ -53,7 +52,7 @@ class EmrStepDriver(threading.Thread):
                         self._advance(cluster)
 
     def _advance(self, cluster) -> None:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         running = [s for s in cluster.steps if s.state == "RUNNING"]
         for step in running:
             if step.start_date_time is None:
@@ -61,7 +60,7 @@ class EmrStepDriver(threading.Thread):
                 continue
             started = step.start_date_time
             if started.tzinfo is None:
-                started = started.replace(tzinfo=timezone.utc)
+                started = started.replace(tzinfo=UTC)
             if (now - started).total_seconds() < self.hold_seconds:
                 continue
             step.state = "FAILED" if step.name in self.fail_steps else "COMPLETED"

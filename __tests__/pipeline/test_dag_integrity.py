@@ -6,9 +6,8 @@ import ast
 from pathlib import Path
 
 import pytest
-from helpers import load_dags
-
 from conftest import DAGS_DIR
+from helpers import load_dags
 
 DAG_1 = "champion_dag_1_emr"
 DAG_2 = "champion_dag_2_sort"
@@ -40,6 +39,7 @@ def test_dag_1_order_and_trigger_rules(dagbag):
     dag = dagbag.dags[DAG_1]
     order = [
         "create_emr_cluster",
+        "wait_for_cluster_ready",
         "trigger_dag_2",
         "wait_for_dag_2",
         "terminate_emr_cluster",
@@ -52,9 +52,9 @@ def test_dag_1_order_and_trigger_rules(dagbag):
         assert downstream in dag.get_task(upstream).downstream_task_ids, f"{upstream} -> {downstream}"
     # the last task is the only leaf, so it alone decides the run's state
     assert [t.task_id for t in dag.leaves] == ["fail_run_if_pipeline_failed"]
-    for task_id in order[3:]:
+    for task_id in order[4:]:
         assert dag.get_task(task_id).trigger_rule == "all_done", f"{task_id} must always run"
-    for task_id in order[:3]:
+    for task_id in order[:4]:
         assert dag.get_task(task_id).trigger_rule == "all_success"
 
 
@@ -78,6 +78,8 @@ def test_dag_1_operators_match_the_design(dagbag):
     assert sensor.external_task_ids is None  # waits for the whole DAG run
     assert sensor.failed_states == ["failed"]
     assert sensor.deferrable or sensor.mode == "reschedule", "never a blocking poke"
+    ready = dag.get_task("wait_for_cluster_ready")
+    assert ready.deferrable or ready.mode == "reschedule", "never a blocking poke"
 
 
 def test_dag_2_order_and_sensors(dagbag):
@@ -90,7 +92,7 @@ def test_dag_2_order_and_sensors(dagbag):
     for sensor_id in ("watch_copy_step", "watch_sort_step"):
         sensor = dag.get_task(sensor_id)
         assert type(sensor).__name__ == "EmrStepSensor"
-        assert sensor.deferrable is True
+        assert sensor.deferrable or sensor.mode == "reschedule", "never a blocking poke"
     copy_args = dag.get_task("add_copy_step").steps[0]["HadoopJarStep"]["Args"]
     assert copy_args[0] == "s3-dist-cp"
     sort_args = dag.get_task("add_sort_step").steps[0]["HadoopJarStep"]["Args"]

@@ -1,0 +1,267 @@
+"""Full DAG runs with dag.test() against the moto server: real operators, sensors, triggers
+(run inline by dag.test), real Airflow metadata DB, real SMTP delivery to a loopback sink."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import boto3
+import pytest
+from conftest import ALERT_EMAIL, DATA_BUCKET, FROM_EMAIL, MOTO_URL, REGION, TEST_ENV
+from helpers import load_dags, speed_up
+
+DAG_1 = "champion_dag_1_emr"
+DAG_2 = "champion_dag_2_sort"
+RUNNER = Path(__file__).resolve().parent / "run_dag.py"
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    bag = load_dags()
+    for dag in bag.dags.values():
+        speed_up(dag)
+    return bag.dags
+
+
+@pytest.fixture(scope="module")
+def emr_client(moto_server):
+    return boto3.client(
+        "emr",
+        region_name=REGION,
+        endpoint_url=MOTO_URL,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def unique_logical_date() -> datetime:
+    # dag.test() replaces an existing run of the same DAG and logical date: keep them apart.
+    time.sleep(0.01)
+    return datetime.now(UTC)
+
+
+def make_cluster(emr_client) -> str:
+    return emr_client.run_job_flow(
+        Name="test-cluster",
+        ReleaseLabel="emr-7.12.0",
+        Applications=[{"Name": "Hadoop"}, {"Name": "Spark"}],
+        Instances={
+            "InstanceGroups": [
+                {"InstanceRole": "MASTER", "InstanceType": "m7g.xlarge", "InstanceCount": 1},
+                {"InstanceRole": "CORE", "InstanceType": "m7g.xlarge", "InstanceCount": 2},
+            ],
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+    )["JobFlowId"]
+
+
+def task_states(dag_run) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def test_dag_2_runs_both_steps_to_completion(dags, emr, emr_client):
+    cluster_id = make_cluster(emr_client)
+    dag_run = dags[DAG_2].test(logical_date=unique_logical_date(), run_conf={"cluster_id": cluster_id})
+
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    steps = emr_client.list_steps(ClusterId=cluster_id)["Steps"][::-1]  # API lists newest first
+    assert [(s["Name"], s["Status"]["State"]) for s in steps] == [
+        ("copy_csv_to_hdfs", "COMPLETED"),
+        ("sort_by_spending_score", "COMPLETED"),
+    ]
+    copy_args, sort_args = (s["Config"]["Args"] for s in steps)
+    stamp = dag_run.run_after.strftime("%Y%m%dT%H%M%S")
+    assert copy_args == [
+        "s3-dist-cp",
+        f"--src=s3://{DATA_BUCKET}/champion/data/",
+        f"--dest=hdfs:///champion/{stamp}/input",
+        "--srcPattern=.*Mall_Customers\\.csv",
+    ]
+    assert sort_args == [
+        "spark-submit",
+        "--deploy-mode",
+        "cluster",
+        TEST_ENV["AIRFLOW_VAR_SPARK_JOB_URI"],
+        "--input",
+        f"hdfs:///champion/{stamp}/input/Mall_Customers.csv",
+        "--output",
+        f"s3://{DATA_BUCKET}/champion/output/{stamp}/",
+    ]
+    assert all(s["ActionOnFailure"] == "CONTINUE" for s in steps)
+
+
+@pytest.mark.parametrize("conf", [{}, {"cluster_id": "not-a-cluster"}, {"cluster_id": "j-lower"}])
+def test_dag_2_rejects_a_missing_or_bad_cluster_id(dags, emr, conf, capsys):
+    dag_run = dags[DAG_2].test(logical_date=unique_logical_date(), run_conf=conf)
+
+    assert str(dag_run.state) == "failed"
+    states = task_states(dag_run)
+    assert states["validate_cluster_id"] == "failed"
+    assert states["add_copy_step"] == "upstream_failed"
+    output = capsys.readouterr()
+    assert "dag_run.conf['cluster_id'] must be an EMR cluster id" in output.out + output.err
+    assert repr(conf.get("cluster_id")) in output.out + output.err
+
+
+def test_dag_2_param_rejects_a_non_string_cluster_id_at_trigger_time(dags):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="cluster_id"):
+        dags[DAG_2].test(logical_date=unique_logical_date(), run_conf={"cluster_id": 42})
+
+
+def _find_dag_run(dag_id: str, *, logical_date: datetime | None = None, run_id: str | None = None):
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(DagRun).where(DagRun.dag_id == dag_id)
+        if logical_date is not None:
+            query = query.where(DagRun.logical_date == logical_date)
+        if run_id is not None:
+            query = query.where(DagRun.run_id == run_id)
+        dag_run = session.scalar(query)
+        if dag_run is None:
+            return None
+        return {
+            "run_id": dag_run.run_id,
+            "logical_date": dag_run.logical_date,
+            "run_after": dag_run.run_after,
+            "conf": dict(dag_run.conf or {}),
+            "state": str(dag_run.state),
+            "tasks": {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)},
+        }
+
+
+def run_dag_1(dags, tmp_path, timeout: float = 300) -> tuple[dict, dict | None, dict]:
+    """Run DAG_1 with dag.test() in a subprocess; run the DAG_2 run it triggers in this process.
+
+    dag.test() executes one DAG run and no scheduler runs the run TriggerDagRunOperator
+    creates, so the test plays the scheduler for it: once DAG_1's trigger has created the
+    queued DAG_2 run, DAG_2's dag.test() runs it (same logical date, run id and conf; dag.test
+    replaces the queued run with its own, so only run_after differs). DAG_1's deferred sensor meanwhile polls the shared
+    metadata DB, exactly as it would in the cluster.
+    Returns (DAG_1 run, DAG_2 run or None, DAG_2 run as triggered).
+    """
+    logical_date = unique_logical_date()
+    result_file = tmp_path / "dag_1_result.json"
+    log_file = (tmp_path / "dag_1.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, str(RUNNER), DAG_1, logical_date.isoformat(), str(result_file)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        triggered = None
+        while triggered is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            triggered = _find_dag_run(DAG_2, logical_date=logical_date)
+        dag_2_run = None
+        if triggered is not None:
+            # dag.test() names its run manual__<run_after>; TriggerDagRunOperator named the
+            # triggered one manual__<logical date>: pass that as run_after to keep the run id.
+            run = dags[DAG_2].test(
+                logical_date=triggered["logical_date"],
+                run_after=triggered["logical_date"],
+                run_conf=triggered["conf"],
+            )
+            dag_2_run = _find_dag_run(DAG_2, run_id=run.run_id)
+        proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log_file.close()
+    assert result_file.exists(), f"DAG_1 runner failed, see {tmp_path / 'dag_1.log'}"
+    result = json.loads(result_file.read_text())
+    dag_1_run = _find_dag_run(DAG_1, run_id=result["run_id"])
+    return dag_1_run, dag_2_run, triggered
+
+
+def cluster_of(emr_client, dag_1_run_id: str) -> dict:
+    for summary in emr_client.list_clusters()["Clusters"]:
+        cluster = emr_client.describe_cluster(ClusterId=summary["Id"])["Cluster"]
+        tags = {t["Key"]: t["Value"] for t in cluster.get("Tags", [])}
+        if tags.get("airflow:run_id") == dag_1_run_id:
+            return cluster
+    raise AssertionError(f"no EMR cluster tagged with DAG_1 run {dag_1_run_id}")
+
+
+def test_dag_1_end_to_end_success(dags, emr, emr_client, smtp_sink, tmp_path):
+    smtp_sink.clear()
+    dag_1_run, dag_2_run, triggered = run_dag_1(dags, tmp_path)
+
+    assert dag_1_run["state"] == "success", dag_1_run["tasks"]
+    assert set(dag_1_run["tasks"].values()) == {"success"}
+    assert dag_2_run is not None and dag_2_run["state"] == "success", dag_2_run
+    assert dag_2_run["run_id"] == triggered["run_id"]
+
+    cluster = cluster_of(emr_client, dag_1_run["run_id"])
+    assert triggered["conf"] == {"cluster_id": cluster["Id"]}
+    assert cluster["Status"]["State"] == "TERMINATED"
+    assert cluster["ReleaseLabel"] == dags[DAG_1].params["release_label"]
+    assert {a["Name"] for a in cluster["Applications"]} == {"Hadoop", "Spark"}
+    assert cluster["ServiceRole"] == TEST_ENV["AIRFLOW_VAR_EMR_SERVICE_ROLE"]
+    assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == TEST_ENV["AIRFLOW_VAR_EMR_JOB_FLOW_ROLE"]
+    assert cluster["Ec2InstanceAttributes"]["Ec2SubnetId"] == TEST_ENV["AIRFLOW_VAR_EMR_SUBNET_ID"]
+    assert cluster["LogUri"] == TEST_ENV["AIRFLOW_VAR_EMR_LOG_URI"]
+    assert cluster["AutoTerminate"] is False  # KeepJobFlowAliveWhenNoSteps
+    groups = emr_client.list_instance_groups(ClusterId=cluster["Id"])["InstanceGroups"]
+    shape = sorted((g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups)
+    assert shape == [("CORE", "m7g.xlarge", 2), ("MASTER", "m7g.xlarge", 1)]
+    steps = emr_client.list_steps(ClusterId=cluster["Id"])["Steps"]
+    assert sorted((s["Name"], s["Status"]["State"]) for s in steps) == [
+        ("copy_csv_to_hdfs", "COMPLETED"),
+        ("sort_by_spending_score", "COMPLETED"),
+    ]
+
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == ALERT_EMAIL
+    assert message["From"] == FROM_EMAIL
+    assert message["Subject"] == f"[Airflow] {DAG_1} SUCCESS: {dag_1_run['run_id']}"
+    body = message.get_body(("html", "plain")).get_content()
+    assert cluster["Id"] in body and triggered["run_id"] in body
+    assert "Failed tasks" not in body
+
+
+def test_dag_1_when_a_step_fails_still_terminates_emails_and_fails(
+    dags, emr, emr_client, smtp_sink, tmp_path
+):
+    smtp_sink.clear()
+    emr.fail_steps = {"sort_by_spending_score"}
+    dag_1_run, dag_2_run, triggered = run_dag_1(dags, tmp_path)
+
+    assert dag_2_run is not None and dag_2_run["state"] == "failed"
+    assert dag_2_run["tasks"]["watch_sort_step"] == "failed"
+    assert dag_2_run["tasks"]["watch_copy_step"] == "success"
+
+    tasks = dag_1_run["tasks"]
+    assert dag_1_run["state"] == "failed", tasks
+    assert tasks["wait_for_dag_2"] == "failed"
+    assert tasks["terminate_emr_cluster"] == "success"
+    assert tasks["email_outcome"] == "success"
+    assert tasks["fail_run_if_pipeline_failed"] == "failed"
+
+    cluster = cluster_of(emr_client, dag_1_run["run_id"])
+    assert cluster["Status"]["State"] == "TERMINATED"
+    steps = {s["Name"]: s["Status"]["State"] for s in emr_client.list_steps(ClusterId=cluster["Id"])["Steps"]}
+    assert steps == {"copy_csv_to_hdfs": "COMPLETED", "sort_by_spending_score": "FAILED"}
+
+    [message] = smtp_sink.wait_for(1)
+    assert message["To"] == ALERT_EMAIL
+    assert message["Subject"] == f"[Airflow] {DAG_1} FAILED: {dag_1_run['run_id']}"
+    body = message.get_body(("html", "plain")).get_content()
+    assert f"Failed tasks in {DAG_1}: wait_for_dag_2" in body
+    assert f"Failed tasks in {DAG_2}: watch_sort_step" in body
+    assert cluster["Id"] in body
