@@ -26,6 +26,11 @@ export interface HasId {
   readonly id: string;
 }
 
+/** Name of the worker group's termination lifecycle hook (the node completes it after draining). */
+export const DRAIN_HOOK_NAME = "drain";
+/** Worker drain budget: the AMI's Celery TimeoutStopSec (3600 s) plus 5 minutes. */
+export const DEFAULT_WORKER_DRAIN_SECONDS = 3900;
+
 /** Where the bootstrap finds the node's environment. */
 export const NODE_ENV_FILE = "/etc/airflow/node.env";
 /** The bootstrap baked into the AMI (engineer B's packer/files/bootstrap). */
@@ -274,7 +279,7 @@ export class NodeGroup extends Construct {
             // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
             // (running tasks finish, no new ones) and completes this hook; CONTINUE after
             // the timeout if it never does.
-            name: "drain",
+            name: DRAIN_HOOK_NAME,
             lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
             heartbeatTimeout: props.drainTimeoutSeconds,
             defaultResult: "CONTINUE",
@@ -347,7 +352,8 @@ export interface AirflowNodeGroupsProps {
   readonly settingsRevision: string;
   /**
    * Celery worker drain time on scale-in / refresh (termination hook timeout), seconds.
-   * @default 1800
+   * @default 3900 - the AMI's worker TimeoutStopSec (3600 s, packer worker_stop_timeout)
+   *   plus 5 minutes, so systemd's warm shutdown always finishes inside the hook
    */
   readonly workerDrainSeconds?: number;
   /**
@@ -430,7 +436,7 @@ export class AirflowNodeGroups extends Construct {
         minSize: config.workers.min,
         maxSize: config.workers.max,
         // No desiredCapacity: the scaling policy owns it between min and max.
-        drainTimeoutSeconds: props.workerDrainSeconds ?? 1800,
+        drainTimeoutSeconds: props.workerDrainSeconds ?? DEFAULT_WORKER_DRAIN_SECONDS,
       });
       groups.worker = worker;
       if (config.workers.max > config.workers.min) {

@@ -168,7 +168,7 @@ describe("auto scaling groups", () => {
       {
         name: "drain",
         lifecycle_transition: "autoscaling:EC2_INSTANCE_TERMINATING",
-        heartbeat_timeout: 1800,
+        heartbeat_timeout: 3900,
         default_result: "CONTINUE",
       },
     ]);
