@@ -50,10 +50,12 @@ export interface ComputePlaneProps {
   /** Security groups (the `SecurityGroups` construct). */
   readonly securityGroups: {
     readonly albPublic: HasId;
-    readonly albInternal: HasId;
+    /** Absent with LocalExecutor. */
+    readonly albInternal?: HasId;
     readonly apiServer: HasId;
     readonly scheduler: HasId;
-    readonly worker: HasId;
+    /** Absent with LocalExecutor. */
+    readonly worker?: HasId;
   };
   /** Metadata DB (the `Database` construct) and its password secret. */
   readonly database: DatabaseEndpoint & {
@@ -196,7 +198,7 @@ export class ComputePlane extends Construct {
       securityGroups: {
         "api-server": [sgs.apiServer],
         scheduler: [sgs.scheduler],
-        worker: [sgs.worker],
+        worker: sgs.worker ? [sgs.worker] : undefined,
         // One node does everything: it needs both the api-server's and the scheduler's paths.
         standalone: [sgs.apiServer, sgs.scheduler],
       },
