@@ -6,9 +6,9 @@
  * `.key`) encrypts everything; `this.network` exposes `vpc`, `publicSubnets`/
  * `publicSubnetIds` (load balancers only), `privateSubnets`/`privateSubnetIds` (every
  * instance, EMR) and `availabilityZones`; `this.securityGroups` exposes one
- * `SecurityGroup` per role: `albPublic`, `albInternal`, `apiServer`, `scheduler`,
- * `worker`, `database`, `redis`, `efs` (the standalone LocalExecutor node takes
- * `apiServer` + `scheduler`), plus `publicPorts` (443+80 with a certificate, else 80)
+ * `SecurityGroup` per role: `albPublic`, `apiServer`, `scheduler`, `database`, `efs`,
+ * and with CeleryExecutor only `albInternal`, `worker`, `redis` (undefined with
+ * LocalExecutor, whose standalone node takes `apiServer` + `scheduler`), plus `publicPorts` (443+80 with a certificate, else 80)
  * and the rules already wired between them, ALB listeners included; `this.database`
  * exposes `instance`, `engine`, `endpoint`, `port`, `dbName`, `username`,
  * `passwordSecret` (`<namePrefix>/<env>/db-password`, created here) and
@@ -123,7 +123,7 @@ export class AirflowClusterStack extends TerraformStack {
       dbEngine: config.database.engine,
       uiAllowedCidrs: config.uiAllowedCidrs,
       https: config.certificateArn !== undefined,
-      broker: celery,
+      celery,
     });
 
     this.database = new Database(this, "database", {
@@ -143,12 +143,13 @@ export class AirflowClusterStack extends TerraformStack {
       logRetentionDays: config.logRetentionDays,
     });
 
-    if (celery) {
+    const redisGroup = this.securityGroups.redis;
+    if (redisGroup) {
       this.broker = new Broker(this, "broker", {
         resourcePrefix: names.resourcePrefix,
         secretPrefix: names.secretPrefix,
         subnetIds: this.network.privateSubnetIds,
-        securityGroup: this.securityGroups.redis,
+        securityGroup: redisGroup,
         kmsKeyArn,
         nodeType: config.redis.nodeType,
         replicas: config.redis.replicas,

@@ -34,6 +34,9 @@ function repoRoot(): string {
   }
 }
 
+/** The Spark job DAG_2 runs (spark-jobs/<name>); its URI becomes the `spark_job_uri` variable. */
+export const SPARK_SORT_JOB = "sort_customers.py";
+
 /** Key prefixes in the log bucket. */
 export const LOG_PREFIXES = { remote: "airflow-logs", emr: "emr-logs", alb: "alb" } as const;
 
@@ -160,10 +163,14 @@ export class ComputePlane extends Construct {
         : undefined,
     });
 
+    const sparkJobsDir = props.sparkJobsDir ?? path.join(repo, "spark-jobs");
     this.artifacts = new ClusterArtifacts(this, "artifacts", {
       bucket: props.buckets.artifacts,
       dagsDir: props.dagsDir ?? path.join(repo, "dags"),
-      sparkJobsDir: props.sparkJobsDir ?? path.join(repo, "spark-jobs"),
+      sparkJobsDir,
+      // The pipeline's job by name, so a helper module added next to it cannot make
+      // the choice ambiguous; other folders (tests) fall back to the only script.
+      sparkJob: existsSync(path.join(sparkJobsDir, SPARK_SORT_JOB)) ? SPARK_SORT_JOB : undefined,
       kmsKey: props.key,
     });
 

@@ -394,10 +394,13 @@ function resolveConfigDir(): string {
 /**
  * Loads and validates `config/<env>.json`.
  * @param env environment name; default `AIRFLOW_ENV` or "dev"
- * @param dir directory of the env files; default the repository's `config/`
+ * @param dir directory of the env files; default `AIRFLOW_CONFIG_DIR` or the repository's `config/`
  * @throws ConfigError on an unknown env, unreadable/bad JSON or any invalid field
  */
-export function loadConfig(env = process.env.AIRFLOW_ENV ?? "dev", dir = CONFIG_DIR): AirflowConfig {
+export function loadConfig(
+  env = process.env.AIRFLOW_ENV ?? "dev",
+  dir = process.env.AIRFLOW_CONFIG_DIR ?? CONFIG_DIR,
+): AirflowConfig {
   if (!/^[a-z][a-z0-9]{0,7}$/.test(env)) {
     throw new ConfigError([
       `AIRFLOW_ENV: got ${show(env)}; allowed: lowercase letters and digits, 1-8 characters, starting with a letter`,

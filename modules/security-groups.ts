@@ -51,28 +51,29 @@ export interface SecurityGroupsProps {
    */
   readonly https?: boolean;
   /**
-   * Whether a Redis broker exists (CeleryExecutor).
+   * CeleryExecutor: workers, the broker and the internal load balancer exist. With
+   * LocalExecutor (false) their groups are not created at all.
    * @default true
    */
-  readonly broker?: boolean;
+  readonly celery?: boolean;
 }
 
 /** The security groups of the cluster, one per role. */
 export class SecurityGroups extends Construct {
   /** Public (UI) load balancer. */
   public readonly albPublic: SecurityGroup;
-  /** Internal load balancer: Execution API for workers and Flower. */
-  public readonly albInternal: SecurityGroup;
+  /** Internal load balancer: Execution API for workers and Flower (CeleryExecutor only). */
+  public readonly albInternal?: SecurityGroup;
   /** api-server (+ Flower) nodes; in LocalExecutor mode the standalone node uses this and `scheduler`. */
   public readonly apiServer: SecurityGroup;
   /** Scheduler nodes (scheduler, dag-processor, triggerer). */
   public readonly scheduler: SecurityGroup;
-  /** Celery worker nodes. */
-  public readonly worker: SecurityGroup;
+  /** Celery worker nodes (CeleryExecutor only). */
+  public readonly worker?: SecurityGroup;
   /** Metadata database. */
   public readonly database: SecurityGroup;
-  /** ElastiCache broker. */
-  public readonly redis: SecurityGroup;
+  /** ElastiCache broker (CeleryExecutor only). */
+  public readonly redis?: SecurityGroup;
   /** EFS mount targets. */
   public readonly efs: SecurityGroup;
   /** Database port (3306 or 5432). */
@@ -97,90 +98,70 @@ export class SecurityGroups extends Construct {
         // does not wait on a dependency cycle.
         revokeRulesOnDelete: true,
       });
+    const celery = props.celery ?? true;
     this.albPublic = sg("alb-public", "public UI load balancer");
-    this.albInternal = sg("alb-internal", "internal load balancer (Execution API, Flower)");
     this.apiServer = sg("api-server", "Airflow api-server and Flower nodes");
     this.scheduler = sg("scheduler", "Airflow scheduler, dag-processor and triggerer nodes");
-    this.worker = sg("worker", "Airflow Celery worker nodes");
     this.database = sg("database", "Airflow metadata database");
-    this.redis = sg("redis", "Celery broker (ElastiCache)");
     this.efs = sg("efs", "EFS mount targets for DAGs and plugins");
     this.databasePort = props.dbEngine === "mysql" ? PORTS.mysql : PORTS.postgres;
     this.publicPorts = props.https ? [PORTS.https, PORTS.http] : [PORTS.http];
 
-    const nodes = [
-      { name: "api-server", group: this.apiServer },
-      { name: "scheduler", group: this.scheduler },
-      { name: "worker", group: this.worker },
-    ];
-
     // Public load balancer: only the configured CIDRs, only the listener ports.
     cidrs.forEach((cidr, i) =>
       this.publicPorts.forEach((port) =>
-        this.ingressCidr(
-          `alb-public-in-${port}-${i}`,
-          this.albPublic,
-          cidr,
-          port,
-          `UI from allowed CIDR ${cidr}`,
-        ),
+        this.ingressCidr(`alb-public-in-${port}-${i}`, this.albPublic, cidr, port, `UI from allowed CIDR ${cidr}`),
       ),
     );
-    this.link(
-      "alb-public-to-api",
-      this.albPublic,
-      this.apiServer,
-      PORTS.apiServer,
-      "UI traffic to api-server",
-    );
+    this.link("alb-public-to-api", this.albPublic, this.apiServer, PORTS.apiServer, "UI traffic to api-server");
 
-    // Internal load balancer: Execution API for workers (and the scheduler's
-    // dag-processor/triggerer), Flower only from the api-server node, which is where an
-    // operator's SSM port-forwarding session lands.
-    this.link(
-      "worker-to-alb-internal",
-      this.worker,
-      this.albInternal,
-      PORTS.apiServer,
-      "Execution API calls from workers",
-    );
-    this.link(
-      "scheduler-to-alb-internal",
-      this.scheduler,
-      this.albInternal,
-      PORTS.apiServer,
-      "Execution API calls from dag-processor/triggerer",
-    );
-    this.link(
-      "api-to-alb-internal-flower",
-      this.apiServer,
-      this.albInternal,
-      PORTS.flower,
-      "Flower via SSM port forwarding on the api-server node",
-    );
-    this.link(
-      "alb-internal-to-api",
-      this.albInternal,
-      this.apiServer,
-      PORTS.apiServer,
-      "Execution API to api-server",
-    );
-    this.link(
-      "alb-internal-to-flower",
-      this.albInternal,
-      this.apiServer,
-      PORTS.flower,
-      "Flower to api-server node",
-    );
+    const nodes = [
+      { name: "api-server", group: this.apiServer },
+      { name: "scheduler", group: this.scheduler },
+    ];
+    if (celery) {
+      const albInternal = sg("alb-internal", "internal load balancer (Execution API, Flower)");
+      const worker = sg("worker", "Airflow Celery worker nodes");
+      const redis = sg("redis", "Celery broker (ElastiCache)");
+      this.albInternal = albInternal;
+      this.worker = worker;
+      this.redis = redis;
+      nodes.push({ name: "worker", group: worker });
 
-    // Task log viewing: the api-server fetches live logs from the serving node.
-    this.link(
-      "api-to-worker-logs",
-      this.apiServer,
-      this.worker,
-      PORTS.workerLogServer,
-      "live task logs from worker log server",
-    );
+      // Internal load balancer: Execution API for workers (and the scheduler's
+      // dag-processor/triggerer); Flower only from the api-server node, which is where an
+      // operator's SSM port-forwarding session lands.
+      this.link("worker-to-alb-internal", worker, albInternal, PORTS.apiServer, "Execution API calls from workers");
+      this.link(
+        "scheduler-to-alb-internal",
+        this.scheduler,
+        albInternal,
+        PORTS.apiServer,
+        "Execution API calls from dag-processor/triggerer",
+      );
+      this.link(
+        "api-to-alb-internal-flower",
+        this.apiServer,
+        albInternal,
+        PORTS.flower,
+        "Flower via SSM port forwarding on the api-server node",
+      );
+      this.link("alb-internal-to-api", albInternal, this.apiServer, PORTS.apiServer, "Execution API to api-server");
+      this.link("alb-internal-to-flower", albInternal, this.apiServer, PORTS.flower, "Flower to api-server node");
+      // Task log viewing: the api-server fetches live logs from the worker that ran the task.
+      this.link(
+        "api-to-worker-logs",
+        this.apiServer,
+        worker,
+        PORTS.workerLogServer,
+        "live task logs from worker log server",
+      );
+      for (const n of nodes) {
+        this.link(`${n.name}-to-redis`, n.group, redis, PORTS.redis, `Celery broker from ${n.name}`);
+      }
+    }
+    // Live trigger logs from the triggerer (on the scheduler nodes, or on the standalone
+    // node itself with LocalExecutor, where both groups are attached).
     this.link(
       "api-to-triggerer-logs",
       this.apiServer,
@@ -189,11 +170,9 @@ export class SecurityGroups extends Construct {
       "live trigger logs from triggerer log server",
     );
 
-    // Data stores: only from the Airflow nodes.
+    // Data stores: only from the Airflow nodes. Node egress to the internet: HTTPS only.
     for (const n of nodes) {
       this.link(`${n.name}-to-db`, n.group, this.database, this.databasePort, `metadata DB from ${n.name}`);
-      if (props.broker ?? true)
-        this.link(`${n.name}-to-redis`, n.group, this.redis, PORTS.redis, `Celery broker from ${n.name}`);
       this.link(`${n.name}-to-efs`, n.group, this.efs, PORTS.nfs, `EFS (NFS over TLS) from ${n.name}`);
       this.egressCidr(
         `${n.name}-https-out`,
@@ -205,16 +184,10 @@ export class SecurityGroups extends Construct {
     }
     // DAG e-mail through SES SMTP (STARTTLS on 587) from the nodes that run tasks and callbacks.
     for (const n of nodes.filter((x) => x.name !== "api-server")) {
-      this.egressCidr(
-        `${n.name}-smtp-out`,
-        n.group,
-        "0.0.0.0/0",
-        PORTS.smtpSubmission,
-        "SES SMTP (STARTTLS) for DAG e-mail",
-      );
+      this.egressCidr(`${n.name}-smtp-out`, n.group, "0.0.0.0/0", PORTS.smtpSubmission, "SES SMTP (STARTTLS) for DAG e-mail");
     }
-    // Data stores and load balancers initiate nothing: no egress rules on them beyond
-    // the load balancers' forward rules created by link() above.
+    // Data stores and load balancers initiate nothing: no egress on them beyond the load
+    // balancers' forward rules created by link() above.
   }
 
   /** Allows `from` to reach `to` on `port`: egress on `from`, ingress on `to`. */

@@ -141,7 +141,28 @@ describe("SecurityGroups", () => {
     ]);
   });
 
-  it("GIVEN no broker (LocalExecutor) WHEN synthesized THEN there is no 6379 rule", () => {
-    expect(ingress(synthGroups({ broker: false })).filter((r) => r.endsWith(":6379"))).toEqual([]);
+  it("GIVEN LocalExecutor WHEN synthesized THEN no worker, broker or internal-LB group or rule exists", () => {
+    const synth = synthGroups({ celery: false });
+    expect(
+      list(synth, "aws_security_group")
+        .map((g) => g.name)
+        .sort(),
+    ).toEqual([
+      "airflow-dev-alb-public",
+      "airflow-dev-api-server",
+      "airflow-dev-database",
+      "airflow-dev-efs",
+      "airflow-dev-scheduler",
+    ]);
+    expect(ingress(synth)).toEqual(
+      [
+        "alb-public -> api-server:8080",
+        "api-server -> database:3306",
+        "api-server -> efs:2049",
+        "api-server -> scheduler:8794",
+        "scheduler -> database:3306",
+        "scheduler -> efs:2049",
+      ].sort(),
+    );
   });
 });
