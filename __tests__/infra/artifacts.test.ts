@@ -11,6 +11,8 @@ import { S3Bucket } from "@cdktf/provider-aws/lib/s3-bucket";
 import { S3Object } from "@cdktf/provider-aws/lib/s3-object";
 import { TerraformStack, Testing } from "cdktf";
 import { ClusterArtifacts, listFiles } from "../../modules/artifacts";
+import { SPARK_SORT_JOB } from "../../modules/compute-plane";
+import { resourcesOf, synthCompute } from "./compute-fixtures";
 
 /** A temp tree from a map of relative path -> content. */
 function tree(files: Record<string, string>): string {
@@ -129,5 +131,22 @@ describe("edge cases", () => {
   it("lists files sorted, skipping caches", () => {
     const root = tree({ "b.py": "", "a/z.py": "", "a/__pycache__/z.pyc": "", ".ruff_cache/x": "" });
     expect(listFiles(root)).toEqual(["a/z.py", "b.py"]);
+  });
+});
+
+describe("in the cluster", () => {
+  it("uploads the repository's dags/ and publishes spark-jobs/sort_customers.py by default", () => {
+    // GIVEN no source directories WHEN the compute plane is synthesized
+    const { parsed } = synthCompute({}, { dagsDir: undefined, sparkJobsDir: undefined });
+    // THEN the repo's DAG files are objects and the pipeline's Spark job is the published URI
+    const keys = Object.values(resourcesOf(parsed, "aws_s3_object")).map((o) => String(o.key));
+    const repoDags = listFiles(path.join(__dirname, "..", "..", "dags"));
+    expect(keys.filter((k) => k.startsWith("dags/")).sort()).toEqual(repoDags.map((f) => `dags/${f}`).sort());
+    const uri = Object.values(resourcesOf(parsed, "aws_ssm_parameter")).find(
+      (p) => p.name === "/airflow/dev/variables/spark_job_uri",
+    )?.insecure_value;
+    expect(String(uri)).toMatch(
+      new RegExp(`/spark-jobs/[0-9a-f]{16}/${SPARK_SORT_JOB.replace(".", "\\.")}$`),
+    );
   });
 });
