@@ -407,7 +407,8 @@ export function loadConfig(
     ]);
   }
   const file = path.join(dir, `${env}.json`);
-  const source = path.relative(process.cwd(), file) || file;
+  const rel = path.relative(process.cwd(), file);
+  const source = rel && !rel.startsWith("..") ? rel : file;
   if (!existsSync(file)) {
     const available = readdirSync(dir)
       .filter((f) => /^[a-z][a-z0-9]{0,7}\.json$/.test(f))

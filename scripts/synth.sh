@@ -1,26 +1,23 @@
 #!/usr/bin/env bash
 # `npm run synth`: compile and synthesize both stacks (state + cluster) to Terraform JSON,
 # offline, with no AWS credentials and no telemetry. Env: AIRFLOW_ENV (default dev) picks
-# config/<env>.json; SYNTH_OUT (default cdktf.out) is the output directory.
+# config/<env>.json (AIRFLOW_CONFIG_DIR overrides config/); SYNTH_OUT (default cdktf.out)
+# is the output directory.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 env_name="${AIRFLOW_ENV:-dev}"
 out="${SYNTH_OUT:-cdktf.out}"
-[[ "$env_name" =~ ^[a-z][a-z0-9]{0,7}$ ]] || die "AIRFLOW_ENV must be 1-8 lowercase letters/digits, got '$env_name'"
-if [ ! -f "config/$env_name.json" ]; then
-  envs=()
-  for f in config/*.json; do
-    n="$(basename "$f" .json)"
-    [[ "$n" =~ ^[a-z][a-z0-9]{0,7}$ ]] && envs+=("$n")
-  done
-  die "AIRFLOW_ENV=$env_name: no config/$env_name.json; available: ${envs[*]}"
-fi
-
 bash scripts/setup-node.sh
 log "build (tsc)"
 npx tsc -p tsconfig.json
+
+# Validate the config first: a bad field prints its one-line message here instead of
+# inside the CLI's output.
+AIRFLOW_ENV="$env_name" node -e '
+  try { require("./dist/modules/config").loadConfig(); }
+  catch (e) { process.stderr.write(e.message + "\n"); process.exit(1); }'
 
 log "synth AIRFLOW_ENV=$env_name"
 export AIRFLOW_ENV="$env_name" CHECKPOINT_DISABLE=1 CDKTF_DISABLE_TELEMETRY=1
