@@ -148,12 +148,12 @@ export class ClusterLoadBalancers extends Construct {
       return lb;
     };
 
-    const health = (path: string): LbTargetGroupHealthCheck => ({
+    const health = (path: string, matcher: string): LbTargetGroupHealthCheck => ({
       enabled: true,
       path,
       protocol: "HTTP",
       port: "traffic-port",
-      matcher: "200",
+      matcher,
       interval: 15,
       timeout: 5,
       healthyThreshold: 2,
@@ -171,6 +171,7 @@ export class ClusterLoadBalancers extends Construct {
       port: number,
       path: string,
       behindHttp: boolean,
+      matcher = "200",
     ): LbTargetGroup => {
       const tg = new LbTargetGroup(this, tgId, {
         name: lbName(suffix),
@@ -180,7 +181,7 @@ export class ClusterLoadBalancers extends Construct {
         vpcId: props.vpc.id,
         // In-flight UI requests are short; 30 s keeps instance refresh quick.
         deregistrationDelay: "30",
-        healthCheck: health(path),
+        healthCheck: health(path, matcher),
       });
       if (behindHttp) skipAll(tg, tgSkip);
       return tg;
@@ -230,8 +231,10 @@ export class ClusterLoadBalancers extends Construct {
       const internalLb = makeLb("internal", true, props.privateSubnets, props.internalSecurityGroup);
       this.internalLb = internalLb;
       this.executionApiTargetGroup = makeTg("execution-api-tg", "exec", apiPort, API_HEALTH_PATH, true);
-      // Flower answers /healthcheck without authentication.
-      this.flowerTargetGroup = makeTg("flower-tg", "flower", flowerPort, "/healthcheck", true);
+      // The api-server group uses ELB health, so every target group it joins can get its
+      // node replaced. Flower is an auxiliary UI: any HTTP answer (200, or 401 when basic
+      // auth guards /healthcheck) proves the process is up; only silence counts as down.
+      this.flowerTargetGroup = makeTg("flower-tg", "flower", flowerPort, "/healthcheck", true, "200-499");
       const internalWhy =
         "Internal ALB inside the VPC, reachable only from the Airflow nodes' security group; the Execution " +
         "API authenticates every call with a per-task JWT";

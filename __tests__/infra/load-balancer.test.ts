@@ -105,13 +105,13 @@ describe("internal ALB (CeleryExecutor)", () => {
   });
 
   it.each([
-    ["execution API", 8080, "airflow-dev-exec", "/api/v2/monitor/health"],
-    ["Flower", 5555, "airflow-dev-flower", "/healthcheck"],
-  ])("forwards %s on :%d to target group %s (health %s)", (_what, port, tgName, healthPath) => {
+    ["execution API", 8080, "airflow-dev-exec", "/api/v2/monitor/health", "200"],
+    ["Flower", 5555, "airflow-dev-flower", "/healthcheck", "200-499"],
+  ])("forwards %s on :%d to target group %s (health %s, %s)", (_what, port, tgName, healthPath, matcher) => {
     expect(json).toHaveResourceWithProperties(LbTargetGroup, {
       name: tgName,
       port,
-      health_check: expect.objectContaining({ path: healthPath }),
+      health_check: expect.objectContaining({ path: healthPath, matcher }),
     });
     const listener = Object.values(resourcesOf(parsed, "aws_lb_listener")).find((l) => l.port === port);
     expect(String(listener?.load_balancer_arn)).toMatch(/_internal_/);
