@@ -10,19 +10,25 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# pyspark 4.3.0 ships hadoop-client-api/runtime 3.5.0; hadoop-aws 3.5.0's parent pom pins
-# aws-java-sdk-v2.version = 2.35.4. Bump all three together.
+# pyspark 4.3.0 ships hadoop-client-api/runtime 3.5.0; hadoop-aws 3.5.0's parent pom
+# (hadoop-project) pins aws-java-sdk-v2.version = 2.35.4 and
+# amazon-s3-analyticsaccelerator-s3.version = 1.3.1, the two compile dependencies hadoop-aws
+# needs at run time (the accelerator is loaded by S3A's stream factory even for classic
+# streams). Bump all of them together.
 HADOOP_VERSION=3.5.0
 AWS_SDK_VERSION=2.35.4
+ACCELERATOR_VERSION=1.3.1
 JARS=(
-  "org.apache.hadoop:hadoop-aws:$HADOOP_VERSION:jar hadoop-aws-$HADOOP_VERSION.jar"
-  "software.amazon.awssdk:bundle:$AWS_SDK_VERSION:jar bundle-$AWS_SDK_VERSION.jar"
+  "org.apache.hadoop:hadoop-aws:$HADOOP_VERSION:jar"
+  "software.amazon.awssdk:bundle:$AWS_SDK_VERSION:jar"
+  "software.amazon.s3.analyticsaccelerator:analyticsaccelerator-s3:$ACCELERATOR_VERSION:jar"
 )
 # Pinned SHA-256 of each jar (Maven Central publishes only SHA-1/MD5; these were recorded
 # from a strict-checksum download and guard against a changed artifact or mirror).
 SHA256S=(
   "66bd9eefb938b1a1657487324b63c13df2d8b17164a1dd24e0ef37b905bc5baa  hadoop-aws-$HADOOP_VERSION.jar"
   "db4b55f24ad1b4e70f17eb1717a4de76a8dadc5a27d764be7c44ff67b2c1c677  bundle-$AWS_SDK_VERSION.jar"
+  "4959a9747cbb479c73c3ffbcd479bee5b014f8b2880994585a8693fb9d24675e  analyticsaccelerator-s3-$ACCELERATOR_VERSION.jar"
 )
 
 command -v mvn >/dev/null || die "mvn is required (run scripts/setup-system.sh)"
@@ -48,8 +54,7 @@ mkdir -p "$JAR_DIR"
 # A throwaway local repository: the jars are copied out, so keeping a second copy is waste.
 M2="$(mktemp -d)"
 trap 'rm -rf "$M2"' EXIT
-for entry in "${JARS[@]}"; do
-  read -r coordinate _ <<<"$entry"
+for coordinate in "${JARS[@]}"; do
   mvn -q -B -C -Dmaven.repo.local="$M2" dependency:copy \
     -Dartifact="$coordinate" -DoutputDirectory="$JAR_DIR" -Dmdep.overWriteReleases=true >&2
 done

@@ -144,7 +144,7 @@ def spark_jars() -> list[str]:
             text=True,
         ).stdout.strip()
     jars = sorted(str(p) for p in Path(jar_dir).glob("*.jar"))
-    assert len(jars) == 2, f"expected hadoop-aws and the AWS SDK bundle in {jar_dir}, found {jars}"
+    assert len(jars) == 3, f"expected hadoop-aws, the AWS SDK bundle and its accelerator in {jar_dir}: {jars}"
     return jars
 
 

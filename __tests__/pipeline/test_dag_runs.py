@@ -148,9 +148,9 @@ def run_dag_1(dags, tmp_path, timeout: float = 300) -> tuple[dict, dict | None, 
 
     dag.test() executes one DAG run and no scheduler runs the run TriggerDagRunOperator
     creates, so the test plays the scheduler for it: once DAG_1's trigger has created the
-    queued DAG_2 run, DAG_2's dag.test() runs it (same logical date, run id and conf; dag.test
-    replaces the queued run with its own, so only run_after differs). DAG_1's deferred sensor meanwhile polls the shared
-    metadata DB, exactly as it would in the cluster.
+    queued DAG_2 run, DAG_2's dag.test() runs it (same logical date, run id and conf;
+    dag.test replaces the queued run with its own, so only run_after differs). DAG_1's
+    deferred sensor meanwhile polls the shared metadata DB, as it would in the cluster.
     Returns (DAG_1 run, DAG_2 run or None, DAG_2 run as triggered).
     """
     logical_date = unique_logical_date()
