@@ -148,6 +148,7 @@ AIRFLOW_EFS_MOUNT=false
 AIRFLOW_SERVICE_MANAGER=local
 AIRFLOW_CONFIG_OVERLAY=$WORK/overlay.ini
 AIRFLOW_MIGRATION_WAIT=300
+AIRFLOW_SKIP_SERVE_LOGS=true
 EOF
 done
 
@@ -204,9 +205,14 @@ wait_for 120 "airflow jobs check TriggererJob on $HOST" \
   AF_ENV scheduler "$VENV_DIR/bin/airflow" jobs check --job-type TriggererJob --hostname "$HOST"
 wait_for 120 "Celery worker answers ping" \
   AF_ENV worker "$VENV_DIR/bin/celery" --app airflow.providers.celery.executors.celery_executor.app inspect ping
-wait_for 60 "flower answers (basic auth)" curl -fsS -u "admin:$ADMIN_PASSWORD" "http://127.0.0.1:$FLOWER_PORT/healthcheck"
-code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLOWER_PORT/healthcheck")
+wait_for 60 "flower answers (basic auth)" curl -fsS -u "admin:$ADMIN_PASSWORD" "http://127.0.0.1:$FLOWER_PORT/"
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLOWER_PORT/")
 [ "$code" = 401 ] || die "flower answered $code without credentials, expected 401"
+
+# every server the rehearsal started listens on loopback only
+wide=$(ss -ltnH | awk '{print $4}' | grep -E ':(55432|56379|55555|58080|58974|58793|58794|8793|8794)$' | grep -v '^127\.0\.0\.1:' || true)
+[ -z "$wide" ] || die "servers listening beyond loopback: $wide"
+log "ok: all rehearsal servers bound to 127.0.0.1"
 
 TOKEN=$(jq -n --arg p "$ADMIN_PASSWORD" '{username:"admin",password:$p}' |
   curl -fsS -H 'Content-Type: application/json' -d @- "http://127.0.0.1:$API_PORT/auth/token" | jq -r .access_token)

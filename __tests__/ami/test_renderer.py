@@ -71,9 +71,8 @@ def test_airflow3_option_names_and_fixed_settings(contract, make_node, tmp_path)
     assert cfg["email"]["from_email"] == "noreply@example.com"
     assert cfg["smtp"]["smtp_host"] == "email-smtp.us-east-1.amazonaws.com"
     assert cfg["celery"]["flower_port"] == "5555"
-    assert out.fstab == (
-        "fs-0123456789abcdef0:/ /mnt/efs efs _netdev,noresvport,tls,iam,accesspoint=fsap-0fedcba9876543210 0 0"
-    )
+    options = "_netdev,noresvport,tls,iam,accesspoint=fsap-0fedcba9876543210"
+    assert out.fstab == f"fs-0123456789abcdef0:/ /mnt/efs efs {options} 0 0"
     assert out.environment["AIRFLOW_DAGS_URI"] == "s3://airflow-artifacts-123/dags"
 
 

@@ -10,7 +10,6 @@ dnf -y -q clean all
 rm -f /etc/airflow/node.env /etc/airflow/airflow.cfg /etc/airflow/airflow.env /etc/airflow/secrets/*
 # first boot of each instance must run cloud-init (user-data) afresh
 cloud-init clean --logs
-rm -f /etc/ssh/ssh_host_* # regenerated per instance by sshd-keygen
 find /var/log -type f \( -name '*.log' -o -name 'messages' \) -exec truncate -s 0 {} +
 journalctl --rotate --vacuum-time=1s >/dev/null 2>&1 || true
 echo "80-cleanup: done"

@@ -181,7 +181,9 @@ def wait_for_migrations(node: Node, out: Rendered) -> None:
 
 def start_units(node: Node, out: Rendered) -> None:
     if node.service_manager == "local":
-        launch_local(out.units, node.path(f"{ETC}/airflow.env"), node.path("/run/airflow"), log)
+        launch_local(
+            out.units, node.path(f"{ETC}/airflow.env"), node.path("/run/airflow"), log, node.skip_serve_logs
+        )
         return
     for cmd in (["systemctl", "daemon-reload"], ["systemctl", "start", *out.units]):
         done = subprocess.run(cmd, capture_output=True, text=True)

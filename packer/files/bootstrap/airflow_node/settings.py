@@ -33,6 +33,7 @@ LOCAL_KEYS = {
     "AIRFLOW_EFS_MOUNT": "true or false: mount EFS (default true)",
     "AIRFLOW_SERVICE_MANAGER": "systemd or local (default systemd)",
     "AIRFLOW_CONFIG_OVERLAY": "ini file merged over the rendered airflow.cfg (local ports etc.)",
+    "AIRFLOW_SKIP_SERVE_LOGS": "true or false: local launcher runs worker/triggerer without the log server",
     "AIRFLOW_MIGRATION_WAIT": "seconds non-migrating roles wait for `airflow db migrate` (default 900)",
 }
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -77,6 +78,7 @@ class Node:
     service_manager: str
     overlay: Path | None
     migration_wait: int
+    skip_serve_logs: bool = False
 
     def path(self, absolute: str) -> Path:
         """A fixed node path (/etc/airflow/...), under AIRFLOW_NODE_ROOT when set."""
@@ -152,6 +154,7 @@ def load_node(path: Path, contract: Contract) -> Node:
         service_manager=manager,
         overlay=Path(overlay) if overlay else None,
         migration_wait=int(wait),
+        skip_serve_logs=_bool(env, "AIRFLOW_SKIP_SERVE_LOGS", False),
     )
 
 

@@ -26,6 +26,7 @@ class Unit:
     argv: tuple[str, ...]  # argv[0] is looked up on the venv's bin/ (PATH in airflow.env)
     kind: str = "simple"  # simple | oneshot | timer
     extra_service: tuple[str, ...] = ()
+    serves_logs: bool = False  # starts Airflow's log server (accepts --skip-serve-logs)
 
 
 def _airflow(*args: str) -> tuple[str, ...]:
@@ -38,7 +39,7 @@ UNITS: dict[str, Unit] = {
     ),
     "airflow-scheduler.service": Unit("Airflow scheduler", _airflow("scheduler")),
     "airflow-dag-processor.service": Unit("Airflow DAG processor", _airflow("dag-processor")),
-    "airflow-triggerer.service": Unit("Airflow triggerer", _airflow("triggerer")),
+    "airflow-triggerer.service": Unit("Airflow triggerer", _airflow("triggerer"), serves_logs=True),
     "airflow-celery-worker.service": Unit(
         "Airflow Celery worker",
         _airflow("celery", "worker"),
@@ -50,6 +51,7 @@ UNITS: dict[str, Unit] = {
             "KillMode=mixed",
             "TimeoutStopSec=@WORKER_STOP_TIMEOUT@",
         ),
+        serves_logs=True,
     ),
     "airflow-flower.service": Unit("Celery Flower (Airflow)", _airflow("celery", "flower")),
     "airflow-dag-sync.service": Unit(
@@ -149,9 +151,13 @@ def parse_environment_file(path: Path) -> dict[str, str]:
     return env
 
 
-def launch_local(units: tuple[str, ...], env_file: Path, run_dir: Path, log) -> None:
+def launch_local(units: tuple[str, ...], env_file: Path, run_dir: Path, log, skip_serve_logs: bool) -> None:
     """Start each simple unit's command detached, logging to run_dir/<unit>.log and
-    recording its process-group id in run_dir/<unit>.pid for the caller's teardown."""
+    recording its process-group id in run_dir/<unit>.pid for the caller's teardown.
+
+    skip_serve_logs: Airflow's task-log server binds every interface (hard-coded host=""
+    in airflow/utils/serve_logs/core.py); a rehearsal must listen on loopback only, so it
+    runs without it (nothing there reads live task logs from another node)."""
     env = {**os.environ, **parse_environment_file(env_file)}
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in units:
@@ -161,9 +167,10 @@ def launch_local(units: tuple[str, ...], env_file: Path, run_dir: Path, log) -> 
         if unit.kind != "simple":
             log(f"local launcher: skipping {name} ({unit.kind} units need systemd; no S3 to sync locally)")
             continue
+        argv = [*unit.argv, "--skip-serve-logs"] if skip_serve_logs and unit.serves_logs else list(unit.argv)
         with open(run_dir / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(
-                list(unit.argv),
+                argv,
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -172,7 +179,7 @@ def launch_local(units: tuple[str, ...], env_file: Path, run_dir: Path, log) -> 
                 cwd=env.get("AIRFLOW_HOME"),
             )
         (run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
-        log(f"local launcher: started {name} (pid {proc.pid}): {' '.join(unit.argv)}")
+        log(f"local launcher: started {name} (pid {proc.pid}): {' '.join(argv)}")
 
 
 def stop_local(run_dir: Path) -> None:

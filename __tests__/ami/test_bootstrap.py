@@ -1,0 +1,279 @@
+"""The bootstrap beyond the pure renderer, on real tools: node.env checks, the CLI's
+one-line failures, the systemd units (systemd-analyze verify), real Airflow reading the
+rendered config through its _cmd options, the SSM/Secrets Manager source against a moto
+server through the AWS CLI, and the Packer variables agreeing with the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from airflow_node import BootstrapError
+from airflow_node.bootstrap import write_files
+from airflow_node.render import render
+from airflow_node.settings import load_node, read_ssm
+from airflow_node.units import UNITS, all_unit_files, render_systemd
+from conftest import BOOTSTRAP_LIB, CONTRACT_FILE, ROOT, VALID_PARAMS, VALID_SECRETS
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def _node_env(tmp_path: Path, **env: str) -> Path:
+    path = tmp_path / "node.env"
+    path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    return path
+
+
+BASE_ENV = {
+    "AIRFLOW_ROLE": "worker",
+    "AIRFLOW_PARAMETER_PREFIX": "/airflow/dev",
+    "AIRFLOW_SECRET_PREFIX": "airflow/dev",
+    "AWS_REGION": "us-east-1",
+    "AIRFLOW_SETTINGS_REVISION": "abc",
+}
+
+
+@pytest.mark.parametrize("key", BASE_ENV)
+def test_node_env_missing_user_data_key(tmp_path, contract, key):
+    env = {k: v for k, v in BASE_ENV.items() if k != key}
+    with pytest.raises(BootstrapError, match=f"lacks {key} "):
+        load_node(_node_env(tmp_path, **env), contract)
+
+
+def test_user_data_keys_come_from_the_contract(contract):
+    assert set(BASE_ENV) == set(contract.user_data_keys)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            {"AIRFLOW_ROLE": "webserver"},
+            "AIRFLOW_ROLE='webserver' is not a role; allowed: api-server, scheduler, worker, standalone",
+        ),
+        ({"AWS_REGION": "useast1"}, "AWS_REGION='useast1' is not an AWS region name"),
+        (
+            {"AIRFLOW_PARAMETER_PREFIX": "airflow/dev"},
+            "AIRFLOW_PARAMETER_PREFIX='airflow/dev' is invalid: must start with /",
+        ),
+        ({"AIRFLOW_ROLES": "worker"}, "unknown key(s) AIRFLOW_ROLES; allowed: AIRFLOW_ROLE,"),
+        (
+            {"AIRFLOW_SETTINGS_SOURCE": "vault"},
+            "AIRFLOW_SETTINGS_SOURCE='vault' is invalid: allowed ssm or envfile",
+        ),
+        ({"AIRFLOW_TLS": "maybe"}, "AIRFLOW_TLS='maybe' is invalid: allowed true or false"),
+        (
+            {"AIRFLOW_SETTINGS_SOURCE": "envfile"},
+            "AIRFLOW_SETTINGS_FILE is required with AIRFLOW_SETTINGS_SOURCE=envfile",
+        ),
+    ],
+)
+def test_node_env_invalid_values(tmp_path, contract, override, message):
+    with pytest.raises(BootstrapError) as err:
+        load_node(_node_env(tmp_path, **{**BASE_ENV, **override}), contract)
+    assert message in str(err.value)
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(BOOTSTRAP_LIB / "airflow-bootstrap"), *args],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "AIRFLOW_VENV": str(VENV_BIN.parent),
+            "BOOTSTRAP_LIB": str(BOOTSTRAP_LIB),
+            "AIRFLOW_CONTRACT": str(CONTRACT_FILE),
+            **(env or {}),
+        },
+        timeout=60,
+    )
+
+
+def test_cli_fails_with_one_message_naming_missing_settings(tmp_path):
+    settings = tmp_path / "settings.env"
+    settings.write_text("".join(f"{k}={v}\n" for k, v in VALID_PARAMS.items() if k != "db/endpoint"))
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for k, v in VALID_SECRETS.items():
+        if k != "jwt-secret":
+            (secrets / k).write_text(v)
+    node_env = _node_env(
+        tmp_path,
+        **BASE_ENV,
+        AIRFLOW_SETTINGS_SOURCE="envfile",
+        AIRFLOW_SETTINGS_FILE=str(settings),
+        AIRFLOW_SECRETS_DIR=str(secrets),
+        AIRFLOW_NODE_ROOT=str(tmp_path / "root"),
+    )
+    done = _cli("--node-env", str(node_env))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "parameter db/endpoint (/airflow/dev/db/endpoint) is missing" in done.stderr
+    assert "secret jwt-secret (airflow/dev/jwt-secret) is missing" in done.stderr
+    assert re.search(r"FAILED after \d+\.\d+s", done.stderr)
+    assert not (tmp_path / "root" / "etc").exists(), "nothing may be written before settings validate"
+
+
+def test_cli_unknown_settings_key_and_missing_node_env(tmp_path):
+    done = _cli("--node-env", str(tmp_path / "absent.env"))
+    assert done.returncode == 1
+    assert f"node env file {tmp_path / 'absent.env'} is unreadable" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# --- systemd units -----------------------------------------------------------------
+
+
+def test_worker_unit_warm_shutdown():
+    text = render_systemd("airflow-celery-worker.service", worker_stop_timeout=1234)
+    assert "KillSignal=SIGTERM" in text
+    assert "KillMode=mixed" in text
+    assert "TimeoutStopSec=1234" in text
+    assert "ExecStart=/opt/airflow/venv/bin/airflow celery worker" in text
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_units_pass_systemd_analyze_verify(tmp_path):
+    # the baked units, with the node-only paths pointed at local equivalents
+    aws = shutil.which("aws") or "/bin/true"
+    for name, text in all_unit_files(3600).items():
+        text = text.replace("/opt/airflow/venv", str(VENV_BIN.parent))
+        text = text.replace("/opt/airflow/bin/airflow-bootstrap", str(BOOTSTRAP_LIB / "airflow-bootstrap"))
+        text = text.replace("/usr/bin/aws", aws)
+        (tmp_path / name).write_text(text)
+    units = sorted(str(p) for p in tmp_path.iterdir())
+    assert len(units) == len(UNITS) + 1
+    done = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60)
+    problems = [ln for ln in done.stderr.splitlines() if str(tmp_path) in ln or "airflow-" in ln]
+    assert done.returncode == 0 and not problems, done.stderr
+
+
+# --- real Airflow reads what the bootstrap wrote -----------------------------------
+
+
+def test_airflow_reads_rendered_config_through_cmd_files(tmp_path, contract, make_node):
+    node = make_node("worker")
+    out = render(contract, node, dict(VALID_PARAMS), dict(VALID_SECRETS))
+    write_files(node, out)
+    secret_dir = tmp_path / "root/etc/airflow/secrets"
+    assert {p.name for p in secret_dir.iterdir()} == set(out.secret_files)
+    for p in secret_dir.iterdir():
+        assert p.stat().st_mode & 0o777 == 0o640, p
+    probe = """
+import json
+from airflow.configuration import conf
+print(json.dumps({
+    "conn": conf.get("database", "sql_alchemy_conn"),
+    "broker": conf.get("celery", "broker_url"),
+    "backend": conf.get("celery", "result_backend"),
+    "fernet": conf.get("core", "fernet_key"),
+    "jwt": conf.get("api_auth", "jwt_secret"),
+    "secret_key": conf.get("api", "secret_key"),
+    "executor": conf.get("core", "executor"),
+    "exec_url": conf.get("core", "execution_api_server_url"),
+    "backend_kwargs": conf.get("secrets", "backend_kwargs"),
+    "row_locking": conf.getboolean("scheduler", "use_row_level_locking"),
+    "concurrency": conf.getint("celery", "worker_concurrency"),
+}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env.update(out.environment)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["conn"] == out.secret_files["sql_alchemy_conn"]
+    assert got["broker"] == out.secret_files["broker_url"]
+    assert got["backend"] == out.secret_files["result_backend"]
+    assert got["fernet"] == VALID_SECRETS["fernet-key"]
+    assert got["jwt"] == VALID_SECRETS["jwt-secret"]
+    assert got["secret_key"] == VALID_SECRETS["api-secret-key"]
+    assert got["executor"] == "CeleryExecutor"
+    assert got["exec_url"] == VALID_PARAMS["api/execution-api-url"]
+    assert json.loads(got["backend_kwargs"])["variables_prefix"] == "/airflow/dev/variables"
+    assert got["row_locking"] is True and got["concurrency"] == 9
+
+
+# --- the ssm source, through the AWS CLI, against a moto server --------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def moto_url(tmp_path):
+    if shutil.which("aws") is None:
+        pytest.skip("AWS CLI not installed")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback only
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_ssm_source_reads_contract_keys_through_the_aws_cli(moto_url, monkeypatch, contract, make_node):
+    import boto3
+
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL": moto_url,
+    }.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    ssm = boto3.client("ssm", region_name="us-east-1", endpoint_url=moto_url)
+    sm = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=moto_url)
+    for key, value in VALID_PARAMS.items():  # 24 parameters: several pages of 10
+        ssm.put_parameter(Name=f"/airflow/dev/{key}", Value=value, Type="String")
+    ssm.put_parameter(Name="/airflow/dev/variables/data_bucket", Value="b", Type="String")
+    ssm.put_parameter(Name="/airflow/other/executor", Value="LocalExecutor", Type="String")
+    for key, value in VALID_SECRETS.items():
+        if key != "redis-auth-token":
+            sm.create_secret(Name=f"airflow/dev/{key}", SecretString=value)
+
+    params, secrets = read_ssm(make_node("worker"), contract)
+    assert params == VALID_PARAMS  # variables/ and other prefixes ignored
+    assert secrets == {k: v for k, v in VALID_SECRETS.items() if k != "redis-auth-token"}
+    # the missing secret surfaces from the renderer, by name
+    with pytest.raises(
+        BootstrapError, match=r"secret redis-auth-token \(airflow/dev/redis-auth-token\) is missing"
+    ):
+        render(contract, make_node("worker"), params, secrets)
+
+
+# --- Packer variables agree with the lock ------------------------------------------
+
+
+def test_packer_airflow_version_default_matches_the_lock():
+    hcl = (ROOT / "packer" / "variables.pkr.hcl").read_text()
+    block = re.search(r'variable "airflow_version" \{(.*?)\n\}', hcl, re.S).group(1)
+    default = re.search(r'default\s*=\s*"([^"]+)"', block).group(1)
+    pin = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.lock").read_text(), re.M).group(1)
+    assert default == pin, "packer/variables.pkr.hcl airflow_version must match requirements.lock"
