@@ -5,7 +5,7 @@
  * logs go to CloudWatch for incident forensics.
  */
 import { Construct } from "constructs";
-import { Fn } from "cdktf";
+import { Token, propertyAccess } from "cdktf";
 import { CloudwatchLogGroup } from "@cdktf/provider-aws/lib/cloudwatch-log-group";
 import { DataAwsAvailabilityZones } from "@cdktf/provider-aws/lib/data-aws-availability-zones";
 import { DataAwsIamPolicyDocument } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document";
@@ -127,7 +127,11 @@ export class Network extends Construct {
       const azs = new DataAwsAvailabilityZones(this, "azs", {
         filter: [{ name: "zone-name", values: [..."abcdef"].map((l) => `${props.region}${l}`) }],
       });
-      this.availabilityZones = Array.from({ length: props.azCount }, (_, i) => Fn.element(azs.names, i));
+      // names[i], not element(names, i): element() wraps around, which would silently put
+      // two subnets in one AZ if the region has fewer zones than azCount.
+      this.availabilityZones = Array.from({ length: props.azCount }, (_, i) =>
+        Token.asString(propertyAccess(azs.names, [i])),
+      );
     }
 
     this.vpc = new Vpc(this, "vpc", {

@@ -12,7 +12,7 @@
  * - **Guards:** explicitly switching any of the above off, or an ingress rule that
  *   opens port 22, fails synth with a {@link PolicyError} naming the resource.
  */
-import { Aspects, IAspect, TerraformStack } from "cdktf";
+import { IAspect } from "cdktf";
 import { IConstruct } from "constructs";
 import { CloudwatchLogGroup } from "@cdktf/provider-aws/lib/cloudwatch-log-group";
 import { DbInstance } from "@cdktf/provider-aws/lib/db-instance";
@@ -188,9 +188,4 @@ export class ClusterPolicyAspect implements IAspect {
       );
     }
   }
-}
-
-/** Adds the policy aspect to a stack. */
-export function applyClusterPolicy(stack: TerraformStack, props: ClusterPolicyAspectProps): void {
-  Aspects.of(stack).add(new ClusterPolicyAspect(props));
 }
