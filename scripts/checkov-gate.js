@@ -101,7 +101,7 @@ for (const dir of dirs) {
         stale.push(`${s.id} ${entry.address}: skip matches no failure; remove it`);
     }
   }
-  const stack = path.basename(dir);
+  const stack = path.basename(path.resolve(dir));
   console.log(
     `checkov ${stack}: ${passedCount(report)} passed, ${failures.length} failed, ${skipped.length} skipped with reason, ${stale.length} stale skips`,
   );

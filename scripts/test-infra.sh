@@ -13,6 +13,21 @@ bash scripts/setup-node.sh
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+log "checkov gate self-check (fixture: 1 excused, 2 unexcused failures, 1 stale skip)"
+set +e
+gate_out="$(node scripts/checkov-gate.js "$CHECKOV_VENV_DIR/bin/checkov" __tests__/infra/fixtures/checkov-gate)"
+gate_rc=$?
+set -e
+[ "$gate_rc" -eq 1 ] || die "checkov gate should fail the fixture with exit 1, got $gate_rc:
+$gate_out"
+for want in "2 failed, 2 skipped with reason, 1 stale skips" \
+  "FAILED CKV_AWS_158 aws_cloudwatch_log_group.unexcused" \
+  "FAILED CKV_AWS_338 aws_cloudwatch_log_group.unexcused" \
+  "STALE  CKV_AWS_66 aws_cloudwatch_log_group.excused"; do
+  grep -qF -- "$want" <<<"$gate_out" || die "checkov gate self-check: missing '$want' in:
+$gate_out"
+done
+
 log "type-check (tsc)"
 npx tsc -p tsconfig.json
 
