@@ -20,6 +20,7 @@ import { ElasticacheSubnetGroup } from "@cdktf/provider-aws/lib/elasticache-subn
 import { SecretsmanagerSecret } from "@cdktf/provider-aws/lib/secretsmanager-secret";
 import { SecretsmanagerSecretVersion } from "@cdktf/provider-aws/lib/secretsmanager-secret-version";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
+import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
 
@@ -30,7 +31,7 @@ export interface BrokerProps {
   /** `<namePrefix>/<env>`; the token secret is `<secretPrefix>/redis-auth-token`. */
   readonly secretPrefix: string;
   /** Private subnets. */
-  readonly subnetIds: string[];
+  readonly subnets: readonly Subnet[];
   /** The broker security group (6379 only from the Airflow nodes). */
   readonly securityGroup: SecurityGroup;
   /** Cluster KMS key ARN. */
@@ -86,6 +87,7 @@ export class Broker extends Construct {
     const replicas = props.replicas ?? 1;
     const snapshots = props.snapshotRetentionDays ?? 1;
     const tokenVersion = props.authTokenVersion ?? 1;
+    if (props.subnets.length === 0) throw new Error("Broker: at least one private subnet is required");
     if (!Number.isInteger(replicas) || replicas < 0 || replicas > 5) {
       throw new Error(`Broker: replicas must be an integer from 0 to 5, got ${replicas}`);
     }
@@ -124,7 +126,7 @@ export class Broker extends Construct {
     const subnets = new ElasticacheSubnetGroup(this, "subnets", {
       name: `${p}-broker`,
       description: `${p}: private subnets of the Celery broker`,
-      subnetIds: props.subnetIds,
+      subnetIds: props.subnets.map((s) => s.id),
     });
     const params = new ElasticacheParameterGroup(this, "params", {
       name: `${p}-broker-${FAMILY}`,

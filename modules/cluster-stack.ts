@@ -119,7 +119,7 @@ export class AirflowClusterStack extends TerraformStack {
 
     this.securityGroups = new SecurityGroups(this, "security-groups", {
       resourcePrefix: names.resourcePrefix,
-      vpcId: this.network.vpc.id,
+      vpc: this.network.vpc,
       dbEngine: config.database.engine,
       uiAllowedCidrs: config.uiAllowedCidrs,
       https: config.certificateArn !== undefined,
@@ -129,7 +129,7 @@ export class AirflowClusterStack extends TerraformStack {
     this.database = new Database(this, "database", {
       resourcePrefix: names.resourcePrefix,
       secretPrefix: names.secretPrefix,
-      subnetIds: this.network.privateSubnetIds,
+      subnets: this.network.privateSubnets,
       securityGroup: this.securityGroups.database,
       kmsKeyArn,
       engine: config.database.engine,
@@ -148,7 +148,7 @@ export class AirflowClusterStack extends TerraformStack {
       this.broker = new Broker(this, "broker", {
         resourcePrefix: names.resourcePrefix,
         secretPrefix: names.secretPrefix,
-        subnetIds: this.network.privateSubnetIds,
+        subnets: this.network.privateSubnets,
         securityGroup: redisGroup,
         kmsKeyArn,
         nodeType: config.redis.nodeType,

@@ -27,6 +27,7 @@ import { IamRolePolicyAttachment } from "@cdktf/provider-aws/lib/iam-role-policy
 import { SecretsmanagerSecret } from "@cdktf/provider-aws/lib/secretsmanager-secret";
 import { SecretsmanagerSecretVersion } from "@cdktf/provider-aws/lib/secretsmanager-secret-version";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
+import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
 
@@ -40,7 +41,7 @@ export interface DatabaseProps {
   /** `<namePrefix>/<env>`; the password secret is `<secretPrefix>/db-password`. */
   readonly secretPrefix: string;
   /** Private subnets (at least two AZs, as RDS requires). */
-  readonly subnetIds: string[];
+  readonly subnets: readonly Subnet[];
   /** The database security group (ingress only from the Airflow nodes). */
   readonly securityGroup: SecurityGroup;
   /** Cluster KMS key ARN: storage, Performance Insights, log groups and the secret. */
@@ -142,7 +143,7 @@ export class Database extends Construct {
     const backupDays = props.backupRetentionDays ?? 7;
     const storage = props.allocatedStorageGb ?? 20;
     const passwordVersion = props.passwordVersion ?? 1;
-    if (props.subnetIds.length < 2) throw new Error("Database: RDS needs subnets in at least two AZs");
+    if (props.subnets.length < 2) throw new Error("Database: RDS needs subnets in at least two AZs");
     if (!Number.isInteger(backupDays) || backupDays < 1 || backupDays > 35) {
       throw new Error(`Database: backupRetentionDays must be an integer from 1 to 35, got ${backupDays}`);
     }
@@ -195,7 +196,7 @@ export class Database extends Construct {
     const subnets = new DbSubnetGroup(this, "subnets", {
       name: `${p}-metadata`,
       description: `${p}: private subnets of the metadata DB`,
-      subnetIds: props.subnetIds,
+      subnetIds: props.subnets.map((s) => s.id),
     });
     const params = new DbParameterGroup(this, "params", {
       name: `${p}-metadata-${engine}${major.replace(".", "-")}`,

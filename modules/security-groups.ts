@@ -13,6 +13,7 @@
  */
 import { Construct } from "constructs";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
+import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcSecurityGroupEgressRule } from "@cdktf/provider-aws/lib/vpc-security-group-egress-rule";
 import { VpcSecurityGroupIngressRule } from "@cdktf/provider-aws/lib/vpc-security-group-ingress-rule";
 
@@ -35,8 +36,8 @@ export const PORTS = {
 export interface SecurityGroupsProps {
   /** `<namePrefix>-<env>`. */
   readonly resourcePrefix: string;
-  /** VPC id. */
-  readonly vpcId: string;
+  /** The VPC. */
+  readonly vpc: Vpc;
   /** Metadata DB engine; picks 3306 or 5432. */
   readonly dbEngine: "mysql" | "postgres";
   /**
@@ -92,7 +93,7 @@ export class SecurityGroups extends Construct {
       new SecurityGroup(this, key, {
         name: `${p}-${key}`,
         description: `${p}: ${what}`,
-        vpcId: props.vpcId,
+        vpcId: props.vpc.id,
         tags: { Name: `${p}-${key}` },
         // Rules reference each other across groups; revoke them first so a destroy
         // does not wait on a dependency cycle.
@@ -110,10 +111,22 @@ export class SecurityGroups extends Construct {
     // Public load balancer: only the configured CIDRs, only the listener ports.
     cidrs.forEach((cidr, i) =>
       this.publicPorts.forEach((port) =>
-        this.ingressCidr(`alb-public-in-${port}-${i}`, this.albPublic, cidr, port, `UI from allowed CIDR ${cidr}`),
+        this.ingressCidr(
+          `alb-public-in-${port}-${i}`,
+          this.albPublic,
+          cidr,
+          port,
+          `UI from allowed CIDR ${cidr}`,
+        ),
       ),
     );
-    this.link("alb-public-to-api", this.albPublic, this.apiServer, PORTS.apiServer, "UI traffic to api-server");
+    this.link(
+      "alb-public-to-api",
+      this.albPublic,
+      this.apiServer,
+      PORTS.apiServer,
+      "UI traffic to api-server",
+    );
 
     const nodes = [
       { name: "api-server", group: this.apiServer },
@@ -131,7 +144,13 @@ export class SecurityGroups extends Construct {
       // Internal load balancer: Execution API for workers (and the scheduler's
       // dag-processor/triggerer); Flower only from the api-server node, which is where an
       // operator's SSM port-forwarding session lands.
-      this.link("worker-to-alb-internal", worker, albInternal, PORTS.apiServer, "Execution API calls from workers");
+      this.link(
+        "worker-to-alb-internal",
+        worker,
+        albInternal,
+        PORTS.apiServer,
+        "Execution API calls from workers",
+      );
       this.link(
         "scheduler-to-alb-internal",
         this.scheduler,
@@ -146,8 +165,20 @@ export class SecurityGroups extends Construct {
         PORTS.flower,
         "Flower via SSM port forwarding on the api-server node",
       );
-      this.link("alb-internal-to-api", albInternal, this.apiServer, PORTS.apiServer, "Execution API to api-server");
-      this.link("alb-internal-to-flower", albInternal, this.apiServer, PORTS.flower, "Flower to api-server node");
+      this.link(
+        "alb-internal-to-api",
+        albInternal,
+        this.apiServer,
+        PORTS.apiServer,
+        "Execution API to api-server",
+      );
+      this.link(
+        "alb-internal-to-flower",
+        albInternal,
+        this.apiServer,
+        PORTS.flower,
+        "Flower to api-server node",
+      );
       // Task log viewing: the api-server fetches live logs from the worker that ran the task.
       this.link(
         "api-to-worker-logs",
@@ -184,7 +215,13 @@ export class SecurityGroups extends Construct {
     }
     // DAG e-mail through SES SMTP (STARTTLS on 587) from the nodes that run tasks and callbacks.
     for (const n of nodes.filter((x) => x.name !== "api-server")) {
-      this.egressCidr(`${n.name}-smtp-out`, n.group, "0.0.0.0/0", PORTS.smtpSubmission, "SES SMTP (STARTTLS) for DAG e-mail");
+      this.egressCidr(
+        `${n.name}-smtp-out`,
+        n.group,
+        "0.0.0.0/0",
+        PORTS.smtpSubmission,
+        "SES SMTP (STARTTLS) for DAG e-mail",
+      );
     }
     // Data stores and load balancers initiate nothing: no egress on them beyond the load
     // balancers' forward rules created by link() above.

@@ -36,7 +36,7 @@ function makeDatabase(overrides: Partial<DatabaseProps> = {}): { synth: string; 
   const db = new Database(stack, "db", {
     resourcePrefix: "airflow-dev",
     secretPrefix: "airflow/dev",
-    subnetIds: subnets.map((s) => s.id),
+    subnets,
     securityGroup: sg,
     kmsKeyArn: KEY,
     logRetentionDays: 30,
@@ -130,7 +130,7 @@ describe("Database", () => {
     ["no backups", { backupRetentionDays: 0 }, "backupRetentionDays must be an integer from 1 to 35"],
     ["tiny storage", { allocatedStorageGb: 5 }, "allocatedStorageGb must be an integer from 20 to 65536"],
     ["password version 0", { passwordVersion: 0 }, "passwordVersion must be a positive integer"],
-    ["one subnet", { subnetIds: ["subnet-1"] }, "RDS needs subnets in at least two AZs"],
+    ["one subnet", { subnets: [] }, "RDS needs subnets in at least two AZs"],
   ])("GIVEN %s WHEN constructed THEN it is refused", (_n, props, message) => {
     expect(() => makeDatabase(props)).toThrow(message);
   });
@@ -141,7 +141,7 @@ function makeBroker(overrides: Partial<BrokerProps> = {}): string {
   new Broker(stack, "broker", {
     resourcePrefix: "airflow-dev",
     secretPrefix: "airflow/dev",
-    subnetIds: subnets.map((s) => s.id),
+    subnets,
     securityGroup: sg,
     kmsKeyArn: KEY,
     logRetentionDays: 30,

@@ -1,4 +1,5 @@
 import { Testing } from "cdktf";
+import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { SecurityGroups, SecurityGroupsProps } from "../../modules/security-groups";
 import { Block, bareStack, list } from "./helpers";
 
@@ -6,7 +7,7 @@ function synthGroups(overrides: Partial<SecurityGroupsProps> = {}): string {
   const stack = bareStack();
   new SecurityGroups(stack, "sg", {
     resourcePrefix: "airflow-dev",
-    vpcId: "vpc-0123",
+    vpc: new Vpc(stack, "vpc", { cidrBlock: "10.40.0.0/16" }),
     dbEngine: "mysql",
     ...overrides,
   });
