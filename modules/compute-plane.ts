@@ -125,7 +125,7 @@ export class ComputePlane extends Construct {
     }
     const repo = repoRoot();
 
-    this.email = new ClusterEmail(this, "email", { config });
+    this.email = new ClusterEmail(this, "email", { config, key: props.key });
 
     const existing: Record<string, ExistingSecret> = {
       "db-password": { secret: props.database.passwordSecret, version: props.database.passwordSecretVersion },

@@ -1,22 +1,46 @@
 /**
- * E-mail for DAGs: an SES e-mail identity for the sender and the region's SES SMTP host.
+ * E-mail for DAGs: an SES e-mail identity for the sender, the region's SES SMTP host,
+ * and the `smtp_default` Airflow connection the nodes' SMTP settings use.
  *
  * SES sandbox: a new account can send only to verified identities. Until production
  * access is granted (a support request), the RECIPIENT address must be verified too -
  * with the default config the sender is also the recipient (`alert_email`), so the one
- * verification mail that `deploy` triggers covers both. Nodes send through the SES API
- * with their instance role (ses:SendRawEmail on this identity), so no SMTP credentials
- * exist anywhere; the SMTP host is still published for DAGs that prefer SMTP.
+ * verification mail that `deploy` triggers covers both.
+ *
+ * SMTP credentials: SES's SMTP interface cannot use an instance role; it authenticates
+ * with an IAM user's access key, the password being derived from its secret
+ * (`ses_smtp_password_v4`). That user may only `ses:SendRawEmail` as this identity.
+ * The connection is stored as a SecureString (cluster key) at
+ * `<parameterPrefix>/connections/smtp_default`, where Airflow's Parameter Store secrets
+ * backend looks it up; synthesized JSON holds only references, the values live in the
+ * (encrypted) state. Rotate with `terraform apply -replace` on the access key.
  */
+import { DataAwsIamPolicyDocument } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document";
+import { IamAccessKey } from "@cdktf/provider-aws/lib/iam-access-key";
+import { IamUser } from "@cdktf/provider-aws/lib/iam-user";
+import { IamUserPolicy } from "@cdktf/provider-aws/lib/iam-user-policy";
 import { SesEmailIdentity } from "@cdktf/provider-aws/lib/ses-email-identity";
+import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
+import { Fn } from "cdktf";
 import { Construct } from "constructs";
+import { skipCheckov } from "./checkov";
 import type { AirflowConfig } from "./config";
 import { clusterNames } from "./config";
 
+/** Airflow connection id the SMTP settings use (B's renderer, C's EmailOperator). */
+export const SMTP_CONNECTION_ID = "smtp_default";
+/** SES SMTP submission port (STARTTLS). */
+export const SMTP_PORT = 587;
+
 /** Properties of {@link ClusterEmail}. */
 export interface ClusterEmailProps {
-  /** The validated deployment config (region, notificationEmail). */
+  /** The validated deployment config (region, notificationEmail, names). */
   readonly config: AirflowConfig;
+  /**
+   * KMS key of the SecureString connection parameter.
+   * @default none - no `smtp_default` connection is created
+   */
+  readonly key?: { readonly arn: string };
 }
 
 /** SES sender identity (when `config.notificationEmail` is set) and SMTP settings. */
@@ -31,17 +55,56 @@ export class ClusterEmail extends Construct {
   public readonly fromEmail: string;
   /** `email-smtp.<region>.amazonaws.com`. */
   public readonly smtpHost: string;
+  /** `<parameterPrefix>/connections/smtp_default`; undefined without identity or key. */
+  public readonly smtpConnection?: SsmParameter;
 
   public constructor(scope: Construct, id: string, props: ClusterEmailProps) {
     super(scope, id);
     const { config } = props;
+    const names = clusterNames(config);
     this.smtpHost = `email-smtp.${config.region}.amazonaws.com`;
-    if (config.notificationEmail) {
-      // Creating the identity makes SES mail a verification link to the address.
-      this.identity = new SesEmailIdentity(this, "sender", { email: config.notificationEmail });
-      this.fromEmail = config.notificationEmail;
-    } else {
-      this.fromEmail = `noreply@${clusterNames(config).resourcePrefix}.invalid`;
+    if (!config.notificationEmail) {
+      this.fromEmail = `noreply@${names.resourcePrefix}.invalid`;
+      return;
     }
+    // Creating the identity makes SES mail a verification link to the address.
+    const identity = new SesEmailIdentity(this, "sender", { email: config.notificationEmail });
+    this.identity = identity;
+    this.fromEmail = config.notificationEmail;
+    if (!props.key) return;
+
+    const user = new IamUser(this, "smtp-user", {
+      name: `${names.resourcePrefix}-ses-smtp`,
+      path: "/airflow/",
+    });
+    const why =
+      "SES's SMTP interface authenticates only with an IAM user's key (no role); the user can do nothing " +
+      "but ses:SendRawEmail as this cluster's identity";
+    skipCheckov(user, "CKV_AWS_273", why);
+    const policy = new IamUserPolicy(this, "smtp-send", {
+      name: "ses-send-as-identity",
+      user: user.name,
+      policy: new DataAwsIamPolicyDocument(this, "smtp-send-doc", {
+        statement: [{ sid: "SendAsIdentity", actions: ["ses:SendRawEmail"], resources: [identity.arn] }],
+      }).json,
+    });
+    skipCheckov(policy, "CKV_AWS_40", `${why}; a group for one technical user adds nothing`);
+    const accessKey = new IamAccessKey(this, "smtp-key", { user: user.name });
+
+    // Airflow's JSON connection form; every secret part is a reference, never a literal.
+    this.smtpConnection = new SsmParameter(this, "smtp-connection", {
+      name: `${names.parameterPrefix}/connections/${SMTP_CONNECTION_ID}`,
+      description: `${names.resourcePrefix}: Airflow connection ${SMTP_CONNECTION_ID} (SES SMTP credentials)`,
+      type: "SecureString",
+      keyId: props.key.arn,
+      value: Fn.jsonencode({
+        conn_type: "smtp",
+        host: this.smtpHost,
+        port: SMTP_PORT,
+        login: accessKey.id,
+        password: accessKey.sesSmtpPasswordV4,
+        extra: { from_email: config.notificationEmail, disable_ssl: true, disable_tls: false },
+      }),
+    });
   }
 }

@@ -2,7 +2,9 @@
  * E-mail: an SES identity exists exactly when a notification address is configured; the
  * sender and the region's SES SMTP endpoint reach the nodes through the settings.
  */
+import { IamUser } from "@cdktf/provider-aws/lib/iam-user";
 import { SesEmailIdentity } from "@cdktf/provider-aws/lib/ses-email-identity";
+import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
 import { Testing } from "cdktf";
 import { ClusterEmail } from "../../modules/email";
 import { makeConfig } from "./compute-fixtures";
@@ -42,5 +44,56 @@ describe("ClusterEmail", () => {
     expect(email?.identity).toBeUndefined();
     // RFC 2606 .invalid: valid syntax for airflow.cfg (the bootstrap checks it), never delivered.
     expect(email?.fromEmail).toBe("noreply@airflow-dev.invalid");
+  });
+});
+
+describe("smtp_default connection", () => {
+  it("with an identity and a key: a SES-only IAM user and a SecureString connection of references", () => {
+    // GIVEN notificationEmail and the cluster key
+    const json = Testing.synthScope((scope) => {
+      new ClusterEmail(scope, "email", {
+        config: makeConfig({ notificationEmail: "team@example.com", region: "eu-west-1" }),
+        key: { arn: "arn:aws:kms:eu-west-1:123456789012:key/k" },
+      });
+    });
+    // THEN the connection sits where the Parameter Store backend looks for smtp_default
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/connections/smtp_default",
+      type: "SecureString",
+      key_id: "arn:aws:kms:eu-west-1:123456789012:key/k",
+      value: expect.stringMatching(
+        new RegExp(
+          [
+            '^\\$\\{jsonencode\\(\\{"conn_type" = "smtp"',
+            '"host" = "email-smtp\\.eu-west-1\\.amazonaws\\.com"',
+            '"port" = 587',
+            '"login" = aws_iam_access_key\\.[\\w-]+\\.id',
+            '"password" = aws_iam_access_key\\.[\\w-]+\\.ses_smtp_password_v4',
+          ].join(", "),
+        ),
+      ),
+    });
+    // and the user may only send as the identity
+    const parsed = JSON.parse(json) as { data: Record<string, Record<string, { statement: unknown[] }>> };
+    const doc = Object.values(parsed.data.aws_iam_policy_document)[0];
+    expect(doc.statement).toEqual([
+      {
+        sid: "SendAsIdentity",
+        actions: ["ses:SendRawEmail"],
+        resources: [expect.stringMatching(/^\$\{aws_ses_email_identity\.[\w-]+\.arn\}$/)],
+      },
+    ]);
+    expect(json).toHaveResourceWithProperties(IamUser, { name: "airflow-dev-ses-smtp" });
+  });
+
+  it.each([
+    ["no notification e-mail", { config: makeConfig(), key: { arn: "arn:aws:kms:x" } }],
+    ["no key", { config: makeConfig({ notificationEmail: "team@example.com" }) }],
+  ])("is not created with %s", (_name, props) => {
+    const json = Testing.synthScope((scope) => {
+      new ClusterEmail(scope, "email", props);
+    });
+    expect(json).not.toHaveResource(SsmParameter);
+    expect(json).not.toHaveResource(IamUser);
   });
 });

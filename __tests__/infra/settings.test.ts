@@ -12,9 +12,11 @@ import { resourcesOf, synthCompute } from "./compute-fixtures";
 const contractFile = JSON.parse(
   readFileSync(path.join(__dirname, "..", "..", "config", "settings-contract.json"), "utf8"),
 ) as typeof CONTRACT;
+/** Names of the settings parameters (Airflow connections under connections/ are not settings). */
 const paramNames = (parsed: ReturnType<typeof synthCompute>["parsed"]): string[] =>
   Object.values(resourcesOf(parsed, "aws_ssm_parameter"))
     .map((p) => String(p.name))
+    .filter((n) => !n.startsWith("/airflow/dev/connections/"))
     .sort();
 /** Names of every secret in the stack (core stand-ins + generated). */
 const secretNames = (parsed: ReturnType<typeof synthCompute>["parsed"]): string[] =>
@@ -23,8 +25,9 @@ const secretNames = (parsed: ReturnType<typeof synthCompute>["parsed"]): string[
     .sort();
 
 describe.each([["CeleryExecutor"], ["LocalExecutor"]] as const)("with %s", (executor) => {
-  // GIVEN a dev cluster with this executor WHEN the compute plane is synthesized
-  const { json, parsed } = synthCompute({ executor });
+  // GIVEN a dev cluster with this executor (and e-mail, so the SMTP connection exists too)
+  // WHEN the compute plane is synthesized
+  const { json, parsed } = synthCompute({ executor, notificationEmail: "team@example.com" });
 
   it("creates exactly one String parameter per contract key and variable key, nothing else", () => {
     // THEN the set of names equals the contract file's set (read from disk, not via the module)
@@ -33,7 +36,9 @@ describe.each([["CeleryExecutor"], ["LocalExecutor"]] as const)("with %s", (exec
       ...contractFile.variables.keys.map((v) => `/airflow/dev/variables/${v.key}`),
     ].sort();
     expect(paramNames(parsed)).toEqual(expected);
-    for (const p of Object.values(resourcesOf(parsed, "aws_ssm_parameter"))) expect(p.type).toBe("String");
+    for (const p of Object.values(resourcesOf(parsed, "aws_ssm_parameter"))) {
+      if (!String(p.name).includes("/connections/")) expect(p.type).toBe("String");
+    }
   });
 
   it("has a secret for every contract secret this executor needs", () => {
@@ -152,7 +157,10 @@ describe("parameter values", () => {
 
 describe("secrets never appear as values", () => {
   // GIVEN the whole compute plane (both executors)
-  const plans = [synthCompute(), synthCompute({ executor: "LocalExecutor" })];
+  const plans = [
+    synthCompute({ notificationEmail: "team@example.com" }),
+    synthCompute({ executor: "LocalExecutor" }),
+  ];
 
   it("every secret_string is a single reference to a random resource, never a literal", () => {
     for (const { parsed } of plans) {
@@ -174,6 +182,13 @@ describe("secrets never appear as values", () => {
       }
       for (const p of Object.values(resourcesOf(parsed, "aws_ssm_parameter"))) {
         expect(String(p.insecure_value)).not.toMatch(suspicious);
+        // The only SecureString is the SMTP connection, and its secret parts are references.
+        if (p.type === "SecureString") {
+          expect(p.value).toMatch(/"password" = aws_iam_access_key\.[\w-]+\.ses_smtp_password_v4/);
+          expect(p.insecure_value).toBeUndefined();
+        } else {
+          expect(p.value).toBeUndefined();
+        }
       }
     }
   });
