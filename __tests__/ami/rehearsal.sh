@@ -23,6 +23,7 @@ PY="$VENV_DIR/bin/python"
 WORK=$(mktemp -d /tmp/airflow-rehearsal.XXXXXX)
 chmod 755 "$WORK"
 NODES=(scheduler api-server worker)
+ALL_NODES=("${NODES[@]}" migrator) # migrator: one more scheduler-role migration, no units
 REHEARSAL_START=$SECONDS
 
 teardown() {
@@ -128,8 +129,9 @@ refresh_interval = 5
 EOF
 cp __tests__/ami/dags/rehearsal.py "$WORK/efs/dags/"
 
-for role in "${NODES[@]}"; do
-  node="$WORK/nodes/$role"
+for name in "${ALL_NODES[@]}"; do
+  role=${name/migrator/scheduler}
+  node="$WORK/nodes/$name"
   mkdir -p "$node/mnt" "$node/run/airflow"
   ln -s "$WORK/efs" "$node/mnt/efs" # the shared EFS file system
   cat >"$node/node.env" <<EOF
@@ -153,7 +155,12 @@ EOF
 done
 
 # All three nodes boot at once, as an ASG would: the scheduler migrates, the others wait.
-log "bootstrapping ${NODES[*]} concurrently"
+# Meanwhile another process runs the scheduler role's migrate step on the same fresh
+# database, as a second scheduler node booting at the same moment would (advisory lock).
+log "bootstrapping ${NODES[*]} concurrently, with a second scheduler-role migration"
+AIRFLOW_CONTRACT="$ROOT/config/settings-contract.json" \
+  "$PY" __tests__/ami/concurrent_migrate.py "$WORK/nodes/migrator/node.env" 1 >"$WORK/migrator.log" 2>&1 &
+MIGRATOR_PID=$!
 declare -A BOOT_PID
 for role in "${NODES[@]}"; do
   AIRFLOW_VENV="$VENV_DIR" BOOTSTRAP_LIB="$ROOT/packer/files/bootstrap" \
@@ -166,6 +173,13 @@ for role in "${NODES[@]}"; do
   wait "${BOOT_PID[$role]}" || die "bootstrap of role $role failed (see $WORK/bootstrap-$role.log above)"
   grep -h "wall time" "$WORK/bootstrap-$role.log" | sed "s/^/  [$role] /" >&2
 done
+wait "$MIGRATOR_PID" || die "concurrent migrations failed (see $WORK/migrator.log above)"
+grep -h "^concurrent migrate" "$WORK/migrator.log" | sed 's/^/  [migrator] /' >&2
+psql_q() { runuser -u postgres -- psql -qtA -h "$WORK/pgsock" -p "$PG_PORT" -U postgres -d airflow -c "$1"; }
+[ "$(psql_q 'SELECT count(*) FROM alembic_version')" = 1 ] || die "alembic_version does not hold exactly one head"
+[ "$(psql_q "SELECT count(*) FROM ab_user WHERE username = 'admin'")" = 1 ] || die "admin user not created exactly once"
+log "ok: 2 concurrent migrations: one schema head, one admin user"
+
 # secrets must not be in the rendered airflow.cfg, and their files must not be world-readable
 for role in "${NODES[@]}"; do
   cfg="$WORK/nodes/$role/etc/airflow/airflow.cfg"
