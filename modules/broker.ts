@@ -135,7 +135,7 @@ export class Broker extends Construct {
       parameter: [{ name: "maxmemory-policy", value: "noeviction" }],
     });
     const slowLog = new CloudwatchLogGroup(this, "slow-log", {
-      name: `/${p.replace(/-/g, "/")}/broker/slow-log`,
+      name: `/${p}/broker/slow-log`,
       retentionInDays: props.logRetentionDays,
       kmsKeyId: props.kmsKeyArn,
     });

@@ -103,8 +103,10 @@ function parameters(engine: DatabaseEngine): DbParameterGroupParameter[] {
       { name: "collation_server", value: "utf8mb4_unicode_ci" },
       // Clients must use TLS (encryption in transit).
       { name: "require_secure_transport", value: "1" },
+      // Slow queries to the log file that RDS exports to CloudWatch (TABLE would not export).
       { name: "slow_query_log", value: "1" },
       { name: "long_query_time", value: "2" },
+      { name: "log_output", value: "FILE" },
     ];
   }
   return [

@@ -226,7 +226,7 @@ export class Network extends Construct {
 
     // Flow logs: every accepted and rejected flow, for forensics and SG debugging.
     this.flowLogGroup = new CloudwatchLogGroup(this, "flow-log-group", {
-      name: `/${p.replace(/-/g, "/")}/vpc-flow-logs`,
+      name: `/${p}/vpc-flow-logs`,
       retentionInDays: props.flowLogRetentionDays,
       kmsKeyId: props.kmsKeyArn,
     });
