@@ -51,8 +51,9 @@ export const CONTRACT: SettingsContract = contractJson as SettingsContract;
 
 /**
  * Value stored in a string parameter whose setting does not apply (SSM rejects empty
- * strings), e.g. `broker/endpoint` with LocalExecutor or `smtp/from-email` without a
- * notification e-mail. The bootstrap treats it as "unset".
+ * strings): `broker/endpoint` and `broker/port` with LocalExecutor (the bootstrap reads
+ * them only with CeleryExecutor), `spark_job_uri` with no Spark job, `alert_email`
+ * without `notificationEmail`. The contract's descriptions say so.
  */
 export const UNSET = "none";
 
