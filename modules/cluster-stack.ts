@@ -8,8 +8,9 @@
  * instance, EMR) and `availabilityZones`; `this.securityGroups` exposes one
  * `SecurityGroup` per role: `albPublic`, `apiServer`, `scheduler`, `database`, `efs`,
  * and with CeleryExecutor only `albInternal`, `worker`, `redis` (undefined with
- * LocalExecutor, whose standalone node takes `apiServer` + `scheduler`), plus `publicPorts` (443+80 with a certificate, else 80)
- * and the rules already wired between them, ALB listeners included; `this.database`
+ * LocalExecutor, whose standalone node takes `apiServer` + `scheduler`), plus
+ * `publicPorts` (443+80 with a certificate, else 80) and the rules already wired
+ * between them, ALB listeners included; `this.database`
  * exposes `instance`, `engine`, `endpoint`, `port`, `dbName`, `username`,
  * `passwordSecret` (`<namePrefix>/<env>/db-password`, created here) and
  * `passwordSecretVersion` (put its `versionId` into the settings revision so a rotation
@@ -21,7 +22,7 @@
  * load-balancer access logs at prefix `alb/<name>/`). `this.accountId`/`this.partition`
  * are tokens of shared data sources. Checkov skips: call
  * `skipCheckov(resource, "CKV_AWS_x", "reason")` from modules/checkov.ts next to the
- * resource; the policy aspect (modules/policy-aspect.ts) already forces IMDSv2, EBS
+ * resource (resources only: cdktf drops `//` on data sources); the policy aspect (modules/policy-aspect.ts) already forces IMDSv2, EBS
  * encryption and launch-template tags, so node groups need not repeat them.
  */
 import { Construct } from "constructs";
