@@ -118,6 +118,25 @@ describe("AirflowClusterStack", () => {
     for (const b of list(prod, "aws_s3_bucket")) expect(b.force_destroy).toBe(false);
   });
 
+  it("GIVEN a DB password or AUTH token rotation WHEN deployed THEN every launch template changes (nodes roll)", () => {
+    // The rotation chain: config version -> random_password keepers -> secret version
+    // -> AIRFLOW_SETTINGS_REVISION in every node's user data -> ASG instance refresh.
+    const templates = list(synth, "aws_launch_template");
+    expect(templates.length).toBeGreaterThan(0);
+    for (const t of templates) {
+      expect(t.user_data).toMatch(
+        /aws_secretsmanager_secret_version\.database_password-version_\w+\.version_id/,
+      );
+      expect(t.user_data).toMatch(
+        /aws_secretsmanager_secret_version\.broker_auth-token-version_\w+\.version_id/,
+      );
+    }
+    const rotated = synthCluster({ database: { passwordVersion: 2 }, redis: { authTokenVersion: 5 } });
+    expect(list(rotated, "random_password").map((p) => p.keepers)).toEqual(
+      expect.arrayContaining([{ version: "2" }, { version: "5" }]),
+    );
+  });
+
   it("GIVEN the same config WHEN synthesized twice THEN both stacks are byte-identical", () => {
     const first = fullSynth();
     const second = fullSynth();
