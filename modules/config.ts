@@ -202,6 +202,12 @@ const schema = z
       "an ACM certificate ARN such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>",
     ).optional(),
     scheduler: schedulerSchema,
+    /**
+     * The seed's `allow_trigger_in_future`. Airflow 3 removed the option (`airflow config
+     * update` lists it as removed): the scheduler starts a run only once its `run_after`
+     * has passed, so a future-dated trigger simply waits. Kept for the settings contract
+     * key `core/allow-trigger-in-future`; it has no effect on Airflow 3.
+     */
     allowTriggerInFuture: bool(false),
     /** `[core] parallelism` */
     parallelism: int(1, 4096, 32),
