@@ -43,9 +43,9 @@ function failedChecks(report) {
   const reports = Array.isArray(report) ? report : [report];
   return reports.flatMap((r) => r.results?.failed_checks ?? []);
 }
-function passedCount(report) {
+function summed(report, field) {
   const reports = Array.isArray(report) ? report : [report];
-  return reports.reduce((n, r) => n + (r.summary?.passed ?? 0), 0);
+  return reports.reduce((n, r) => n + (r.summary?.[field] ?? 0), 0);
 }
 
 let bad = 0;
@@ -55,7 +55,14 @@ for (const dir of dirs) {
     process.stderr.write(`checkov-gate: ${file} not found (synth first)\n`);
     process.exit(2);
   }
-  const index = skipIndex(JSON.parse(fs.readFileSync(file, "utf8")));
+  let stackJson;
+  try {
+    stackJson = JSON.parse(fs.readFileSync(file, "utf8"));
+  } catch (e) {
+    process.stderr.write(`checkov-gate: ${file} is not valid JSON (${e.message})\n`);
+    process.exit(2);
+  }
+  const index = skipIndex(stackJson);
   const run = spawnSync(
     checkov,
     ["-d", dir, "--framework", "terraform_json", "--skip-download", "--quiet", "--compact", "-o", "json"],
@@ -102,8 +109,18 @@ for (const dir of dirs) {
     }
   }
   const stack = path.basename(path.resolve(dir));
+  // A stack checkov could not parse, or in which it checked nothing, must not pass as clean.
+  const parsingErrors = summed(report, "parsing_errors");
+  const checked = summed(report, "passed") + summed(report, "failed") + summed(report, "skipped");
+  if (parsingErrors > 0 || checked === 0) {
+    console.log(
+      `checkov ${stack}: ${parsingErrors} parsing errors, ${checked} checks run; refusing to call it clean`,
+    );
+    bad += 1;
+    continue;
+  }
   console.log(
-    `checkov ${stack}: ${passedCount(report)} passed, ${failures.length} failed, ${skipped.length} skipped with reason, ${stale.length} stale skips`,
+    `checkov ${stack}: ${summed(report, "passed")} passed, ${failures.length} failed, ${skipped.length} skipped with reason, ${stale.length} stale skips`,
   );
   if (process.env.CHECKOV_GATE_VERBOSE) {
     for (const s of skipped) console.log(`  skip   ${s}`);
