@@ -171,7 +171,8 @@ for role in "${NODES[@]}"; do
 done
 for role in "${NODES[@]}"; do
   wait "${BOOT_PID[$role]}" || die "bootstrap of role $role failed (see $WORK/bootstrap-$role.log above)"
-  grep -h "wall time" "$WORK/bootstrap-$role.log" | sed "s/^/  [$role] /" >&2
+  grep -hE "migration lock held|database migrated|schema is current|wall time" "$WORK/bootstrap-$role.log" |
+    sed "s/^airflow-bootstrap: /  [$role] /" >&2
 done
 wait "$MIGRATOR_PID" || die "concurrent migrations failed (see $WORK/migrator.log above)"
 grep -h "^concurrent migrate" "$WORK/migrator.log" | sed 's/^/  [migrator] /' >&2

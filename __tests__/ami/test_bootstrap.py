@@ -277,3 +277,45 @@ def test_packer_airflow_version_default_matches_the_lock():
     default = re.search(r'default\s*=\s*"([^"]+)"', block).group(1)
     pin = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.lock").read_text(), re.M).group(1)
     assert default == pin, "packer/variables.pkr.hcl airflow_version must match requirements.lock"
+
+
+# --- database failures are reported in one line, without the password ---------------
+
+
+def _envfile_node(tmp_path: Path, role: str, **params: str) -> Path:
+    settings = tmp_path / "settings.env"
+    settings.write_text("".join(f"{k}={v}\n" for k, v in {**VALID_PARAMS, **params}.items()))
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(exist_ok=True)
+    for k, v in VALID_SECRETS.items():
+        (secrets / k).write_text(v)
+    return _node_env(
+        tmp_path,
+        **{**BASE_ENV, "AIRFLOW_ROLE": role},
+        AIRFLOW_SETTINGS_SOURCE="envfile",
+        AIRFLOW_SETTINGS_FILE=str(settings),
+        AIRFLOW_SECRETS_DIR=str(secrets),
+        AIRFLOW_NODE_ROOT=str(tmp_path / "root"),
+        AIRFLOW_VENV=str(VENV_BIN.parent),
+        AIRFLOW_TLS="false",
+        AIRFLOW_EFS_MOUNT="false",
+        AIRFLOW_SERVICE_MANAGER="local",
+        AIRFLOW_MIGRATION_WAIT="1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("role", "message"),
+    [
+        ("scheduler", "cannot reach the metadata database for the migration lock: OperationalError"),
+        ("worker", "database not migrated within 1s (is a scheduler node up?)"),
+    ],
+)
+def test_unreachable_database_fails_in_one_line(tmp_path, role, message):
+    node_env = _envfile_node(tmp_path, role, **{"db/endpoint": "127.0.0.1", "db/port": str(_free_port())})
+    done = _cli("--node-env", str(node_env))
+    assert done.returncode == 1
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert VALID_SECRETS["db-password"] not in done.stderr
+    assert not list((tmp_path / "root" / "run").glob("airflow/*.pid")), "no unit may start"

@@ -11,6 +11,7 @@ import argparse
 import grp
 import os
 import pwd
+import re
 import subprocess
 import sys
 import time
@@ -104,9 +105,18 @@ def _airflow(node: Node, out: Rendered, *args: str, stdin: str | None = None, ca
     )
 
 
-def _tail(done: subprocess.CompletedProcess) -> str:
-    text = ((done.stdout or "") + (done.stderr or "")).strip().splitlines()
-    return "\n    ".join(text[-15:])
+def _failure(node: Node, step: str, done: subprocess.CompletedProcess) -> str:
+    """The command's last line (the exception message) for the error; its whole output goes
+    to /var/log/airflow/bootstrap-<step>.log for the operator, so no traceback is shown."""
+    text = ((done.stdout or "") + (done.stderr or "")).strip()
+    log_file = node.path(f"{LOGS}/bootstrap-{step}.log")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text(text + "\n")
+    lines = text.splitlines()
+    # prefer the exception line ("sqlalchemy.exc.OperationalError: ...") over trailers
+    errors = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b", ln)]
+    last = (errors or lines or ["(no output)"])[-1]
+    return f"{last[:300]} (full output: {log_file})"
 
 
 def migrate(node: Node, out: Rendered) -> None:
@@ -134,7 +144,7 @@ def migrate(node: Node, out: Rendered) -> None:
             done = _airflow(node, out, "airflow", "db", "migrate")
             if done.returncode != 0:
                 raise BootstrapError(
-                    f"airflow db migrate failed (exit {done.returncode}):\n    {_tail(done)}"
+                    f"airflow db migrate failed (exit {done.returncode}): {_failure(node, 'migrate', done)}"
                 )
             ensure_admin(node, out)
             conn.commit()
@@ -163,7 +173,7 @@ def ensure_admin(node: Node, out: Rendered) -> None:
         stdin=out.admin_password,
     )
     if done.returncode != 0:
-        raise BootstrapError(f"creating the FAB admin user failed:\n    {_tail(done)}")
+        raise BootstrapError(f"creating the FAB admin user failed: {_failure(node, 'admin-user', done)}")
     lines = done.stdout.strip().splitlines()  # FAB logs its permission sync; keep our verdict
     log(lines[-1] if lines else "admin user ensured")
 
@@ -174,7 +184,8 @@ def wait_for_migrations(node: Node, out: Rendered) -> None:
     done = _airflow(node, out, "airflow", "db", "check-migrations", "-t", str(node.migration_wait))
     if done.returncode != 0:
         raise BootstrapError(
-            f"database not migrated after {node.migration_wait}s (scheduler node up?):\n    {_tail(done)}"
+            f"database not migrated within {node.migration_wait}s (is a scheduler node up?): "
+            f"{_failure(node, 'check-migrations', done)}"
         )
     log(f"database schema is current ({time.monotonic() - started:.1f}s)")
 
