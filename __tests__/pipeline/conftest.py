@@ -9,6 +9,7 @@ conftest import, before any test module imports airflow.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -161,7 +162,9 @@ def spark(spark_jars):
         # Keep the 4 range partitions even for tiny inputs, so the test sees several part files.
         .config("spark.sql.adaptive.coalescePartitions.enabled", "false")
         .config("spark.driver.memory", "1g")
-        .config("spark.jars", ",".join(spark_jars))
+        # On the class path rather than spark.jars: local mode would copy the 700 MB SDK
+        # bundle into every session's temp dir.
+        .config("spark.driver.extraClassPath", ":".join(spark_jars))
         .config("spark.hadoop.fs.s3a.endpoint", MOTO_URL)
         .config("spark.hadoop.fs.s3a.endpoint.region", REGION)
         .config("spark.hadoop.fs.s3a.path.style.access", "true")
@@ -175,5 +178,7 @@ def spark(spark_jars):
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
+    # py4j logs at INFO from __del__ during interpreter shutdown, onto closed streams.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     yield session
     session.stop()
