@@ -292,6 +292,17 @@ describe("loadConfig", () => {
     }
   });
 
+  it("GIVEN AIRFLOW_CONFIG_DIR WHEN no dir argument is given THEN env files are read from there", () => {
+    const saved = process.env.AIRFLOW_CONFIG_DIR;
+    process.env.AIRFLOW_CONFIG_DIR = dir;
+    try {
+      expect(loadConfig("prod").workers.max).toBe(8);
+    } finally {
+      if (saved === undefined) delete process.env.AIRFLOW_CONFIG_DIR;
+      else process.env.AIRFLOW_CONFIG_DIR = saved;
+    }
+  });
+
   it.each<[string, string, RegExp]>([
     [
       "unknown env",
