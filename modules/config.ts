@@ -325,7 +325,12 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, sourc
       continue;
     }
     const field = issue.path.length ? issue.path.join(".") : "(root)";
-    lines.push(`${source}: ${field}: got ${show(valueAt(input, issue.path))}; allowed: ${issue.message}`);
+    // Nested sections carry no message of their own: name their keys instead.
+    const allowed =
+      issue.code === "invalid_type" && issue.expected === "object"
+        ? `an object with keys ${Object.keys(knownKeys(issue.path)).join(", ")}`
+        : issue.message;
+    lines.push(`${source}: ${field}: got ${show(valueAt(input, issue.path))}; allowed: ${allowed}`);
   }
   return lines;
 }

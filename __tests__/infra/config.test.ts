@@ -234,6 +234,11 @@ describe("config validation", () => {
       'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, notificationEmail, ami, uiAllowedCidrs, certificateArn, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, deletionProtection, stateBucketName, tags',
     ],
     [
+      "a section that is not an object",
+      { workers: [1, 4] },
+      "test: workers: got [1,4]; allowed: an object with keys min, max",
+    ],
+    [
       "unknown nested key",
       { database: { engin: "postgres" } },
       'test: database.engin: unknown key (value "postgres"); allowed keys here: engine, instanceClass, multiAz, allocatedStorageGb, backupRetentionDays, passwordVersion',
