@@ -23,6 +23,7 @@ import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcEndpoint } from "@cdktf/provider-aws/lib/vpc-endpoint";
 import { skipShortLogRetention } from "./checkov";
+import { EMR_MANAGED_TAG } from "./iam";
 
 /** Props of {@link Network}. */
 export interface NetworkProps {
@@ -138,7 +139,9 @@ export class Network extends Construct {
       cidrBlock: props.cidr,
       enableDnsHostnames: true, // EFS mount by DNS name and RDS endpoints need both
       enableDnsSupport: true,
-      tags: { Name: `${p}-vpc` },
+      // EMR's managed v2 service policy only creates ENIs and security groups in a VPC and
+      // subnets carrying this tag; without it DAG_1's cluster fails to launch.
+      tags: { Name: `${p}-vpc`, [EMR_MANAGED_TAG.key]: EMR_MANAGED_TAG.value },
     });
 
     // Deny-all default security group: nothing may fall back to it (CIS 5.4).
@@ -167,7 +170,7 @@ export class Network extends Construct {
           availabilityZone: az,
           cidrBlock: subnetCidr(props.cidr, SUBNET_BITS, PRIVATE_OFFSET + i),
           mapPublicIpOnLaunch: false,
-          tags: { Name: `${p}-private-${i}`, Tier: "private" },
+          tags: { Name: `${p}-private-${i}`, Tier: "private", [EMR_MANAGED_TAG.key]: EMR_MANAGED_TAG.value },
         }),
     );
     this.publicSubnetIds = this.publicSubnets.map((s) => s.id);

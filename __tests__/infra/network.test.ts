@@ -2,6 +2,7 @@ import { Testing } from "cdktf";
 import { DataAwsAvailabilityZones } from "@cdktf/provider-aws/lib/data-aws-availability-zones";
 import { DefaultSecurityGroup } from "@cdktf/provider-aws/lib/default-security-group";
 import { FlowLog } from "@cdktf/provider-aws/lib/flow-log";
+import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcEndpoint } from "@cdktf/provider-aws/lib/vpc-endpoint";
 import { Network, NetworkProps, subnetCidr } from "../../modules/network";
 import { bareStack, list } from "./helpers";
@@ -46,6 +47,20 @@ describe("Network", () => {
     expect(tiers("public")).toEqual(["10.40.0.0/20", "10.40.16.0/20", "10.40.32.0/20"]);
     expect(tiers("private")).toEqual(["10.40.128.0/20", "10.40.144.0/20", "10.40.160.0/20"]);
     expect(subnets.every((s) => s.map_public_ip_on_launch === false)).toBe(true);
+  });
+
+  it("GIVEN the network WHEN synthesized THEN the VPC and private subnets carry the tag EMR's managed policy requires", () => {
+    // WHEN
+    const synth = synthNetwork();
+    // THEN
+    const emrTag = "for-use-with-amazon-emr-managed-policies";
+    expect(synth).toHaveResourceWithProperties(Vpc, { tags: expect.objectContaining({ [emrTag]: "true" }) });
+    const tagged = (tier: string) =>
+      list(synth, "aws_subnet")
+        .filter((s) => (s.tags as Record<string, string>).Tier === tier)
+        .map((s) => (s.tags as Record<string, string>)[emrTag]);
+    expect(tagged("private")).toEqual(["true", "true"]);
+    expect(tagged("public")).toEqual([undefined, undefined]);
   });
 
   it.each([
