@@ -1,58 +1,18 @@
-"""Fixtures for the AMI bootstrap tests: the bootstrap package from packer/files/bootstrap,
-the repository's settings contract, and a complete, valid set of settings to mutate."""
+"""Fixtures for the AMI bootstrap tests: the repository's settings contract and nodes
+rooted in a temporary directory."""
 
 from __future__ import annotations
 
-import base64
 import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-BOOTSTRAP_LIB = ROOT / "packer" / "files" / "bootstrap"
-CONTRACT_FILE = ROOT / "config" / "settings-contract.json"
-sys.path.insert(0, str(BOOTSTRAP_LIB))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packer" / "files" / "bootstrap"))
 
 from airflow_node import contract as contract_mod  # noqa: E402
 from airflow_node.settings import load_node  # noqa: E402
-
-FERNET = base64.urlsafe_b64encode(b"k" * 32).decode()
-
-VALID_PARAMS = {
-    "executor": "CeleryExecutor",
-    "db/engine": "postgres",
-    "db/endpoint": "airflow-db.abc123.us-east-1.rds.amazonaws.com",
-    "db/port": "5432",
-    "db/name": "airflow",
-    "db/username": "airflow_admin",
-    "broker/endpoint": "master.airflow-redis.abc123.use1.cache.amazonaws.com",
-    "broker/port": "6379",
-    "efs/file-system-id": "fs-0123456789abcdef0",
-    "efs/access-point-id": "fsap-0fedcba9876543210",
-    "logs/remote-base-log-folder": "s3://airflow-logs-123/task-logs",
-    "artifacts/dags-uri": "s3://airflow-artifacts-123/dags",
-    "api/base-url": "https://airflow.example.com",
-    "api/execution-api-url": "http://internal-exec-123.elb.amazonaws.com:8080/execution/",
-    "smtp/from-email": "noreply@example.com",
-    "smtp/host": "email-smtp.us-east-1.amazonaws.com",
-    "scheduler/max-dagruns-to-create-per-loop": "11",
-    "scheduler/max-dagruns-per-loop-to-schedule": "21",
-    "scheduler/use-row-level-locking": "true",
-    "scheduler/pool-metrics-interval": "7",
-    "scheduler/orphaned-tasks-check-interval": "301",
-    "core/allow-trigger-in-future": "False",
-    "core/parallelism": "33",
-    "celery/worker-concurrency": "9",
-}
-VALID_SECRETS = {
-    "db-password": "p@ss:w/rd%?#",
-    "redis-auth-token": "tok&en!with^chars",
-    "fernet-key": FERNET,
-    "jwt-secret": "jwt-secret-value-xyz",
-    "api-secret-key": "api-secret-value-xyz",
-    "admin-password": "admin-secret-value-xyz",
-}
+from ami_support import CONTRACT_FILE  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from airflow_node.bootstrap import write_files
 from airflow_node.render import render
 from airflow_node.settings import load_node, read_ssm
 from airflow_node.units import UNITS, all_unit_files, render_systemd
-from conftest import BOOTSTRAP_LIB, CONTRACT_FILE, ROOT, VALID_PARAMS, VALID_SECRETS
+from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, ROOT, VALID_PARAMS, VALID_SECRETS
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -319,3 +319,17 @@ def test_unreachable_database_fails_in_one_line(tmp_path, role, message):
     assert "Traceback" not in done.stderr
     assert VALID_SECRETS["db-password"] not in done.stderr
     assert not list((tmp_path / "root" / "run").glob("airflow/*.pid")), "no unit may start"
+
+
+def test_every_packer_variable_is_typed_described_and_validated():
+    hcl = (ROOT / "packer" / "variables.pkr.hcl").read_text()
+    blocks = re.findall(r'^variable "([^"]+)" \{(.*?)^\}', hcl, re.S | re.M)
+    assert len(blocks) >= 10
+    for name, body in blocks:
+        assert re.search(r"^\s+type\s*=", body, re.M), f"variable {name} has no type"
+        assert re.search(r'^\s+description\s*=\s*"\S', body, re.M), f"variable {name} has no description"
+        assert "validation {" in body, f"variable {name} has no validation"
+    used = set(re.findall(r"var\.(\w+)", (ROOT / "packer" / "airflow-golden.pkr.hcl").read_text()))
+    assert used == {name for name, _ in blocks}, (
+        "every variable is used by the template, and only declared ones"
+    )

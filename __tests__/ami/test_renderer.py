@@ -12,7 +12,7 @@ import pytest
 from airflow_node import BootstrapError
 from airflow_node.render import render, to_ini
 from airflow_node.units import UNITS
-from conftest import VALID_PARAMS, VALID_SECRETS
+from ami_support import VALID_PARAMS, VALID_SECRETS
 
 
 def _render(contract, node, params=None, secrets=None):
