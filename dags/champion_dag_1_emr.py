@@ -1,10 +1,11 @@
 """
 DAG_1 of the champion pipeline: own the EMR cluster's whole life for one run of DAG_2.
 
-create_emr_cluster -> wait_for_cluster_ready -> trigger_dag_2 (cluster id in its conf) -> wait_for_dag_2
--> terminate_emr_cluster (always) -> summarize_outcome (always) -> email_outcome (always)
--> fail_run_if_pipeline_failed (always; fails this run when anything upstream failed, so the
-run's final state is honest even though cleanup and the email succeeded).
+create_emr_cluster -> wait_for_cluster_ready -> trigger_dag_2 (cluster id in its conf)
+-> wait_for_dag_2 -> terminate_emr_cluster (always) -> summarize_outcome (always)
+-> alert_email_configured -> email_outcome (always, unless no alert address is configured)
+-> fail_run_if_pipeline_failed (always; fails this run when anything upstream failed or the
+email could not be sent, so the run's final state is honest although cleanup succeeded).
 
 Settings are Airflow Variables, served in the cluster by the Parameter Store secrets backend
 (SSM ``<prefix>/variables/<key>``, see config/settings-contract.json); they are only read inside
@@ -34,7 +35,7 @@ from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
 from airflow.providers.smtp.operators.smtp import EmailOperator
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
-from airflow.sdk import DAG, Param, TriggerRule, chain, get_current_context, task
+from airflow.sdk import DAG, Param, TriggerRule, Variable, chain, get_current_context, task
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -94,6 +95,9 @@ JOB_FLOW_OVERRIDES = {
     "AutoTerminationPolicy": {"IdleTimeout": "{{ params.idle_timeout_seconds }}"},
     "StepConcurrencyLevel": 1,
     "Tags": [
+        # The EMR v2 managed policies (and the nodes' IAM policy, modules/iam.ts) only let
+        # Airflow create and manage clusters that carry this tag.
+        {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"},
         {"Key": "airflow:dag_id", "Value": "{{ dag.dag_id }}"},
         {"Key": "airflow:run_id", "Value": "{{ run_id }}"},
     ],
@@ -152,9 +156,20 @@ def summarize_outcome() -> dict:
     }
 
 
+@task.short_circuit(trigger_rule=TriggerRule.ALL_DONE, retries=0, ignore_downstream_trigger_rules=False)
+def alert_email_configured() -> bool:
+    """Skip the email (only) when the deployment has no alert address (the variable is "none")."""
+    address = (Variable.get("alert_email", default="") or "").strip()
+    return address.lower() not in ("", "none")
+
+
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
 def fail_run_if_pipeline_failed(outcome: dict | None) -> None:
-    """Leaf task: without it the run would end SUCCESS because cleanup and the email succeeded."""
+    """Leaf task: without it the run would end SUCCESS because cleanup and the email succeeded.
+
+    Also fails the run when the outcome email could not be sent, so nobody mistakes silence
+    for success.
+    """
     if outcome is None:
         raise AirflowFailException("summarize_outcome did not run, so the outcome is unknown")
     if outcome["status"] != "SUCCESS":
@@ -162,6 +177,12 @@ def fail_run_if_pipeline_failed(outcome: dict | None) -> None:
         if outcome["dag_2_failed_tasks"]:
             detail += f" ({DAG_2_ID}: {', '.join(outcome['dag_2_failed_tasks'])})"
         raise AirflowFailException(f"pipeline failed: {detail}")
+    context = get_current_context()
+    run_id = context["dag_run"].run_id
+    states = context["ti"].get_task_states(dag_id=DAG_ID, task_ids=["email_outcome"], run_ids=[run_id])
+    email_state = states.get(run_id, {}).get("email_outcome")
+    if email_state in ("failed", "upstream_failed"):
+        raise AirflowFailException("the pipeline succeeded but the outcome email could not be sent")
 
 
 with DAG(
@@ -257,6 +278,7 @@ with DAG(
         wait_for_dag_2,
         terminate_emr_cluster,
         outcome,
+        alert_email_configured(),
         email_outcome,
         fail_run_if_pipeline_failed(outcome),
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -143,7 +144,9 @@ def _find_dag_run(dag_id: str, *, logical_date: datetime | None = None, run_id: 
         }
 
 
-def run_dag_1(dags, tmp_path, timeout: float = 300) -> tuple[dict, dict | None, dict]:
+def run_dag_1(
+    dags, tmp_path, env: dict | None = None, timeout: float = 300
+) -> tuple[dict, dict | None, dict]:
     """Run DAG_1 with dag.test() in a subprocess; run the DAG_2 run it triggers in this process.
 
     dag.test() executes one DAG run and no scheduler runs the run TriggerDagRunOperator
@@ -160,6 +163,7 @@ def run_dag_1(dags, tmp_path, timeout: float = 300) -> tuple[dict, dict | None, 
         [sys.executable, str(RUNNER), DAG_1, logical_date.isoformat(), str(result_file)],
         stdout=log_file,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
     )
     try:
         deadline = time.monotonic() + timeout
@@ -217,6 +221,8 @@ def test_dag_1_end_to_end_success(dags, emr, emr_client, smtp_sink, tmp_path):
     assert cluster["Ec2InstanceAttributes"]["Ec2SubnetId"] == TEST_ENV["AIRFLOW_VAR_EMR_SUBNET_ID"]
     assert cluster["LogUri"] == TEST_ENV["AIRFLOW_VAR_EMR_LOG_URI"]
     assert cluster["AutoTerminate"] is False  # KeepJobFlowAliveWhenNoSteps
+    tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
+    assert tags["for-use-with-amazon-emr-managed-policies"] == "true"  # the nodes' IAM policy needs it
     groups = emr_client.list_instance_groups(ClusterId=cluster["Id"])["InstanceGroups"]
     shape = sorted((g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups)
     assert shape == [("CORE", "m7g.xlarge", 2), ("MASTER", "m7g.xlarge", 1)]
@@ -265,3 +271,16 @@ def test_dag_1_when_a_step_fails_still_terminates_emails_and_fails(
     assert f"Failed tasks in {DAG_1}: wait_for_dag_2" in body
     assert f"Failed tasks in {DAG_2}: watch_sort_step" in body
     assert cluster["Id"] in body
+
+
+def test_dag_1_without_an_alert_address_skips_only_the_email(dags, emr, emr_client, smtp_sink, tmp_path):
+    smtp_sink.clear()
+    dag_1_run, dag_2_run, _ = run_dag_1(dags, tmp_path, env={"AIRFLOW_VAR_ALERT_EMAIL": "none"})
+
+    tasks = dag_1_run["tasks"]
+    assert dag_1_run["state"] == "success", tasks
+    assert tasks["email_outcome"] == "skipped"
+    assert tasks["fail_run_if_pipeline_failed"] == "success"
+    assert cluster_of(emr_client, dag_1_run["run_id"])["Status"]["State"] == "TERMINATED"
+    time.sleep(1)
+    assert smtp_sink.messages == []
