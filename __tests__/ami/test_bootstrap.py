@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from airflow_node import BootstrapError
 from airflow_node.bootstrap import write_files
-from airflow_node.render import render
+from airflow_node.render import NOT_IN_AIRFLOW3, render
 from airflow_node.settings import load_node, read_ssm
 from airflow_node.units import UNITS, all_unit_files, render_systemd
 from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, ROOT, VALID_PARAMS, VALID_SECRETS
@@ -203,6 +203,38 @@ print(json.dumps({
     assert got["exec_url"] == VALID_PARAMS["api/execution-api-url"]
     assert json.loads(got["backend_kwargs"])["variables_prefix"] == "/airflow/dev/variables"
     assert got["row_locking"] is True and got["concurrency"] == 9
+
+
+def test_every_rendered_option_is_known_to_airflow(tmp_path, contract, make_node):
+    overlay = (ROOT / "__tests__/ami/rehearsal.sh").read_text()
+    rendered: set[tuple[str, str]] = set()
+    for role in ("scheduler", "api-server", "worker"):
+        out = render(contract, make_node(role), dict(VALID_PARAMS), dict(VALID_SECRETS))
+        rendered |= {(sec, opt.removesuffix("_cmd")) for sec, opts in out.config.items() for opt in opts}
+    # plus the options the rehearsal's overlay sets
+    ini = overlay.split('cat >"$WORK/overlay.ini" <<EOF', 1)[1].split("\nEOF", 1)[0]
+    section = None
+    for line in ini.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif "=" in line:
+            rendered.add((section, line.split("=")[0].strip()))
+    probe = (
+        "import json\nfrom airflow.configuration import conf\nconf.load_providers_configuration()\n"
+        "d = conf.configuration_description\n"
+        "print(json.dumps([[s, o] for s, v in d.items() for o in v.get('options', {})]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env["AIRFLOW_HOME"] = str(tmp_path / "home")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    known = {tuple(x) for x in json.loads(done.stdout.strip().splitlines()[-1])}
+    assert sorted(rendered - known) == [], "options Airflow 3.3 (with its providers) does not know"
+    # and a contract mapping Airflow does not know must be declared as such
+    unknown_mappings = {
+        k for k, opt in contract.airflow_options.items() if tuple(opt.split(".")) not in known
+    }
+    assert unknown_mappings == set(NOT_IN_AIRFLOW3)
 
 
 # --- the ssm source, through the AWS CLI, against a moto server --------------------
