@@ -188,6 +188,7 @@ def fail_run_if_pipeline_failed(outcome: dict | None) -> None:
 with DAG(
     dag_id=DAG_ID,
     description="DAG_1: create EMR, run DAG_2 on it, always terminate EMR and email the outcome",
+    doc_md=__doc__,
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,

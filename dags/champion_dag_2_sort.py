@@ -115,6 +115,7 @@ def step_sensor(task_id: str, add_task_id: str) -> EmrStepSensor:
 with DAG(
     dag_id=DAG_ID,
     description="DAG_2: S3 CSV -> HDFS (s3-dist-cp) -> Spark sort by spending score -> Parquet on S3",
+    doc_md=__doc__,
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,
