@@ -124,15 +124,18 @@ def summarize_outcome() -> dict:
     ti, dag_run = context["ti"], context["dag_run"]
     own = ti.get_task_states(dag_id=DAG_ID, task_ids=PIPELINE_TASK_IDS, run_ids=[dag_run.run_id])
     own_states = own.get(dag_run.run_id, {})
-    failed = [t for t in PIPELINE_TASK_IDS if own_states.get(t) in ("failed", "upstream_failed")]
+    # Name the tasks that failed themselves; those that never ran because of them only show in
+    # the per-task list below.
+    failed = [t for t in PIPELINE_TASK_IDS if own_states.get(t) == "failed"]
+    blocked = [t for t in PIPELINE_TASK_IDS if own_states.get(t) == "upstream_failed"]
 
     dag_2_run_id = ti.xcom_pull(task_ids="trigger_dag_2", key="trigger_run_id")
     dag_2_failed: list[str] = []
     if dag_2_run_id:
         dag_2 = ti.get_task_states(dag_id=DAG_2_ID, run_ids=[dag_2_run_id]).get(dag_2_run_id, {})
-        dag_2_failed = sorted(t for t, s in dag_2.items() if s in ("failed", "upstream_failed"))
+        dag_2_failed = sorted(t for t, s in dag_2.items() if s == "failed")
 
-    status = "FAILED" if failed else "SUCCESS"
+    status = "FAILED" if failed or blocked else "SUCCESS"
     lines = [
         f"DAG {DAG_ID} run {dag_run.run_id}: {status}",
         f"EMR cluster: {ti.xcom_pull(task_ids=CREATE_TASK_ID) or 'not created'}",
@@ -173,7 +176,7 @@ def fail_run_if_pipeline_failed(outcome: dict | None) -> None:
     if outcome is None:
         raise AirflowFailException("summarize_outcome did not run, so the outcome is unknown")
     if outcome["status"] != "SUCCESS":
-        detail = ", ".join(outcome["failed_tasks"])
+        detail = ", ".join(outcome["failed_tasks"]) or "upstream tasks did not run"
         if outcome["dag_2_failed_tasks"]:
             detail += f" ({DAG_2_ID}: {', '.join(outcome['dag_2_failed_tasks'])})"
         raise AirflowFailException(f"pipeline failed: {detail}")
