@@ -111,6 +111,7 @@ build {
       "${path.root}/scripts/20-airflow-user.sh",
       "${path.root}/scripts/30-airflow-venv.sh",
       "${path.root}/scripts/40-units-and-bootstrap.sh",
+      "${path.root}/scripts/45-rds-ca-bundle.sh",
       "${path.root}/scripts/80-cleanup.sh",
       "${path.root}/scripts/90-validate.sh",
     ]

@@ -169,6 +169,8 @@ def test_airflow_reads_rendered_config_through_cmd_files(tmp_path, contract, mak
     assert {p.name for p in secret_dir.iterdir()} == set(out.secret_files)
     for p in secret_dir.iterdir():
         assert p.stat().st_mode & 0o777 == 0o640, p
+    # TLS on: importing Airflow builds the async engine, whose connect args load the bundle
+    _make_ca(Path(out.environment["AIRFLOW_DB_CA_BUNDLE"]), "Test RDS Root CA")
     probe = """
 import json
 from airflow.configuration import conf
@@ -365,3 +367,76 @@ def test_every_packer_variable_is_typed_described_and_validated():
     assert used == {name for name, _ in blocks}, (
         "every variable is used by the template, and only declared ones"
     )
+
+
+# --- database TLS: Airflow imports the async connect args from the rendered config ----
+
+
+def _make_ca(path: Path, cn: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = path.with_suffix(".key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", str(key),
+         "-out", str(path), "-subj", f"/O=Test/CN={cn}"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+_CONNECT_ARGS_PROBE = """
+import json, ssl
+from airflow.configuration import conf
+from airflow.settings import _get_connect_args
+args = _get_connect_args("async")
+ctx = args["ssl"]
+print(json.dumps({
+    "path": conf.get("database", "sql_alchemy_connect_args_async"),
+    "keys": sorted(args),
+    "is_context": isinstance(ctx, ssl.SSLContext),
+    "verify": ctx.verify_mode == ssl.CERT_REQUIRED,
+    "hostname": ctx.check_hostname,
+    "min_tls": ctx.minimum_version.name,
+    "cas": [dict(x[0] for x in c["subject"])["commonName"] for c in ctx.get_ca_certs()],
+    "sync_args": _get_connect_args("sync"),
+}))
+"""
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_airflow_imports_async_tls_connect_args_from_rendered_config(tmp_path, contract, make_node, engine):
+    node = make_node("api-server")
+    params = {**VALID_PARAMS, "db/engine": engine}
+    out = render(contract, node, params, dict(VALID_SECRETS))
+    write_files(node, out)
+    _make_ca(Path(out.environment["AIRFLOW_DB_CA_BUNDLE"]), "Test RDS Root CA")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__") and k != "PYTHONPATH"}
+    env.update(out.environment)  # PYTHONPATH from airflow.env makes airflow_node importable
+    done = subprocess.run(
+        [sys.executable, "-c", _CONNECT_ARGS_PROBE], capture_output=True, text=True, env=env, timeout=120,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got == {
+        "path": "airflow_node.db_tls.ASYNC_CONNECT_ARGS",
+        "keys": ["ssl"],
+        "is_context": True,
+        "verify": True,
+        "hostname": True,
+        "min_tls": "TLSv1_2",
+        "cas": ["Test RDS Root CA"],  # only the bundle, not the system store
+        "sync_args": {},
+    }
+
+
+def test_missing_ca_bundle_fails_naming_the_path(tmp_path, contract, make_node):
+    node = make_node("worker")
+    out = render(contract, node, dict(VALID_PARAMS), dict(VALID_SECRETS))
+    write_files(node, out)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__") and k != "PYTHONPATH"}
+    env.update(out.environment)
+    done = subprocess.run(
+        [sys.executable, "-c", _CONNECT_ARGS_PROBE], capture_output=True, text=True, env=env, timeout=120,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"database CA bundle {out.environment['AIRFLOW_DB_CA_BUNDLE']} does not exist" in done.stderr

@@ -10,9 +10,10 @@ from urllib.parse import unquote
 
 import pytest
 from airflow_node import BootstrapError
+from airflow_node.db_tls import RDS_CA_BUNDLE
 from airflow_node.render import NOT_IN_AIRFLOW3, render, to_ini
 from airflow_node.units import UNITS
-from ami_support import VALID_PARAMS, VALID_SECRETS
+from ami_support import BOOTSTRAP_LIB, VALID_PARAMS, VALID_SECRETS
 
 
 def _render(contract, node, params=None, secrets=None):
@@ -83,10 +84,18 @@ def test_connection_strings_quote_credentials_and_use_tls(contract, make_node):
     out = _render(contract, make_node("worker"))
     sync = out.secret_files["sql_alchemy_conn"]
     assert sync.startswith("postgresql+psycopg2://airflow_admin:")
-    assert sync.endswith("@airflow-db.abc123.us-east-1.rds.amazonaws.com:5432/airflow?sslmode=require")
+    ca = make_node("worker").path(RDS_CA_BUNDLE)
+    assert sync.endswith(
+        f"@airflow-db.abc123.us-east-1.rds.amazonaws.com:5432/airflow?sslmode=verify-full&sslrootcert={ca}"
+    )
     password = re.match(r"postgresql\+psycopg2://[^:]+:([^@]+)@", sync).group(1)
     assert unquote(password) == VALID_SECRETS["db-password"]
+    # asyncpg takes no CA file in the URL: TLS comes from the connect args (an SSLContext)
+    assert out.secret_files["sql_alchemy_conn_async"].endswith(":5432/airflow")
     assert out.secret_files["sql_alchemy_conn_async"].startswith("postgresql+asyncpg://")
+    assert out.config["database"]["sql_alchemy_connect_args_async"] == "airflow_node.db_tls.ASYNC_CONNECT_ARGS"
+    assert out.environment["AIRFLOW_DB_CA_BUNDLE"] == str(ca)
+    assert out.environment["PYTHONPATH"] == str(BOOTSTRAP_LIB)
     assert out.secret_files["result_backend"] == "db+" + sync
     broker = out.secret_files["broker_url"]
     assert broker.startswith("rediss://:")
@@ -99,14 +108,21 @@ def test_connection_strings_quote_credentials_and_use_tls(contract, make_node):
 def test_mysql_engine(contract, make_node):
     out = _render(contract, make_node("scheduler"), {**VALID_PARAMS, "db/engine": "mysql", "db/port": "3306"})
     assert out.secret_files["sql_alchemy_conn"].startswith("mysql+mysqldb://airflow_admin:")
-    assert "ssl_mode=REQUIRED" in out.secret_files["sql_alchemy_conn"]
+    ca = make_node("scheduler").path(RDS_CA_BUNDLE)
+    assert out.secret_files["sql_alchemy_conn"].endswith(
+        f":3306/airflow?charset=utf8mb4&ssl_mode=VERIFY_IDENTITY&ssl_ca={ca}"
+    )
+    assert out.secret_files["sql_alchemy_conn_async"].endswith(":3306/airflow?charset=utf8mb4")
+    assert out.config["database"]["sql_alchemy_connect_args_async"] == "airflow_node.db_tls.ASYNC_CONNECT_ARGS"
     assert out.secret_files["result_backend"].startswith("db+mysql+mysqldb://")
 
 
 def test_local_tls_off_uses_plain_schemes(contract, make_node):
     out = _render(contract, make_node("worker", AIRFLOW_TLS="false"))
     assert out.secret_files["broker_url"].startswith("redis://:")
-    assert "sslmode" not in out.secret_files["sql_alchemy_conn"]
+    assert "?" not in out.secret_files["sql_alchemy_conn"]
+    assert "sql_alchemy_connect_args_async" not in out.config["database"]
+    assert "AIRFLOW_DB_CA_BUNDLE" not in out.environment and "PYTHONPATH" not in out.environment
 
 
 def test_no_secret_value_in_config_or_environment(contract, make_node):

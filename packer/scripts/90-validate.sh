@@ -31,6 +31,10 @@ systemd-analyze verify "${units[@]}" || fail "systemd-analyze verify"
 systemctl is-enabled --quiet airflow-bootstrap.service || fail "airflow-bootstrap.service is not enabled"
 grep -q "^TimeoutStopSec=[0-9]" /etc/systemd/system/airflow-celery-worker.service || fail "worker TimeoutStopSec missing"
 
+# the RDS CA bundle the database TLS verifies against (airflow_node/db_tls.py)
+ca=$(PYTHONPATH=/opt/airflow/bootstrap "$VENV/bin/python" -m airflow_node.db_tls path)
+PYTHONPATH=/opt/airflow/bootstrap "$VENV/bin/python" -m airflow_node.db_tls check "$ca" || fail "RDS CA bundle $ca"
+
 # the bootstrap starts and, without user-data, fails with its message (not a traceback)
 out=$(/opt/airflow/bin/airflow-bootstrap --node-env /nonexistent 2>&1) && fail "bootstrap succeeded without node.env"
 grep -q "node env file /nonexistent is unreadable" <<<"$out" || fail "unexpected bootstrap output: $out"

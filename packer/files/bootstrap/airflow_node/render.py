@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from . import BootstrapError
 from .contract import Contract
+from .db_tls import ASYNC_CONNECT_ARGS_PATH, CA_BUNDLE_ENV, RDS_CA_BUNDLE
 from .settings import Node
 
 ETC = "/etc/airflow"
@@ -28,6 +29,8 @@ LOGS = "/var/log/airflow"
 EFS = "/mnt/efs"
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 SSM_BACKEND = "airflow.providers.amazon.aws.secrets.systems_manager.SystemsManagerParameterStoreBackend"
+# the directory holding this package: /opt/airflow/bootstrap on a node, the checkout locally
+BOOTSTRAP_LIB = Path(__file__).resolve().parent.parent
 UNSET = "none"  # modules/settings.ts UNSET
 # Contract keys whose airflow.cfg option Airflow 3 removed: validated (the infra sets them)
 # but not written, so airflow.cfg holds only options Airflow 3.3 knows (a test checks that
@@ -214,13 +217,20 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
 
     # --- connection strings (secret-bearing: files only) --------------------------------
     cred = f"{quote(db_user, safe='')}:{quote(db_password, safe='')}@{db_host}:{db_port}/{db_name}"
+    # TLS verified against the baked RDS CA bundle, host name included (the RDS endpoint is
+    # in the server certificate). The async drivers get an SSLContext through
+    # [database] sql_alchemy_connect_args_async (db_tls.py): asyncpg/aiomysql take no
+    # CA file in the URL, and RDS refuses their plaintext connections.
+    ca = str(p(RDS_CA_BUNDLE))
     if engine == "postgres":
-        sync = f"postgresql+psycopg2://{cred}" + ("?sslmode=require" if node.tls else "")
-        async_ = f"postgresql+asyncpg://{cred}" + ("?ssl=require" if node.tls else "")
+        sync = f"postgresql+psycopg2://{cred}" + (
+            f"?sslmode=verify-full&sslrootcert={quote(ca)}" if node.tls else ""
+        )
+        async_ = f"postgresql+asyncpg://{cred}"
     else:
-        sync = f"mysql+mysqldb://{cred}?charset=utf8mb4" + ("&ssl_mode=REQUIRED" if node.tls else "")
-        # aiomysql takes no ssl_mode URL argument; TLS is enforced server-side by RDS
-        # (require_secure_transport) for the sync engine the scheduler and workers use.
+        sync = f"mysql+mysqldb://{cred}?charset=utf8mb4" + (
+            f"&ssl_mode=VERIFY_IDENTITY&ssl_ca={quote(ca)}" if node.tls else ""
+        )
         async_ = f"mysql+aiomysql://{cred}?charset=utf8mb4"
     secret_dir = p(f"{ETC}/secrets")
     files = {
@@ -248,6 +258,7 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         "database": {
             "sql_alchemy_conn_cmd": cmd("sql_alchemy_conn"),
             "sql_alchemy_conn_async_cmd": cmd("sql_alchemy_conn_async"),
+            **({"sql_alchemy_connect_args_async": ASYNC_CONNECT_ARGS_PATH} if node.tls else {}),
         },
         "logging": {
             "base_log_folder": str(p(LOGS)),
@@ -331,6 +342,10 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         "PATH": f"{node.venv}/bin:/usr/local/bin:/usr/bin:/bin",
         "PYTHONUNBUFFERED": "1",
     }
+    if node.tls:
+        # Airflow imports the async connect args from the bootstrap package (db_tls.py)
+        environment[CA_BUNDLE_ENV] = ca
+        environment["PYTHONPATH"] = str(BOOTSTRAP_LIB)
     return Rendered(
         config=cfg,
         secret_files=files,
