@@ -25,7 +25,7 @@ grep -q "architecture must be x86_64 or arm64" <<<"$out" || die "unexpected vali
 log "packer validate: $((SECONDS - start))s"
 
 log "ami: shellcheck"
-mapfile -t scripts < <(find packer -type f \( -name '*.sh' -o -name airflow-bootstrap \) | sort)
+mapfile -t scripts < <(find packer -type f \( -name '*.sh' -o -name airflow-bootstrap -o -name airflow-worker-drain \) | sort)
 shellcheck -x -P SCRIPTDIR "${scripts[@]}" scripts/build-packer.sh scripts/test-ami.sh __tests__/ami/*.sh
 log "shellcheck clean (${#scripts[@]} packer scripts + stage scripts)"
 

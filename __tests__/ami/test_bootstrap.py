@@ -146,9 +146,10 @@ def test_worker_unit_warm_shutdown():
 def test_units_pass_systemd_analyze_verify(tmp_path):
     # the baked units, with the node-only paths pointed at local equivalents
     aws = shutil.which("aws") or "/bin/true"
-    for name, text in all_unit_files(3600).items():
+    for name, text in all_unit_files(3600, "drain").items():
         text = text.replace("/opt/airflow/venv", str(VENV_BIN.parent))
         text = text.replace("/opt/airflow/bin/airflow-bootstrap", str(BOOTSTRAP_LIB / "airflow-bootstrap"))
+        text = text.replace("/opt/airflow/bin/airflow-worker-drain", str(BOOTSTRAP_LIB / "airflow-worker-drain"))
         text = text.replace("/usr/bin/aws", aws)
         (tmp_path / name).write_text(text)
     units = sorted(str(p) for p in tmp_path.iterdir())

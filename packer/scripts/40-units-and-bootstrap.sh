@@ -13,6 +13,8 @@ rm -rf /opt/airflow/bootstrap/airflow_node
 cp -r "$BUILD_DIR/bootstrap/airflow_node" /opt/airflow/bootstrap/
 install -o root -g root -m 0644 "$BUILD_DIR/settings-contract.json" /opt/airflow/bootstrap/settings-contract.json
 install -o root -g root -m 0755 "$BUILD_DIR/bootstrap/airflow-bootstrap" /opt/airflow/bin/airflow-bootstrap
+# worker scale-in: warm Celery stop + lifecycle-hook completion (airflow-worker-drain.timer)
+install -o root -g root -m 0755 "$BUILD_DIR/bootstrap/airflow-worker-drain" /opt/airflow/bin/airflow-worker-drain
 chown -R root:root /opt/airflow/bootstrap
 find /opt/airflow/bootstrap -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
 /opt/airflow/venv/bin/python -m compileall -q /opt/airflow/bootstrap

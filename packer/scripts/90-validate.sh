@@ -26,10 +26,13 @@ PY
 
 # every unit file parses and references existing binaries
 units=(/etc/systemd/system/airflow-*.service /etc/systemd/system/airflow-*.timer)
-[ "${#units[@]}" -ge 9 ] || fail "expected 9 airflow units, found ${#units[@]}"
+[ "${#units[@]}" -ge 11 ] || fail "expected 11 airflow units, found ${#units[@]}"
 systemd-analyze verify "${units[@]}" || fail "systemd-analyze verify"
 systemctl is-enabled --quiet airflow-bootstrap.service || fail "airflow-bootstrap.service is not enabled"
 grep -q "^TimeoutStopSec=[0-9]" /etc/systemd/system/airflow-celery-worker.service || fail "worker TimeoutStopSec missing"
+grep -q "^ExecStart=/opt/airflow/bin/airflow-worker-drain --hook [A-Za-z0-9_/-]" /etc/systemd/system/airflow-worker-drain.service ||
+  fail "airflow-worker-drain.service has no hook name"
+[ -x /opt/airflow/bin/airflow-worker-drain ] || fail "/opt/airflow/bin/airflow-worker-drain missing"
 
 # the RDS CA bundle the database TLS verifies against (airflow_node/db_tls.py)
 ca=$(PYTHONPATH=/opt/airflow/bootstrap "$VENV/bin/python" -m airflow_node.db_tls path)

@@ -26,6 +26,7 @@ class Contract:
     user_data_keys: tuple[str, ...]
     airflow_options: dict[str, str]  # parameter key -> "section.option" where 1:1
     ports: dict[str, int]
+    drain_hook: str  # workerDrain.lifecycleHookName: the worker group's termination hook
 
 
 def default_path() -> Path:
@@ -51,6 +52,7 @@ def load(path: Path | None = None) -> Contract:
             user_data_keys=tuple(raw["userData"]["keys"]),
             airflow_options={p["key"]: p["airflow"] for p in raw["parameters"] if "airflow" in p},
             ports={k: int(v) for k, v in raw["ports"].items()},
+            drain_hook=raw["workerDrain"]["lifecycleHookName"],
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import BootstrapError
+from . import contract as contract_mod
 
 ENV_FILE = "/etc/airflow/airflow.env"
 BOOTSTRAP_BIN = "/opt/airflow/bin/airflow-bootstrap"
+DRAIN_BIN = "/opt/airflow/bin/airflow-worker-drain"
+WORKER_UNIT = "airflow-celery-worker.service"
 DONE_MARKER = "/run/airflow-bootstrap.done"
 
 
@@ -27,6 +30,8 @@ class Unit:
     kind: str = "simple"  # simple | oneshot | timer
     extra_service: tuple[str, ...] = ()
     serves_logs: bool = False  # starts Airflow's log server (accepts --skip-serve-logs)
+    user: str = "airflow"  # "root": no User=/Group= lines
+    timer_every: str = "60s"  # timers: OnUnitActiveSec
 
 
 def _airflow(*args: str) -> tuple[str, ...]:
@@ -60,11 +65,40 @@ UNITS: dict[str, Unit] = {
         kind="oneshot",
     ),
     "airflow-dag-sync.timer": Unit("Sync DAG files every minute", (), kind="timer"),
+    # Scale-in (apache/airflow#26587): when the worker group's termination lifecycle hook
+    # holds this instance, stop the Celery worker warmly, then complete the hook. Root:
+    # it stops a unit. Its run lasts up to the worker's TimeoutStopSec.
+    "airflow-worker-drain.service": Unit(
+        "Warm Celery shutdown and lifecycle-hook completion on Auto Scaling termination",
+        (DRAIN_BIN, "--hook", "@DRAIN_HOOK@", "--unit", WORKER_UNIT),
+        kind="oneshot",
+        user="root",
+        extra_service=("TimeoutStartSec=@DRAIN_TIMEOUT@",),
+    ),
+    "airflow-worker-drain.timer": Unit(
+        "Poll the Auto Scaling lifecycle state every 5 s (IMDS)", (), kind="timer", timer_every="5s"
+    ),
 }
 
 
-def render_systemd(name: str, worker_stop_timeout: int, venv: str = "/opt/airflow/venv") -> str:
+def render_systemd(
+    name: str, worker_stop_timeout: int, venv: str = "/opt/airflow/venv", drain_hook: str | None = None
+) -> str:
     unit = UNITS[name]
+    subst = {
+        "@WORKER_STOP_TIMEOUT@": str(worker_stop_timeout),
+        # the drain run waits for the worker's stop, then calls the Auto Scaling API
+        "@DRAIN_TIMEOUT@": str(worker_stop_timeout + 300),
+        "@DRAIN_HOOK@": drain_hook,  # from the contract, never a default here
+    }
+
+    def fill(text: str) -> str:
+        for key, value in subst.items():
+            if key in text and value is None:
+                raise BootstrapError(f"unit {name} needs the drain hook name (contract workerDrain)")
+            text = text.replace(key, str(value))
+        return text
+
     if unit.kind == "timer":
         return "\n".join(
             [
@@ -73,8 +107,8 @@ def render_systemd(name: str, worker_stop_timeout: int, venv: str = "/opt/airflo
                 "",
                 "[Timer]",
                 "OnActiveSec=0",
-                "OnUnitActiveSec=60s",
-                "AccuracySec=5s",
+                f"OnUnitActiveSec={unit.timer_every}",
+                "AccuracySec=1s",
                 "",
                 "[Install]",
                 "WantedBy=timers.target",
@@ -82,7 +116,7 @@ def render_systemd(name: str, worker_stop_timeout: int, venv: str = "/opt/airflo
             ]
         )
     exe = unit.argv[0]
-    exe_path = f"{venv}/bin/{exe}" if exe == "airflow" else f"/usr/bin/{exe}"
+    exe_path = exe if exe.startswith("/") else f"{venv}/bin/{exe}" if exe == "airflow" else f"/usr/bin/{exe}"
     lines = [
         "[Unit]",
         f"Description={unit.description}",
@@ -91,16 +125,15 @@ def render_systemd(name: str, worker_stop_timeout: int, venv: str = "/opt/airflo
         "",
         "[Service]",
         f"Type={unit.kind}",
-        "User=airflow",
-        "Group=airflow",
+        *([f"User={unit.user}", f"Group={unit.user}"] if unit.user != "root" else []),
         f"EnvironmentFile={ENV_FILE}",
         "WorkingDirectory=/var/lib/airflow",
-        f"ExecStart={exe_path} {' '.join(unit.argv[1:])}".rstrip(),
+        fill(f"ExecStart={exe_path} {' '.join(unit.argv[1:])}".rstrip()),
     ]
     if unit.kind == "simple":
         lines += ["Restart=on-failure", "RestartSec=10s"]
     lines += ["NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=full"]
-    lines += [x.replace("@WORKER_STOP_TIMEOUT@", str(worker_stop_timeout)) for x in unit.extra_service]
+    lines += [fill(x) for x in unit.extra_service]
     if unit.kind == "simple":
         lines += ["", "[Install]", "WantedBy=multi-user.target"]
     return "\n".join(lines) + "\n"
@@ -133,8 +166,8 @@ def render_bootstrap_unit() -> str:
     )
 
 
-def all_unit_files(worker_stop_timeout: int) -> dict[str, str]:
-    files = {name: render_systemd(name, worker_stop_timeout) for name in UNITS}
+def all_unit_files(worker_stop_timeout: int, drain_hook: str) -> dict[str, str]:
+    files = {name: render_systemd(name, worker_stop_timeout, drain_hook=drain_hook) for name in UNITS}
     files["airflow-bootstrap.service"] = render_bootstrap_unit()
     return files
 
@@ -208,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     args.dir.mkdir(parents=True, exist_ok=True)
-    for name, text in all_unit_files(args.worker_stop_timeout).items():
+    # the hook name the infra gives the worker group (settings contract workerDrain)
+    try:
+        drain_hook = contract_mod.load().drain_hook
+    except BootstrapError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, text in all_unit_files(args.worker_stop_timeout, drain_hook).items():
         (args.dir / name).write_text(text)
         print(args.dir / name)
     return 0
