@@ -8,75 +8,26 @@ conftest import, before any test module imports airflow.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipeline_support import (  # noqa: E402
+    AIRFLOW_HOME,
+    MOTO_PORT,
+    MOTO_URL,
+    REGION,
+    ROOT,
+    SMTP_PORT,
+    TEST_ENV,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-DAGS_DIR = ROOT / "dags"
-SPARK_JOBS_DIR = ROOT / "spark-jobs"
-MOTO_PORT = 55000
-SMTP_PORT = 55025
-MOTO_URL = f"http://127.0.0.1:{MOTO_PORT}"
-REGION = "us-east-1"
-DATA_BUCKET = "champion-data"
-ARTIFACTS_BUCKET = "champion-artifacts"
-ALERT_EMAIL = "data-team@example.test"
-FROM_EMAIL = "airflow@example.test"
-
-AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="pipeline-airflow-home-"))
-
-TEST_ENV = {
-    "AIRFLOW_HOME": str(AIRFLOW_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    "AIRFLOW__EMAIL__FROM_EMAIL": FROM_EMAIL,
-    # Every AWS call of the DAGs goes to the moto server through the aws_default connection.
-    "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
-        {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {"region_name": REGION, "endpoint_url": MOTO_URL},
-        }
-    ),
-    "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(
-        {
-            "conn_type": "smtp",
-            "host": "127.0.0.1",
-            "port": SMTP_PORT,
-            "extra": {"disable_tls": True, "disable_ssl": True, "timeout": 10, "retry_limit": 1},
-        }
-    ),
-    # The DAGs' settings, as the Parameter Store backend serves them in the cluster.
-    "AIRFLOW_VAR_DATA_BUCKET": DATA_BUCKET,
-    "AIRFLOW_VAR_ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
-    "AIRFLOW_VAR_SPARK_JOB_URI": f"s3://{ARTIFACTS_BUCKET}/spark-jobs/sort_customers-0123abcd.py",
-    "AIRFLOW_VAR_EMR_SERVICE_ROLE": "champion-emr-service",
-    "AIRFLOW_VAR_EMR_JOB_FLOW_ROLE": "champion-emr-ec2",
-    "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{ARTIFACTS_BUCKET}/emr-logs/",
-    "AIRFLOW_VAR_EMR_SUBNET_ID": "subnet-0123456789abcdef0",
-    "AIRFLOW_VAR_ALERT_EMAIL": ALERT_EMAIL,
-    # Fallback credentials so nothing ever reaches for real ones.
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-}
 os.environ.update(TEST_ENV)
 for leaked in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AIRFLOW_CONFIG"):
     os.environ.pop(leaked, None)

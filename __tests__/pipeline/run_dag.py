@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import load_dags, speed_up  # noqa: E402
+from pipeline_support import load_dags, speed_up  # noqa: E402
 
 
 def main() -> int:

@@ -6,8 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from conftest import DAGS_DIR
-from helpers import load_dags
+from pipeline_support import DAGS_DIR, load_dags
 
 DAG_1 = "champion_dag_1_emr"
 DAG_2 = "champion_dag_2_sort"

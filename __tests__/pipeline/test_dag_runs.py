@@ -13,8 +13,16 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import ALERT_EMAIL, DATA_BUCKET, FROM_EMAIL, MOTO_URL, REGION, TEST_ENV
-from helpers import load_dags, speed_up
+from pipeline_support import (
+    ALERT_EMAIL,
+    DATA_BUCKET,
+    FROM_EMAIL,
+    MOTO_URL,
+    REGION,
+    TEST_ENV,
+    load_dags,
+    speed_up,
+)
 
 DAG_1 = "champion_dag_1_emr"
 DAG_2 = "champion_dag_2_sort"

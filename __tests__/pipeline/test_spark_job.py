@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import MOTO_URL, REGION, SPARK_JOBS_DIR
+from pipeline_support import MOTO_URL, REGION, SPARK_JOBS_DIR
 
 sys.path.insert(0, str(SPARK_JOBS_DIR))
 import sort_customers  # noqa: E402
