@@ -6,7 +6,7 @@
  *   onto EFS with `aws s3 sync s3://<artifacts>/dags/ <efs>/dags/ --delete`.
  * - Spark scripts are content-addressed (`spark-jobs/<sha256[:16]>/<file>`): a changed
  *   script gets a new URI, so an EMR step never runs a half-updated script and the
- *   `spark_job_uri` variable changes (and with it the settings revision).
+ *   `spark_job_uri` variable changes; tasks read it at run time, so no node is replaced.
  *
  * Files become cdktf TerraformAssets, whose stack-relative, content-hashed paths keep
  * the synthesized JSON identical on every machine. A missing or empty folder uploads

@@ -448,13 +448,16 @@ export class ClusterSettings extends Construct {
  * non-secret setting value and every secret's version id. A changed setting or a rotated
  * secret changes it, which changes user-data, which makes a new launch template version,
  * which starts an instance refresh - so nodes never run with stale settings.
+ *
+ * Airflow Variables are left out on purpose: tasks read them through the Parameter Store
+ * secrets backend at run time, so a new value (e.g. the content-hashed `spark_job_uri`
+ * after a Spark script change) takes effect without replacing a single node.
  */
 export function settingsRevision(settings: ClusterSettings, secrets: ClusterSecrets): string {
   // References to the stored values (not the strings that built them): plain attribute
   // references are what Terraform functions take reliably, and it hashes what nodes read.
   const inputs: Record<string, string> = {};
   for (const [k, p] of Object.entries(settings.parameters)) inputs[`parameter:${k}`] = p.insecureValue;
-  for (const [k, p] of Object.entries(settings.variables)) inputs[`variable:${k}`] = p.insecureValue;
   for (const [k, v] of Object.entries(secrets.versions)) inputs[`secret:${k}`] = v.versionId;
   const sorted = Object.fromEntries(
     Object.keys(inputs)
