@@ -4,6 +4,7 @@ collides with another suite's conftest): paths, and a complete valid set of sett
 from __future__ import annotations
 
 import base64
+import socket
 import sys
 from pathlib import Path
 
@@ -49,3 +50,9 @@ VALID_SECRETS = {
     "api-secret-key": "api-secret-value-xyz",
     "admin-password": "admin-secret-value-xyz",
 }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

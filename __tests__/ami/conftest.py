@@ -3,7 +3,11 @@ rooted in a temporary directory."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -12,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packer" / "files" 
 
 from airflow_node import contract as contract_mod  # noqa: E402
 from airflow_node.settings import load_node  # noqa: E402
-from ami_support import CONTRACT_FILE  # noqa: E402
+from ami_support import CONTRACT_FILE, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +43,32 @@ def make_node(tmp_path, contract):
         return load_node(path, contract)
 
     return make
+
+
+# --- a moto server on loopback, for the AWS CLI ---------------------------------------
+
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def moto_url(tmp_path):
+    if shutil.which("aws") is None:
+        pytest.skip("AWS CLI not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback only
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

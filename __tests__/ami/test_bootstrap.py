@@ -9,11 +9,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,7 @@ from airflow_node.bootstrap import write_files
 from airflow_node.render import NOT_IN_AIRFLOW3, render
 from airflow_node.settings import load_node, read_ssm
 from airflow_node.units import UNITS, all_unit_files, render_systemd
-from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, ROOT, VALID_PARAMS, VALID_SECRETS
+from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, ROOT, VALID_PARAMS, VALID_SECRETS, free_port
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -149,7 +146,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     for name, text in all_unit_files(3600, "drain").items():
         text = text.replace("/opt/airflow/venv", str(VENV_BIN.parent))
         text = text.replace("/opt/airflow/bin/airflow-bootstrap", str(BOOTSTRAP_LIB / "airflow-bootstrap"))
-        text = text.replace("/opt/airflow/bin/airflow-worker-drain", str(BOOTSTRAP_LIB / "airflow-worker-drain"))
+        drain = str(BOOTSTRAP_LIB / "airflow-worker-drain")
+        text = text.replace("/opt/airflow/bin/airflow-worker-drain", drain)
         text = text.replace("/usr/bin/aws", aws)
         (tmp_path / name).write_text(text)
     units = sorted(str(p) for p in tmp_path.iterdir())
@@ -243,36 +241,6 @@ def test_every_rendered_option_is_known_to_airflow(tmp_path, contract, make_node
 # --- the ssm source, through the AWS CLI, against a moto server --------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def moto_url(tmp_path):
-    if shutil.which("aws") is None:
-        pytest.skip("AWS CLI not installed")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1)  # noqa: S310 - loopback only
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def test_ssm_source_reads_contract_keys_through_the_aws_cli(moto_url, monkeypatch, contract, make_node):
     import boto3
 
@@ -347,7 +315,7 @@ def _envfile_node(tmp_path: Path, role: str, **params: str) -> Path:
     ],
 )
 def test_unreachable_database_fails_in_one_line(tmp_path, role, message):
-    node_env = _envfile_node(tmp_path, role, **{"db/endpoint": "127.0.0.1", "db/port": str(_free_port())})
+    node_env = _envfile_node(tmp_path, role, **{"db/endpoint": "127.0.0.1", "db/port": str(free_port())})
     done = _cli("--node-env", str(node_env))
     assert done.returncode == 1
     assert message in done.stderr

@@ -15,6 +15,8 @@ from airflow_node.render import NOT_IN_AIRFLOW3, render, to_ini
 from airflow_node.units import UNITS
 from ami_support import BOOTSTRAP_LIB, VALID_PARAMS, VALID_SECRETS
 
+ASYNC_ARGS = "airflow_node.db_tls.ASYNC_CONNECT_ARGS"
+
 
 def _render(contract, node, params=None, secrets=None):
     return render(contract, node, dict(params or VALID_PARAMS), dict(secrets or VALID_SECRETS))
@@ -93,7 +95,7 @@ def test_connection_strings_quote_credentials_and_use_tls(contract, make_node):
     # asyncpg takes no CA file in the URL: TLS comes from the connect args (an SSLContext)
     assert out.secret_files["sql_alchemy_conn_async"].endswith(":5432/airflow")
     assert out.secret_files["sql_alchemy_conn_async"].startswith("postgresql+asyncpg://")
-    assert out.config["database"]["sql_alchemy_connect_args_async"] == "airflow_node.db_tls.ASYNC_CONNECT_ARGS"
+    assert out.config["database"]["sql_alchemy_connect_args_async"] == ASYNC_ARGS
     assert out.environment["AIRFLOW_DB_CA_BUNDLE"] == str(ca)
     assert out.environment["PYTHONPATH"] == str(BOOTSTRAP_LIB)
     assert out.secret_files["result_backend"] == "db+" + sync
@@ -113,7 +115,7 @@ def test_mysql_engine(contract, make_node):
         f":3306/airflow?charset=utf8mb4&ssl_mode=VERIFY_IDENTITY&ssl_ca={ca}"
     )
     assert out.secret_files["sql_alchemy_conn_async"].endswith(":3306/airflow?charset=utf8mb4")
-    assert out.config["database"]["sql_alchemy_connect_args_async"] == "airflow_node.db_tls.ASYNC_CONNECT_ARGS"
+    assert out.config["database"]["sql_alchemy_connect_args_async"] == ASYNC_ARGS
     assert out.secret_files["result_backend"].startswith("db+mysql+mysqldb://")
 
 

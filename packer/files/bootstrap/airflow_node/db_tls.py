@@ -55,7 +55,8 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-ASYNC_CONNECT_ARGS_PATH = "airflow_node.db_tls.ASYNC_CONNECT_ARGS"  # [database] sql_alchemy_connect_args_async
+# the value of [database] sql_alchemy_connect_args_async
+ASYNC_CONNECT_ARGS_PATH = "airflow_node.db_tls.ASYNC_CONNECT_ARGS"
 
 
 def main(argv: list[str]) -> int:
