@@ -409,3 +409,21 @@ def test_missing_ca_bundle_fails_naming_the_path(tmp_path, contract, make_node):
     )  # fmt: skip
     assert done.returncode != 0
     assert f"database CA bundle {out.environment['AIRFLOW_DB_CA_BUNDLE']} does not exist" in done.stderr
+
+
+def test_mysql_sync_url_becomes_verify_identity_connect_args(contract, make_node):
+    """SQLAlchemy's mysqldb dialect turns the rendered URL into mysqlclient's ssl_mode +
+    ssl={"ca": bundle}; the installed client library accepts VERIFY_IDENTITY (an unknown
+    mode fails before connecting, with NotSupportedError)."""
+    import MySQLdb
+    import sqlalchemy as sa
+
+    node = make_node("worker")
+    params = {**VALID_PARAMS, "db/engine": "mysql", "db/endpoint": "127.0.0.1", "db/port": str(free_port())}
+    out = render(contract, node, params, dict(VALID_SECRETS))
+    url = sa.engine.make_url(out.secret_files["sql_alchemy_conn"])
+    _, kwargs = sa.create_engine(url).dialect.create_connect_args(url)
+    assert kwargs["ssl_mode"] == "VERIFY_IDENTITY"
+    assert kwargs["ssl"] == {"ca": out.environment["AIRFLOW_DB_CA_BUNDLE"]}
+    with pytest.raises(MySQLdb.OperationalError, match="Can't connect"):
+        MySQLdb.connect(**{**kwargs, "connect_timeout": 5})
