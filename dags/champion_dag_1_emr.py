@@ -2,7 +2,8 @@
 DAG_1 of the champion pipeline: own the EMR cluster's whole life for one run of DAG_2.
 
 create_emr_cluster -> wait_for_cluster_ready -> trigger_dag_2 (cluster id in its conf)
--> wait_for_dag_2 -> terminate_emr_cluster (always) -> summarize_outcome (always)
+-> wait_for_dag_2 -> cluster_was_created -> terminate_emr_cluster (always, if there is a
+cluster) -> summarize_outcome (always)
 -> alert_email_configured -> email_outcome (always, unless no alert address is configured)
 -> fail_run_if_pipeline_failed (always; fails this run when anything upstream failed or the
 email could not be sent, so the run's final state is honest although cleanup succeeded).
@@ -160,6 +161,12 @@ def summarize_outcome() -> dict:
 
 
 @task.short_circuit(trigger_rule=TriggerRule.ALL_DONE, retries=0, ignore_downstream_trigger_rules=False)
+def cluster_was_created() -> bool:
+    """Skip terminate_emr_cluster (only) when create_emr_cluster never returned a cluster id."""
+    return bool(get_current_context()["ti"].xcom_pull(task_ids=CREATE_TASK_ID))
+
+
+@task.short_circuit(trigger_rule=TriggerRule.ALL_DONE, retries=0, ignore_downstream_trigger_rules=False)
 def alert_email_configured() -> bool:
     """Skip the email (only) when the deployment has no alert address (the variable is "none")."""
     address = (Variable.get("alert_email", default="") or "").strip()
@@ -280,6 +287,7 @@ with DAG(
         wait_for_cluster_ready,
         trigger_dag_2,
         wait_for_dag_2,
+        cluster_was_created(),
         terminate_emr_cluster,
         outcome,
         alert_email_configured(),

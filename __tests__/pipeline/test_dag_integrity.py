@@ -41,6 +41,7 @@ def test_dag_1_order_and_trigger_rules(dagbag):
         "wait_for_cluster_ready",
         "trigger_dag_2",
         "wait_for_dag_2",
+        "cluster_was_created",
         "terminate_emr_cluster",
         "summarize_outcome",
         "alert_email_configured",

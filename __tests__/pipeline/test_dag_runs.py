@@ -171,7 +171,7 @@ def run_dag_1(
         [sys.executable, str(RUNNER), DAG_1, logical_date.isoformat(), str(result_file)],
         stdout=log_file,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
+        env={k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None},
     )
     try:
         deadline = time.monotonic() + timeout
@@ -292,3 +292,24 @@ def test_dag_1_without_an_alert_address_skips_only_the_email(dags, emr, emr_clie
     assert cluster_of(emr_client, dag_1_run["run_id"])["Status"]["State"] == "TERMINATED"
     time.sleep(1)
     assert smtp_sink.messages == []
+
+
+def test_dag_1_when_the_cluster_cannot_be_created_reports_it_and_fails(dags, emr, smtp_sink, tmp_path):
+    smtp_sink.clear()
+    # A missing setting makes create_emr_cluster fail before any cluster exists.
+    dag_1_run, dag_2_run, triggered = run_dag_1(dags, tmp_path, env={"AIRFLOW_VAR_EMR_SUBNET_ID": None})
+
+    assert triggered is None and dag_2_run is None
+    tasks = dag_1_run["tasks"]
+    assert dag_1_run["state"] == "failed", tasks
+    assert tasks["create_emr_cluster"] == "failed"
+    assert tasks["wait_for_dag_2"] == "upstream_failed"
+    assert tasks["terminate_emr_cluster"] == "skipped"  # nothing to terminate, no bogus error
+    assert tasks["email_outcome"] == "success"
+    assert tasks["fail_run_if_pipeline_failed"] == "failed"
+
+    [message] = smtp_sink.wait_for(1)
+    assert message["Subject"] == f"[Airflow] {DAG_1} FAILED: {dag_1_run['run_id']}"
+    body = message.get_body(("html", "plain")).get_content()
+    assert f"Failed tasks in {DAG_1}: create_emr_cluster</pre>" in body
+    assert "EMR cluster: not created" in body
