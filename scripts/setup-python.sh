@@ -25,6 +25,7 @@ make_venv() { # make_venv DIR LOCK
 mkdir -p "$CACHE_DIR"
 make_venv "$VENV_DIR" requirements-dev.lock
 make_venv "$CHECKOV_VENV_DIR" requirements-checkov.lock
-# drop venvs of older locks
+# drop venvs of older locks (KEEP_OLD_VENVS=1 keeps them, e.g. while another run uses one)
+[ "${KEEP_OLD_VENVS:-0}" = 1 ] && exit 0
 find "$CACHE_DIR" -maxdepth 1 -type d \( -name 'venv-*' -o -name 'checkov-*' \) \
   ! -path "$VENV_DIR" ! -path "$CHECKOV_VENV_DIR" -exec rm -rf {} +
