@@ -340,6 +340,13 @@ export class ClusterIam extends Construct {
           `arn:${p}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${prefix}-*`,
         ],
       },
+      {
+        // The drain script finds its group name from the aws:autoscaling:groupName tag.
+        // ec2:DescribeTags supports no resource-level scoping, hence "*" (read-only).
+        sid: "FindOwnAutoScalingGroup",
+        actions: ["ec2:DescribeTags"],
+        resources: ["*"],
+      },
       ...kmsForS3,
     ];
     if (props.sesIdentity) {

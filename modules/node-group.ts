@@ -27,7 +27,7 @@ export interface HasId {
 }
 
 /** Name of the worker group's termination lifecycle hook (the node completes it after draining). */
-export const DRAIN_HOOK_NAME = "drain";
+export const DRAIN_HOOK_NAME = CONTRACT.workerDrain.lifecycleHookName;
 /** Worker drain budget: the AMI's Celery TimeoutStopSec (3600 s) plus 5 minutes. */
 export const DEFAULT_WORKER_DRAIN_SECONDS = 3900;
 

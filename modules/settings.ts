@@ -40,6 +40,8 @@ export interface SettingsContract {
   readonly variables: { readonly keys: readonly { readonly key: string; readonly description: string }[] };
   readonly roles: Readonly<Record<NodeRole, readonly string[]>>;
   readonly userData: { readonly keys: readonly string[] };
+  /** Scale-in of the worker group: the termination lifecycle hook the node completes after draining. */
+  readonly workerDrain: { readonly lifecycleHookName: string };
   readonly ports: Readonly<Record<string, number>>;
 }
 

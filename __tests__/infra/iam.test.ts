@@ -41,14 +41,23 @@ describe("node role", () => {
     },
   );
 
-  it("grants no wildcard action and no unconditioned '*' resource outside ListClusters", () => {
+  it("grants no wildcard action and no unconditioned '*' resource outside unscopable read-only lookups", () => {
+    // elasticmapreduce:ListClusters and ec2:DescribeTags support no resource-level scoping.
+    const unscopable = ["ListEmrClusters", "FindOwnAutoScalingGroup"];
     for (const s of node) {
       for (const a of s.actions ?? []) expect(a).not.toMatch(/(^\*$|:\*$)/);
       if ((s.resources ?? []).includes("*")) {
-        const allowedStar = s.sid === "ListEmrClusters" || (s.condition ?? []).length > 0;
+        const allowedStar = unscopable.includes(s.sid ?? "") || (s.condition ?? []).length > 0;
         expect({ sid: s.sid, allowedStar }).toEqual({ sid: s.sid, allowedStar: true });
       }
     }
+  });
+
+  it("lets a worker find its group by tag and complete only this cluster's lifecycle hooks", () => {
+    expect(bySid(node, "FindOwnAutoScalingGroup").actions).toEqual(["ec2:DescribeTags"]);
+    const complete = bySid(node, "CompleteOwnLifecycleActions");
+    expect(complete.actions).toContain("autoscaling:CompleteLifecycleAction");
+    for (const r of complete.resources ?? []) expect(r).toMatch(/:autoScalingGroupName\/airflow-dev-\*$/);
   });
 
   it.each([
