@@ -259,3 +259,15 @@ export class Buckets extends Construct {
     this.artifacts = new SecureBucket(this, "artifacts", { ...kms, bucketName: name("artifacts") }).bucket;
   }
 }
+
+/**
+ * Checks an S3 key prefix given as a construct prop (segments without a leading or
+ * trailing '/'); throws naming the construct, the field and the bad value.
+ */
+export function assertKeyPrefix(owner: string, field: string, value: string): void {
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(value)) {
+    throw new Error(
+      `${owner} ${field}: got ${JSON.stringify(value)}; allowed: S3 key segments without leading/trailing '/'`,
+    );
+  }
+}

@@ -16,6 +16,7 @@ import { IamRolePolicyAttachment } from "@cdktf/provider-aws/lib/iam-role-policy
 import { Construct } from "constructs";
 import type { AirflowConfig } from "./config";
 import { clusterNames } from "./config";
+import { assertKeyPrefix } from "./buckets";
 
 /** A bucket as IAM needs it (satisfied by an `aws_s3_bucket`). */
 export interface BucketRef {
@@ -89,16 +90,8 @@ export class ClusterIam extends Construct {
     const names = clusterNames(config);
     const remoteLogPrefix = props.remoteLogPrefix ?? "airflow-logs";
     const emrLogPrefix = props.emrLogPrefix ?? "emr-logs";
-    for (const [field, v] of [
-      ["remoteLogPrefix", remoteLogPrefix],
-      ["emrLogPrefix", emrLogPrefix],
-    ] as const) {
-      if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(v)) {
-        throw new Error(
-          `ClusterIam ${field}: got ${JSON.stringify(v)}; allowed: S3 key segments without leading/trailing '/'`,
-        );
-      }
-    }
+    assertKeyPrefix("ClusterIam", "remoteLogPrefix", remoteLogPrefix);
+    assertKeyPrefix("ClusterIam", "emrLogPrefix", emrLogPrefix);
     const p = new DataAwsPartition(this, "partition").partition;
     const account = new DataAwsCallerIdentity(this, "account").accountId;
     const region = config.region;

@@ -20,6 +20,7 @@ import type { TerraformResource } from "cdktf";
 import contractJson from "../config/settings-contract.json";
 import type { AirflowConfig, ClusterNames } from "./config";
 import { clusterNames } from "./config";
+import { assertKeyPrefix } from "./buckets";
 import { skipCheckov } from "./checkov";
 
 /** Skips several checkov checks on one resource, each with its reason. */
@@ -337,16 +338,8 @@ export class ClusterSettings extends Construct {
     const names: ClusterNames = clusterNames(config);
     const remoteLogPrefix = props.remoteLogPrefix ?? "airflow-logs";
     const emrLogPrefix = props.emrLogPrefix ?? "emr-logs";
-    for (const [field, v] of [
-      ["remoteLogPrefix", remoteLogPrefix],
-      ["emrLogPrefix", emrLogPrefix],
-    ] as const) {
-      if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(v)) {
-        throw new Error(
-          `ClusterSettings ${field}: got ${JSON.stringify(v)}; allowed: S3 key segments without leading/trailing '/'`,
-        );
-      }
-    }
+    assertKeyPrefix("ClusterSettings", "remoteLogPrefix", remoteLogPrefix);
+    assertKeyPrefix("ClusterSettings", "emrLogPrefix", emrLogPrefix);
     const str = (n: number): string => (Token.isUnresolved(n) ? Token.asString(n) : String(n));
 
     const parameterValues: Record<string, string> = {
