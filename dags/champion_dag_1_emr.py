@@ -18,10 +18,13 @@ would otherwise stamp "now", which the sensor cannot know. So the trigger pins D
 date to this run's ``dag_run.start_date`` and the sensor's ``execution_date_fn`` returns the same
 value: unique per run (and renewed when a finished run is cleared and re-run).
 
-Waiting without holding a worker slot: wait_for_dag_2 is deferrable (the triggerer polls the
-metadata DB). The AWS waits use reschedule mode instead, because the Amazon provider's
-deferrable mode needs aiobotocore, which is not in the AMI's lock (requirements.lock); add the
-provider's ``aiobotocore`` extra there and set AWS_DEFERRABLE = True to switch.
+Waiting without holding a worker slot: wait_for_dag_2 is deferrable (the triggerer, one on every
+scheduler node, polls the metadata DB), and so are DAG_2's EMR step sensors. wait_for_cluster_ready
+alone uses reschedule mode (a worker slot only for each short poke, every CLUSTER_POKE_SECONDS):
+the Amazon provider's deferrable EmrJobFlowSensor ignores ``target_states`` and hands the wait
+to EmrTerminateJobFlowTrigger, which waits for the cluster to TERMINATE, so with a keep-alive
+cluster it would never see "ready" (a test in __tests__/pipeline pins that provider behaviour;
+when it changes, switch this sensor to deferrable too).
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ DAG_2_ID = "champion_dag_2_sort"  # must equal dags/champion_dag_2_sort.py DAG_I
 DEFAULT_RELEASE_LABEL = "emr-7.12.0"
 AWS_CONN_ID = "aws_default"
 SMTP_CONN_ID = "smtp_default"
-# See the module docstring: False until aiobotocore is baked into the AMI.
-AWS_DEFERRABLE = False
+# Not deferrable on purpose (see the module docstring): the provider's deferred EmrJobFlowSensor
+# waits for termination, not for target_states.
+CLUSTER_READY_DEFERRABLE = False
+CLUSTER_POKE_SECONDS = 30
 
 CREATE_TASK_ID = "create_emr_cluster"
 CLUSTER_ID = f"{{{{ ti.xcom_pull(task_ids='{CREATE_TASK_ID}') }}}}"
@@ -235,9 +240,9 @@ with DAG(
         job_flow_id=CLUSTER_ID,
         target_states=["WAITING", "RUNNING"],
         failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
-        deferrable=AWS_DEFERRABLE,
+        deferrable=CLUSTER_READY_DEFERRABLE,
         mode="reschedule",
-        poke_interval=30,
+        poke_interval=CLUSTER_POKE_SECONDS,
         timeout=int(timedelta(minutes=45).total_seconds()),
         retries=0,  # a cluster that failed to start stays failed
     )

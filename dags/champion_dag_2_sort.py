@@ -10,9 +10,13 @@ Settings are Airflow Variables read in templates at run time (Parameter Store se
 the cluster, see config/settings-contract.json): data_bucket, spark_job_uri (the content-hashed
 copy of spark-jobs/sort_customers.py that the deploy uploads to the artifacts bucket).
 
-The step sensors use reschedule mode (no worker slot held between pokes): the Amazon
-provider's deferrable mode needs aiobotocore, which the AMI's lock does not include; add the
-provider's ``aiobotocore`` extra to it and set AWS_DEFERRABLE = True to switch.
+Waiting without holding a worker slot: the step sensors are deferrable. Each pokes once on a
+worker; while the step is still pending or running it hands the wait to the triggerer (one runs
+on every scheduler node), whose EmrStepSensorTrigger polls DescribeStep through aiobotocore (the
+AMI's lock has the Amazon provider's ``aiobotocore`` extra) every STEP_POKE_SECONDS, for at most
+STEP_TIMEOUT. COMPLETED resumes the task on a worker; FAILED, CANCELLED or INTERRUPTED fails it.
+No ``mode`` is set: with deferrable=True the provider's execute() never enters the sensor's
+poke/reschedule loop, so "reschedule" would only mislead.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from airflow.sdk.exceptions import AirflowFailException
 
 DAG_ID = "champion_dag_2_sort"
 AWS_CONN_ID = "aws_default"
-AWS_DEFERRABLE = False  # see the module docstring
+# Deferred to the triggerer (see the module docstring); False would fall back to a blocking poke.
+AWS_DEFERRABLE = True
+STEP_POKE_SECONDS = 30
+STEP_TIMEOUT = timedelta(hours=2)
 
 # EMR cluster ids are "j-" followed by upper-case letters and digits (13 today).
 CLUSTER_ID_PATTERN = r"^j-[0-9A-Z]{8,20}$"
@@ -105,9 +112,11 @@ def step_sensor(task_id: str, add_task_id: str) -> EmrStepSensor:
         job_flow_id=CLUSTER_ID,
         step_id=f"{{{{ ti.xcom_pull(task_ids='{add_task_id}')[0] }}}}",
         deferrable=AWS_DEFERRABLE,
-        mode="reschedule",
-        poke_interval=30,
-        timeout=int(timedelta(hours=2).total_seconds()),
+        poke_interval=STEP_POKE_SECONDS,  # also the trigger's waiter_delay
+        # The deferred wait ends after max_attempts * poke_interval (the provider ignores
+        # `timeout` once deferred, and its default of 60 attempts would give up after 30 min).
+        max_attempts=STEP_TIMEOUT // timedelta(seconds=STEP_POKE_SECONDS),
+        timeout=int(STEP_TIMEOUT.total_seconds()),
         retries=0,  # a FAILED/CANCELLED step is final; retrying would only poll it again
     )
 

@@ -78,9 +78,10 @@ def test_dag_1_operators_match_the_design(dagbag):
     assert sensor.external_dag_id == DAG_2
     assert sensor.external_task_ids is None  # waits for the whole DAG run
     assert sensor.failed_states == ["failed"]
-    assert sensor.deferrable or sensor.mode == "reschedule", "never a blocking poke"
+    assert sensor.deferrable is True, "waits for DAG_2 in the triggerer, never a blocking poke"
     ready = dag.get_task("wait_for_cluster_ready")
-    assert ready.deferrable or ready.mode == "reschedule", "never a blocking poke"
+    # Reschedule, not deferrable: see test_deferred_emr_job_flow_sensor_waits_for_termination.
+    assert ready.deferrable is False and ready.mode == "reschedule", "never a blocking poke"
 
 
 def test_dag_2_order_and_sensors(dagbag):
@@ -93,11 +94,38 @@ def test_dag_2_order_and_sensors(dagbag):
     for sensor_id in ("watch_copy_step", "watch_sort_step"):
         sensor = dag.get_task(sensor_id)
         assert type(sensor).__name__ == "EmrStepSensor"
-        assert sensor.deferrable or sensor.mode == "reschedule", "never a blocking poke"
+        assert sensor.deferrable is True, f"{sensor_id} must wait in the triggerer"
+        # Once deferred, the provider ends the wait after max_attempts * poke_interval, not after
+        # `timeout`: the two must agree, or a long Spark step fails early (default: 30 min).
+        assert sensor.max_attempts * sensor.poke_interval == sensor.timeout
     copy_args = dag.get_task("add_copy_step").steps[0]["HadoopJarStep"]["Args"]
     assert copy_args[0] == "s3-dist-cp"
     sort_args = dag.get_task("add_sort_step").steps[0]["HadoopJarStep"]["Args"]
     assert sort_args[0] == "spark-submit" and "{{ var.value.spark_job_uri }}" in sort_args
+
+
+def test_deferred_emr_job_flow_sensor_waits_for_termination():
+    """Pins the provider behaviour that keeps wait_for_cluster_ready in reschedule mode.
+
+    The Amazon provider's deferrable EmrJobFlowSensor ignores target_states and defers to
+    EmrTerminateJobFlowTrigger (waiter job_flow_terminated): a keep-alive cluster that is
+    WAITING would never satisfy it. If this fails, the provider fixed that: make
+    wait_for_cluster_ready deferrable and update its integrity assertion.
+    """
+    from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
+    from airflow.sdk.exceptions import TaskDeferred
+
+    sensor = EmrJobFlowSensor(
+        task_id="probe",
+        job_flow_id="j-0123456789ABC",
+        target_states=["WAITING", "RUNNING"],
+        deferrable=True,
+    )
+    sensor.poke = lambda context: False  # the cluster is still STARTING: the sensor defers
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context={})
+    assert type(deferred.value.trigger).__name__ == "EmrTerminateJobFlowTrigger"
+    assert deferred.value.trigger.waiter_name == "job_flow_terminated"
 
 
 def _imported_modules(path: Path) -> set[str]:

@@ -77,11 +77,21 @@ def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
 
 
-def test_dag_2_runs_both_steps_to_completion(dags, emr, emr_client):
+def test_dag_2_runs_both_steps_to_completion(dags, emr, emr_client, capsys, caplog):
     cluster_id = make_cluster(emr_client)
     dag_run = dags[DAG_2].test(logical_date=unique_logical_date(), run_conf={"cluster_id": cluster_id})
 
     assert str(dag_run.state) == "success", task_states(dag_run)
+    # Each step sensor saw its step RUNNING, deferred, and its trigger polled the moto server
+    # through aiobotocore (dag.test runs triggers inline) until the step COMPLETED.
+    # (task logs reach stdout or the logging capture, depending on how pytest captures)
+    captured = capsys.readouterr()
+    log = "\n".join((captured.out, captured.err, caplog.text))
+    for sensor_id in ("watch_copy_step", "watch_sort_step"):
+        assert any(
+            "Pausing task as DEFERRED" in line and f"task_id={sensor_id}" in line for line in log.splitlines()
+        )
+    assert log.count("Step is still in non-terminal state: RUNNING") >= 2
     steps = emr_client.list_steps(ClusterId=cluster_id)["Steps"][::-1]  # API lists newest first
     assert [(s["Name"], s["Status"]["State"]) for s in steps] == [
         ("copy_csv_to_hdfs", "COMPLETED"),
