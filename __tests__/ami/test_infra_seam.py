@@ -22,11 +22,13 @@ import secrets as secrets_mod
 import shutil
 import string
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from airflow_node import BootstrapError
+from airflow_node.bootstrap import write_files
 from airflow_node.render import render, to_ini
 from airflow_node.settings import load_node, read_settings
 from ami_support import ROOT
@@ -263,7 +265,15 @@ def render_node(tmp_path: Path, contract, cluster: Cluster, role: str, params: d
     path.write_text("".join(f"{k}={v}\n" for k, v in node_env.items()))
     node = load_node(path, contract)
     read_params, read_secrets = read_settings(node, contract)
-    return render(contract, node, read_params, read_secrets), secret_values
+    return node, render(contract, node, read_params, read_secrets), secret_values
+
+
+def render_ok(tmp_path: Path, contract, cluster: Cluster, role: str):
+    """render_node with the synthesized values; a refusal fails naming the seam."""
+    try:
+        return render_node(tmp_path, contract, cluster, role, cluster.params)
+    except BootstrapError as exc:
+        pytest.fail(f"{cluster.env}/{role}: the bootstrap refuses what the infra writes:\n{exc}")
 
 
 # --- tests ----------------------------------------------------------------------------------
@@ -308,7 +318,7 @@ def _cases():
 def test_bootstrap_renders_what_the_infra_writes(contract, clusters, tmp_path, env, role):
     cluster = clusters[env]
     v = cluster.params
-    out, secret_values = render_node(tmp_path, contract, cluster, role, v)
+    _, out, secret_values = render_ok(tmp_path, contract, cluster, role)
 
     # the ini Airflow reads round-trips to the same values
     ini = configparser.ConfigParser(interpolation=None)
@@ -363,7 +373,7 @@ def test_bootstrap_renders_what_the_infra_writes(contract, clusters, tmp_path, e
 
 def test_alt_tunables_reach_airflow_cfg(contract, clusters, tmp_path):
     # non-default config values travel the whole way (not just defaults on both sides)
-    out, _ = render_node(tmp_path, contract, clusters["alt"], "standalone", clusters["alt"].params)
+    _, out, _ = render_ok(tmp_path, contract, clusters["alt"], "standalone")
     assert out.config["scheduler"]["use_row_level_locking"] == "False"
     assert out.config["scheduler"]["max_dagruns_to_create_per_loop"] == "7"
     assert out.config["scheduler"]["pool_metrics_interval"] == "11"
@@ -389,6 +399,71 @@ def test_a_broken_value_is_refused_naming_it(contract, clusters, tmp_path, key, 
         render_node(tmp_path, contract, cluster, "scheduler", broken)
     assert f"parameter {key}" in str(err.value)
     assert "Traceback" not in str(err.value)
+
+
+_AIRFLOW_PROBE = """
+import json
+from airflow.configuration import conf
+celery = conf.get("core", "executor") == "CeleryExecutor"
+print(json.dumps({
+    "executor": conf.get("core", "executor"),
+    "exec_url": conf.get("core", "execution_api_server_url"),
+    "log_folder": conf.get("logging", "remote_base_log_folder"),
+    "base_url": conf.get("api", "base_url"),
+    "conn": conf.get("database", "sql_alchemy_conn"),
+    "row_locking": conf.getboolean("scheduler", "use_row_level_locking"),
+    "create_per_loop": conf.getint("scheduler", "max_dagruns_to_create_per_loop"),
+    "per_loop": conf.getint("scheduler", "max_dagruns_per_loop_to_schedule"),
+    "pool_metrics": conf.getfloat("scheduler", "pool_metrics_interval"),
+    "orphaned": conf.getfloat("scheduler", "orphaned_tasks_check_interval"),
+    "parallelism": conf.getint("core", "parallelism"),
+    "concurrency": conf.getint("celery", "worker_concurrency") if celery else None,
+    "broker": conf.get("celery", "broker_url") if celery else None,
+}))
+"""
+
+
+@pytest.mark.parametrize(("env", "role"), [("dev", "worker"), ("alt", "standalone")])
+def test_real_airflow_parses_the_synthesized_values(contract, clusters, tmp_path, env, role):
+    # Airflow's own getters, on the files the bootstrap writes: "True"/"False" and the
+    # numbers-as-strings the infra stores must be what Airflow 3.3 parses.
+    cluster = clusters[env]
+    v = cluster.params
+    node, out, _ = render_ok(tmp_path, contract, cluster, role)
+    write_files(node, out)
+    ca = Path(out.environment["AIRFLOW_DB_CA_BUNDLE"])  # TLS on: the async engine loads it
+    ca.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(ca.with_suffix(".key")), "-out", str(ca), "-subj", "/O=Test/CN=Seam CA"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    environ = {k: x for k, x in os.environ.items() if not k.startswith("AIRFLOW__")}
+    environ.update(out.environment)
+    done = subprocess.run(
+        [sys.executable, "-c", _AIRFLOW_PROBE],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["executor"] == v["executor"]
+    assert got["exec_url"] == v["api/execution-api-url"]
+    assert got["log_folder"] == v["logs/remote-base-log-folder"]
+    assert got["base_url"] == v["api/base-url"]
+    assert got["conn"] == out.secret_files["sql_alchemy_conn"]
+    assert got["row_locking"] is (v["scheduler/use-row-level-locking"] == "True")
+    assert got["create_per_loop"] == int(v["scheduler/max-dagruns-to-create-per-loop"])
+    assert got["per_loop"] == int(v["scheduler/max-dagruns-per-loop-to-schedule"])
+    assert got["pool_metrics"] == float(v["scheduler/pool-metrics-interval"])
+    assert got["orphaned"] == float(v["scheduler/orphaned-tasks-check-interval"])
+    assert got["parallelism"] == int(v["core/parallelism"])
+    if v["executor"] == "CeleryExecutor":
+        assert got["concurrency"] == int(v["celery/worker-concurrency"])
+        assert got["broker"] == out.secret_files["broker_url"]
 
 
 def test_unknown_reference_kind_fails_naming_it(synths):
