@@ -182,24 +182,29 @@ class Cluster:
     node_envs: dict[str, dict[str, str]]  # role -> user-data node.env keys
 
 
-def _user_data_env(user_data: str) -> dict[str, str]:
-    # user-data is a Terraform expression; its literal heredoc holds KEY=value lines with
-    # JSON-escaped newlines, up to AIRFLOW_SETTINGS_REVISION= (a sha256 at apply time).
-    found = dict(
-        re.findall(
-            r"(AIRFLOW_ROLE|AIRFLOW_PARAMETER_PREFIX|AIRFLOW_SECRET_PREFIX|AWS_REGION)=([^\\\"]+)", user_data
-        )
-    )
-    assert "AIRFLOW_SETTINGS_REVISION=" in user_data, "user-data lacks AIRFLOW_SETTINGS_REVISION"
-    found["AIRFLOW_SETTINGS_REVISION"] = "seam-revision"
+def _user_data_env(user_data: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """The contract's user-data keys from a launch template's user-data.
+
+    It is a Terraform expression whose literal heredoc holds KEY=value lines (newlines
+    escaped), except AIRFLOW_SETTINGS_REVISION, a sha256 computed at apply time.
+    """
+    found = {}
+    for key in keys:
+        if key == "AIRFLOW_SETTINGS_REVISION":
+            assert f"{key}=" in user_data, f"user-data lacks {key}"
+            found[key] = "seam-revision"
+            continue
+        m = re.search(rf"(?:^|\\n|\n){key}=([^\\\"\n]+)", user_data)
+        assert m, f"user-data lacks {key}"
+        found[key] = m.group(1)
     return found
 
 
-def cluster_of(env: str, tf: dict) -> Cluster:
+def cluster_of(env: str, tf: dict, contract) -> Cluster:
     prefix = tf["output"]["parameter_prefix"]["value"]
     node_envs = {}
     for lt in tf["resource"]["aws_launch_template"].values():
-        ne = _user_data_env(lt["user_data"])
+        ne = _user_data_env(lt["user_data"], contract.user_data_keys)
         node_envs[ne["AIRFLOW_ROLE"]] = ne
     assert node_envs, f"{env}: no launch templates"
     any_env = next(iter(node_envs.values()))
@@ -230,8 +235,8 @@ def cluster_of(env: str, tf: dict) -> Cluster:
 
 
 @pytest.fixture(scope="session")
-def clusters(synths) -> dict[str, Cluster]:
-    return {env: cluster_of(env, tf) for env, tf in synths.items()}
+def clusters(synths, contract) -> dict[str, Cluster]:
+    return {env: cluster_of(env, tf, contract) for env, tf in synths.items()}
 
 
 def _secret_values(keys: set[str]) -> dict[str, str]:
