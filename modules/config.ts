@@ -201,6 +201,16 @@ const schema = z
       /^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate\/[0-9a-f-]{36}$/,
       "an ACM certificate ARN such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>",
     ).optional(),
+    /**
+     * DNS name users reach the UI at (a record you point at the public load balancer).
+     * It becomes `[api] base_url`; with `certificateArn` it must be a name the certificate
+     * covers, since an ACM certificate can never cover the ALB's own *.elb.amazonaws.com name.
+     * Default: the load balancer's DNS name.
+     */
+    uiDomainName: pattern(
+      /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/,
+      "a lowercase DNS name such as airflow.example.com",
+    ).optional(),
     scheduler: schedulerSchema,
     /**
      * The seed's `allow_trigger_in_future`. Airflow 3 removed the option (`airflow config

@@ -209,7 +209,7 @@ export class ClusterLoadBalancers extends Construct {
         ],
       });
       this.publicListeners = [https, redirect];
-      this.uiUrl = `https://${this.publicLb.dnsName}`;
+      this.uiUrl = `https://${config.uiDomainName ?? this.publicLb.dnsName}`;
     } else {
       const http = new LbListener(this, "http", {
         loadBalancerArn: this.publicLb.arn,
@@ -223,7 +223,7 @@ export class ClusterLoadBalancers extends Construct {
       skipAll(http, { CKV_AWS_2: why, CKV_AWS_103: why });
       skipAll(this.publicLb, { CKV2_AWS_20: why });
       this.publicListeners = [http];
-      this.uiUrl = `http://${this.publicLb.dnsName}`;
+      this.uiUrl = `http://${config.uiDomainName ?? this.publicLb.dnsName}`;
     }
 
     // --- internal ALB (Execution API + Flower) -----------------------------------------

@@ -118,6 +118,11 @@ describe("config validation", () => {
       'test: vpcCidr: got "10.0.0/16"; allowed: an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16',
     ],
     [
+      "UI domain name with a scheme",
+      { uiDomainName: "https://airflow.example.com" },
+      'test: uiDomainName: got "https://airflow.example.com"; allowed: a lowercase DNS name such as airflow.example.com',
+    ],
+    [
       "unknown executor",
       { executor: "KubernetesExecutor" },
       'test: executor: got "KubernetesExecutor"; allowed: one of "CeleryExecutor", "LocalExecutor"',
@@ -231,7 +236,7 @@ describe("config validation", () => {
     [
       "unknown top-level key",
       { executer: "LocalExecutor" },
-      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, notificationEmail, ami, uiAllowedCidrs, certificateArn, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, deletionProtection, stateBucketName, tags',
+      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, notificationEmail, ami, uiAllowedCidrs, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, deletionProtection, stateBucketName, tags',
     ],
     [
       "a section that is not an object",

@@ -91,6 +91,14 @@ describe("with a certificate", () => {
     );
     expect(String(base?.insecure_value)).toMatch(/^https:\/\//);
   });
+
+  it("GIVEN uiDomainName WHEN synthesized THEN the base URL uses it, not the ALB name the certificate cannot cover", () => {
+    const { parsed: named } = synthCompute({ certificateArn: CERT, uiDomainName: "airflow.example.com" });
+    const base = Object.values(resourcesOf(named, "aws_ssm_parameter")).find(
+      (p) => p.name === "/airflow/dev/api/base-url",
+    );
+    expect(base?.insecure_value).toBe("https://airflow.example.com");
+  });
 });
 
 describe("internal ALB (CeleryExecutor)", () => {
