@@ -238,7 +238,7 @@ export class Buckets extends Construct {
             { type: "Service", identifiers: ["logdelivery.elasticloadbalancing.amazonaws.com"] },
           ],
           actions: ["s3:PutObject"],
-          resources: [`${arn}/alb/*`],
+          resources: [`${arn}/${LOG_PREFIXES.alb}/*`],
         },
       ],
     });
@@ -259,6 +259,9 @@ export class Buckets extends Construct {
     this.artifacts = new SecureBucket(this, "artifacts", { ...kms, bucketName: name("artifacts") }).bucket;
   }
 }
+
+/** Key prefixes in the log bucket: remote task logs, EMR logs, ALB access logs. */
+export const LOG_PREFIXES = { remote: "airflow-logs", emr: "emr-logs", alb: "alb" } as const;
 
 /**
  * Checks an S3 key prefix given as a construct prop (segments without a leading or

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
+import { LOG_PREFIXES } from "./buckets";
 import type { AirflowConfig } from "./config";
 import { ClusterEmail } from "./email";
 import { BucketRef, ClusterIam, HasArn } from "./iam";
@@ -36,9 +37,6 @@ function repoRoot(): string {
 
 /** The Spark job DAG_2 runs (spark-jobs/<name>); its URI becomes the `spark_job_uri` variable. */
 export const SPARK_SORT_JOB = "sort_customers.py";
-
-/** Key prefixes in the log bucket. */
-export const LOG_PREFIXES = { remote: "airflow-logs", emr: "emr-logs", alb: "alb" } as const;
 
 /** Properties of {@link ComputePlane}. */
 export interface ComputePlaneProps {
@@ -141,8 +139,6 @@ export class ComputePlane extends Construct {
     this.iam = new ClusterIam(this, "iam", {
       config,
       logBucket: props.buckets.logs,
-      remoteLogPrefix: LOG_PREFIXES.remote,
-      emrLogPrefix: LOG_PREFIXES.emr,
       artifactsBucket: props.buckets.artifacts,
       dataBucket: props.buckets.data,
       fileSystem: props.storage.fileSystem,
@@ -181,8 +177,6 @@ export class ComputePlane extends Construct {
       fileSystem: props.storage.fileSystem,
       accessPoint: props.storage.accessPoint,
       logBucket: props.buckets.logs,
-      remoteLogPrefix: LOG_PREFIXES.remote,
-      emrLogPrefix: LOG_PREFIXES.emr,
       dataBucket: props.buckets.data,
       artifactsBucket: props.buckets.artifacts,
       dagsUri: this.artifacts.dagsUri,

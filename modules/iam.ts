@@ -16,7 +16,7 @@ import { IamRolePolicyAttachment } from "@cdktf/provider-aws/lib/iam-role-policy
 import { Construct } from "constructs";
 import type { AirflowConfig } from "./config";
 import { clusterNames } from "./config";
-import { assertKeyPrefix } from "./buckets";
+import { LOG_PREFIXES, assertKeyPrefix } from "./buckets";
 
 /** A bucket as IAM needs it (satisfied by an `aws_s3_bucket`). */
 export interface BucketRef {
@@ -43,12 +43,12 @@ export interface ClusterIamProps {
   readonly logBucket: BucketRef;
   /**
    * Key prefix of remote task logs in the log bucket, no slashes at either end.
-   * @default "airflow-logs"
+   * @default LOG_PREFIXES.remote ("airflow-logs")
    */
   readonly remoteLogPrefix?: string;
   /**
    * Key prefix of EMR logs in the log bucket, no slashes at either end.
-   * @default "emr-logs"
+   * @default LOG_PREFIXES.emr ("emr-logs")
    */
   readonly emrLogPrefix?: string;
   /** Artifacts bucket (DAGs, Spark jobs): read-only for nodes and EMR. */
@@ -88,8 +88,8 @@ export class ClusterIam extends Construct {
     super(scope, id);
     const { config } = props;
     const names = clusterNames(config);
-    const remoteLogPrefix = props.remoteLogPrefix ?? "airflow-logs";
-    const emrLogPrefix = props.emrLogPrefix ?? "emr-logs";
+    const remoteLogPrefix = props.remoteLogPrefix ?? LOG_PREFIXES.remote;
+    const emrLogPrefix = props.emrLogPrefix ?? LOG_PREFIXES.emr;
     assertKeyPrefix("ClusterIam", "remoteLogPrefix", remoteLogPrefix);
     assertKeyPrefix("ClusterIam", "emrLogPrefix", emrLogPrefix);
     const p = new DataAwsPartition(this, "partition").partition;

@@ -20,7 +20,7 @@ import type { TerraformResource } from "cdktf";
 import contractJson from "../config/settings-contract.json";
 import type { AirflowConfig, ClusterNames } from "./config";
 import { clusterNames } from "./config";
-import { assertKeyPrefix } from "./buckets";
+import { LOG_PREFIXES, assertKeyPrefix } from "./buckets";
 import { skipCheckov } from "./checkov";
 
 /** Skips several checkov checks on one resource, each with its reason. */
@@ -277,12 +277,12 @@ export interface ClusterSettingsProps {
   readonly logBucket: HasBucket;
   /**
    * Key prefix of remote task logs in the log bucket, no leading or trailing slash.
-   * @default "airflow-logs"
+   * @default LOG_PREFIXES.remote ("airflow-logs")
    */
   readonly remoteLogPrefix?: string;
   /**
    * Key prefix of EMR logs in the log bucket, no leading or trailing slash.
-   * @default "emr-logs"
+   * @default LOG_PREFIXES.emr ("emr-logs")
    */
   readonly emrLogPrefix?: string;
   /** Data bucket (champion/data/ input, champion/output/ output). */
@@ -336,8 +336,8 @@ export class ClusterSettings extends Construct {
       throw new Error(`ClusterSettings: broker is required with executor "CeleryExecutor"`);
     }
     const names: ClusterNames = clusterNames(config);
-    const remoteLogPrefix = props.remoteLogPrefix ?? "airflow-logs";
-    const emrLogPrefix = props.emrLogPrefix ?? "emr-logs";
+    const remoteLogPrefix = props.remoteLogPrefix ?? LOG_PREFIXES.remote;
+    const emrLogPrefix = props.emrLogPrefix ?? LOG_PREFIXES.emr;
     assertKeyPrefix("ClusterSettings", "remoteLogPrefix", remoteLogPrefix);
     assertKeyPrefix("ClusterSettings", "emrLogPrefix", emrLogPrefix);
     const str = (n: number): string => (Token.isUnresolved(n) ? Token.asString(n) : String(n));
