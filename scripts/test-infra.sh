@@ -43,22 +43,11 @@ CDKTF_OUTDIR="$work/prod" AIRFLOW_ENV=prod node dist/main.js
 # The other branches of the config, so their resources pass checkov too: LocalExecutor,
 # PostgreSQL, One Zone EFS, HTTPS UI, explicit AMI id.
 log "synth alt (LocalExecutor, PostgreSQL, One Zone EFS, HTTPS)"
-mkdir -p "$work/config"
-cat >"$work/config/alt.json" <<'JSON'
-{
-  "executor": "LocalExecutor",
-  "database": { "engine": "postgres" },
-  "efs": { "oneZone": true },
-  "uiAllowedCidrs": ["203.0.113.0/24"],
-  "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
-  "notificationEmail": "data-team@example.com",
-  "ami": { "id": "ami-0123456789abcdef0" }
-}
-JSON
-CDKTF_OUTDIR="$work/alt" AIRFLOW_CONFIG_DIR="$work/config" AIRFLOW_ENV=alt node dist/main.js
+# (the same fixture config the AMI seam test feeds through the bootstrap renderer)
+CDKTF_OUTDIR="$work/alt" AIRFLOW_CONFIG_DIR=__tests__/infra/fixtures/config AIRFLOW_ENV=alt node dist/main.js
 
 log "checkov (state stack; dev, prod and alt cluster stacks)"
 node scripts/checkov-gate.js "$CHECKOV_VENV_DIR/bin/checkov" \
   "$work/dev/stacks/airflow-state" "$work/dev/stacks/airflow-dev" \
-  "$work/prod/stacks/airflow-prod" "$work/alt/stacks/airflow-alt"
+  "$work/prod/stacks/airflow-prod" "$work/alt/stacks/dp-air-alt"
 log "infra stage passed"

@@ -33,21 +33,11 @@ from airflow_node.render import render, to_ini
 from airflow_node.settings import load_node, read_settings
 from ami_support import ROOT
 
-ALT_CONFIG = {
-    "executor": "LocalExecutor",
-    "namePrefix": "dp-air",
-    "database": {"engine": "postgres"},
-    "efs": {"oneZone": True},
-    "uiAllowedCidrs": ["203.0.113.0/24"],
-    "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
-    "notificationEmail": "data-team@example.com",
-    "scheduler": {"useRowLevelLocking": False, "maxDagrunsToCreatePerLoop": 7, "poolMetricsInterval": 11},
-    "allowTriggerInFuture": True,
-    "parallelism": 48,
-    "ami": {"id": "ami-0123456789abcdef0"},
-}
-# (env, config JSON or None for the repository's config/<env>.json)
-SYNTHS = {"dev": None, "alt": ALT_CONFIG}
+# The alternative deployment (LocalExecutor, PostgreSQL, HTTPS, non-default tunables), shared
+# with the infra stage's checkov run (scripts/test-infra.sh).
+FIXTURE_CONFIG_DIR = ROOT / "__tests__" / "infra" / "fixtures" / "config"
+# env -> config directory (None: the repository's config/<env>.json)
+SYNTHS = {"dev": None, "alt": FIXTURE_CONFIG_DIR}
 ACCOUNT = "123456789012"
 # Parameters under these sub-prefixes are Airflow Variables/Connections read by tasks
 # through the secrets backend, not settings the bootstrap reads.
@@ -92,13 +82,11 @@ def synths(tmp_path_factory) -> dict[str, dict]:
         pytest.fail("node/npx and node_modules are needed to synthesize (run scripts/setup-node.sh)")
     _run([npx, "tsc", "-p", "tsconfig.json"])  # incremental: ~2 s when dist/ is current
     out: dict[str, dict] = {}
-    for env, config in SYNTHS.items():
+    for env, config_dir in SYNTHS.items():
         work = tmp_path_factory.mktemp(f"synth-{env}")
         extra = {"CDKTF_OUTDIR": str(work / "out"), "AIRFLOW_ENV": env}
-        if config is not None:
-            (work / "config").mkdir()
-            (work / "config" / f"{env}.json").write_text(json.dumps(config))
-            extra["AIRFLOW_CONFIG_DIR"] = str(work / "config")
+        if config_dir is not None:
+            extra["AIRFLOW_CONFIG_DIR"] = str(config_dir)
         _run(["node", "dist/main.js"], extra)
         stacks = [
             p for p in (work / "out" / "stacks").glob("*/cdk.tf.json") if "aws_ssm_parameter" in p.read_text()
