@@ -13,10 +13,19 @@ Settings are Airflow Variables, served in the cluster by the Parameter Store sec
 templates at run time, never while the file is parsed. Cluster shape is set per run with params.
 
 How the sensor finds the triggered run: ExternalTaskSensor matches the other DAG's runs by
-logical date only. Airflow 3 manual runs may have no logical date, and TriggerDagRunOperator
-would otherwise stamp "now", which the sensor cannot know. So the trigger pins DAG_2's logical
-date to this run's ``dag_run.start_date`` and the sensor's ``execution_date_fn`` returns the same
-value: unique per run (and renewed when a finished run is cleared and re-run).
+logical date only. So the trigger pins DAG_2's logical date to this run's ``dag_run.run_after``
+and the sensor's ``execution_date_fn`` returns the same value. run_after is unique per run and,
+unlike start_date, survives clearing: after a user clears tasks of a finished run, the sensor
+still looks for the DAG_2 run this DAG_1 run triggered, and a cleared trigger re-runs that same
+DAG_2 run (``reset_dag_run``) instead of failing as "already exists".
+
+DAG_2 is triggered, never scheduled, so it is created unpaused (its ``is_paused_upon_creation``);
+if someone pauses it later, the trigger fails at once (``fail_when_dag_is_paused``) instead of
+leaving a queued run that this DAG would wait hours for.
+
+The cluster id comes from the EMR link the create operator records right after RunJobFlow
+returns, not from its return value: if the task fails after the cluster exists (a throttled
+DescribeCluster, say), terminate_emr_cluster still knows what to terminate.
 
 Waiting without holding a worker slot: wait_for_dag_2 is deferrable (the triggerer, one on every
 scheduler node, polls the metadata DB), and so are DAG_2's EMR step sensors. wait_for_cluster_ready
@@ -56,7 +65,12 @@ CLUSTER_READY_DEFERRABLE = False
 CLUSTER_POKE_SECONDS = 30
 
 CREATE_TASK_ID = "create_emr_cluster"
-CLUSTER_ID = f"{{{{ ti.xcom_pull(task_ids='{CREATE_TASK_ID}') }}}}"
+# EmrCreateJobFlowOperator pushes this XCom (its console link) as soon as RunJobFlow returns.
+CLUSTER_LINK_XCOM_KEY = "emr_cluster"
+CLUSTER_ID = (
+    f"{{{{ (ti.xcom_pull(task_ids='{CREATE_TASK_ID}', key='{CLUSTER_LINK_XCOM_KEY}') or {{}})"
+    ".get('job_flow_id') }}"
+)
 # Tasks whose failure means the pipeline failed (cleanup and reporting tasks judge themselves).
 PIPELINE_TASK_IDS = [
     CREATE_TASK_ID,
@@ -71,8 +85,10 @@ JOB_FLOW_OVERRIDES = {
     "ReleaseLabel": "{{ params.release_label }}",
     "Applications": [{"Name": "Hadoop"}, {"Name": "Spark"}],
     "LogUri": "{{ var.value.emr_log_uri }}",
-    "ServiceRole": "{{ var.value.get('emr_service_role', 'EMR_DefaultRole') }}",
-    "JobFlowRole": "{{ var.value.get('emr_job_flow_role', 'EMR_EC2_DefaultRole') }}",
+    # No fallback to EMR_DefaultRole / EMR_EC2_DefaultRole: the nodes may pass only the
+    # cluster's own roles, so a missing variable must fail here, naming it.
+    "ServiceRole": "{{ var.value.emr_service_role }}",
+    "JobFlowRole": "{{ var.value.emr_job_flow_role }}",
     "VisibleToAllUsers": True,
     "Instances": {
         "InstanceGroups": [
@@ -120,7 +136,13 @@ default_args = {
 
 def dag_2_logical_date(logical_date, dag_run, **_):
     """The logical date the trigger gives DAG_2's run (see module docstring)."""
-    return dag_run.start_date
+    return dag_run.run_after
+
+
+def created_cluster_id(ti) -> str | None:
+    """The cluster create_emr_cluster made, even if that task failed afterwards."""
+    link = ti.xcom_pull(task_ids=CREATE_TASK_ID, key=CLUSTER_LINK_XCOM_KEY) or {}
+    return link.get("job_flow_id")
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
@@ -144,7 +166,7 @@ def summarize_outcome() -> dict:
     status = "FAILED" if failed or blocked else "SUCCESS"
     lines = [
         f"DAG {DAG_ID} run {dag_run.run_id}: {status}",
-        f"EMR cluster: {ti.xcom_pull(task_ids=CREATE_TASK_ID) or 'not created'}",
+        f"EMR cluster: {created_cluster_id(ti) or 'not created'}",
         f"DAG {DAG_2_ID} run: {dag_2_run_id or 'not triggered'}",
     ]
     lines += [f"  {t}: {own_states.get(t) or 'none'}" for t in PIPELINE_TASK_IDS]
@@ -167,8 +189,8 @@ def summarize_outcome() -> dict:
 
 @task.short_circuit(trigger_rule=TriggerRule.ALL_DONE, retries=0, ignore_downstream_trigger_rules=False)
 def cluster_was_created() -> bool:
-    """Skip terminate_emr_cluster (only) when create_emr_cluster never returned a cluster id."""
-    return bool(get_current_context()["ti"].xcom_pull(task_ids=CREATE_TASK_ID))
+    """Skip terminate_emr_cluster (only) when RunJobFlow never returned a cluster id."""
+    return bool(created_cluster_id(get_current_context()["ti"]))
 
 
 @task.short_circuit(trigger_rule=TriggerRule.ALL_DONE, retries=0, ignore_downstream_trigger_rules=False)
@@ -251,9 +273,11 @@ with DAG(
         task_id="trigger_dag_2",
         trigger_dag_id=DAG_2_ID,
         conf={"cluster_id": CLUSTER_ID},
-        logical_date="{{ dag_run.start_date }}",
+        logical_date="{{ dag_run.run_after }}",
+        reset_dag_run=True,  # a cleared trigger re-runs its DAG_2 run (see module docstring)
+        fail_when_dag_is_paused=True,
         wait_for_completion=False,  # the sensor below waits, deferred
-        retries=0,  # a retry after a successful trigger would fail as "already exists"
+        retries=0,  # DAG_2 missing or paused does not get better by retrying
     )
 
     wait_for_dag_2 = ExternalTaskSensor(

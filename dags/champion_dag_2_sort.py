@@ -1,7 +1,7 @@
 """
 DAG_2 of the champion pipeline: on the EMR cluster DAG_1 created, copy the Mall Customers CSV
 from S3 into HDFS (s3-dist-cp) and sort it by spending score with the Spark job, writing Parquet
-to s3://<data bucket>/champion/output/<run timestamp>/.
+to s3://<data bucket>/champion/output/<DAG_2 run id>/.
 
 Triggered by DAG_1 with ``{"cluster_id": "j-..."}`` as its conf (schedule None); it can also be
 triggered by hand against a running cluster. The cluster id is checked before any step is added.
@@ -40,9 +40,9 @@ STEP_TIMEOUT = timedelta(hours=2)
 CLUSTER_ID_PATTERN = r"^j-[0-9A-Z]{8,20}$"
 CLUSTER_ID = "{{ ti.xcom_pull(task_ids='validate_cluster_id') }}"
 
-# One folder per run; the timestamp keeps the path free of the ':' and '+' of run ids,
-# which Hadoop paths reject.
-RUN_STAMP = "{{ dag_run.run_after | ts_nodash }}"
+# One folder per DAG_2 run, named after its run id without the ':' and '+' that Hadoop paths
+# reject (two runs in the same second still get folders of their own).
+RUN_STAMP = "{{ run_id | replace(':', '') | replace('+', '') }}"
 INPUT_PREFIX = "s3://{{ var.value.data_bucket }}/champion/data/"
 INPUT_FILE = "Mall_Customers.csv"
 HDFS_DIR = f"hdfs:///champion/{RUN_STAMP}/input"
@@ -59,7 +59,9 @@ COPY_STEPS = [
                 "s3-dist-cp",
                 f"--src={INPUT_PREFIX}",
                 f"--dest={HDFS_DIR}",
-                f"--srcPattern=.*{re.escape(INPUT_FILE)}",
+                # s3-dist-cp matches the whole source URI (Java Matcher.matches()): only this
+                # exact object, not backup_Mall_Customers.csv or a copy in a sub-folder.
+                f"--srcPattern=.*/champion/data/{re.escape(INPUT_FILE)}",
             ],
         },
     }
@@ -128,6 +130,8 @@ with DAG(
     schedule=None,
     start_date=datetime(2024, 1, 1),
     catchup=False,
+    # Only DAG_1 starts it; paused, its triggered runs would wait in the queue forever.
+    is_paused_upon_creation=False,
     default_args=default_args,
     tags=["champion", "emr", "dag_2"],
     params={

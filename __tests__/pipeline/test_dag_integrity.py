@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,9 @@ def test_dag_1_operators_match_the_design(dagbag):
 def test_dag_2_order_and_sensors(dagbag):
     dag = dagbag.dags[DAG_2]
     assert dag.schedule is None or dag.timetable.summary in ("None", "Never")
+    # only DAG_1 starts it: created paused, the runs DAG_1 triggers would stay queued
+    assert dag.is_paused_upon_creation is False
+    assert dagbag.dags[DAG_1].get_task("trigger_dag_2").fail_when_dag_is_paused is True
     order = ["validate_cluster_id", "add_copy_step", "watch_copy_step", "add_sort_step", "watch_sort_step"]
     assert {t.task_id for t in dag.tasks} == set(order)
     for upstream, downstream in zip(order, order[1:], strict=False):
@@ -197,3 +201,20 @@ def test_dag_ids_agree_between_files():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.DAG_2_ID == DAG_2
+
+
+@pytest.mark.parametrize(
+    ("uri", "copied"),
+    [
+        ("s3://data/champion/data/Mall_Customers.csv", True),
+        ("s3://data/champion/data/backup_Mall_Customers.csv", False),
+        ("s3://data/champion/data/old/Mall_Customers.csv", False),
+        ("s3://data/champion/data/Mall_Customers.csv.bak", False),
+        ("s3://data/champion/data/Mall_CustomersXcsv", False),
+    ],
+)
+def test_copy_step_selects_only_the_input_object(dagbag, uri, copied):
+    # s3-dist-cp applies --srcPattern to the whole source URI (Java Matcher.matches())
+    args = dagbag.dags[DAG_2].get_task("add_copy_step").steps[0]["HadoopJarStep"]["Args"]
+    [pattern] = [a.removeprefix("--srcPattern=") for a in args if a.startswith("--srcPattern=")]
+    assert bool(re.fullmatch(pattern, uri)) is copied

@@ -98,12 +98,12 @@ def test_dag_2_runs_both_steps_to_completion(dags, emr, emr_client, capsys, capl
         ("sort_by_spending_score", "COMPLETED"),
     ]
     copy_args, sort_args = (s["Config"]["Args"] for s in steps)
-    stamp = dag_run.run_after.strftime("%Y%m%dT%H%M%S")
+    stamp = dag_run.run_id.replace(":", "").replace("+", "")
     assert copy_args == [
         "s3-dist-cp",
         f"--src=s3://{DATA_BUCKET}/champion/data/",
         f"--dest=hdfs:///champion/{stamp}/input",
-        "--srcPattern=.*Mall_Customers\\.csv",
+        "--srcPattern=.*/champion/data/Mall_Customers\\.csv",
     ]
     assert sort_args == [
         "spark-submit",
@@ -323,3 +323,137 @@ def test_dag_1_when_the_cluster_cannot_be_created_reports_it_and_fails(dags, emr
     body = message.get_body(("html", "plain")).get_content()
     assert f"Failed tasks in {DAG_1}: create_emr_cluster</pre>" in body
     assert "EMR cluster: not created" in body
+
+
+class ThrottlingProxy:
+    """In front of the moto server: answers the first ``throttled`` DescribeCluster calls with
+    ThrottlingException (what EMR answers a busy account), forwards everything else."""
+
+    def __init__(self, throttled: int) -> None:
+        import http.server
+        import threading
+        import urllib.request
+
+        proxy = self
+        self.remaining = throttled
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's hook name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("X-Amz-Target", "").endswith(".DescribeCluster"):
+                    with proxy.lock:
+                        throttle, proxy.remaining = proxy.remaining > 0, proxy.remaining - 1
+                    if throttle:
+                        payload = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+                        self.send_response(400)
+                        self.send_header("Content-Type", "application/x-amz-json-1.1")
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload)
+                        return
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                request = urllib.request.Request(MOTO_URL + self.path, data=body, headers=headers)  # noqa: S310
+                try:
+                    response = urllib.request.urlopen(request, timeout=30)  # noqa: S310 - loopback moto server
+                except urllib.error.HTTPError as err:
+                    response = err
+                data = response.read()
+                self.send_response(response.status if hasattr(response, "status") else response.code)
+                for key, value in response.headers.items():
+                    if key.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "server",
+                        "date",
+                    ):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_dag_1_terminates_a_cluster_whose_create_task_failed_after_run_job_flow(
+    dags, emr, emr_client, smtp_sink, tmp_path
+):
+    smtp_sink.clear()
+    # GIVEN EMR throttles DescribeCluster right after RunJobFlow succeeded: more throttles than
+    # botocore retries, so create_emr_cluster fails although its cluster exists
+    proxy = ThrottlingProxy(throttled=5)
+    connection = json.loads(TEST_ENV["AIRFLOW_CONN_AWS_DEFAULT"])
+    connection["extra"]["endpoint_url"] = proxy.url
+    try:
+        dag_1_run, _, triggered = run_dag_1(
+            dags, tmp_path, env={"AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection)}
+        )
+    finally:
+        proxy.close()
+
+    # THEN the cluster it made is still terminated, and the run fails naming the create task
+    tasks = dag_1_run["tasks"]
+    assert tasks["create_emr_cluster"] == "failed", tasks
+    assert tasks["terminate_emr_cluster"] == "success"
+    assert dag_1_run["state"] == "failed"
+    assert triggered is None
+    cluster = cluster_of(emr_client, dag_1_run["run_id"])
+    assert cluster["Status"]["State"] == "TERMINATED"
+    [message] = smtp_sink.wait_for(1)
+    body = message.get_body(("html", "plain")).get_content()
+    assert f"EMR cluster: {cluster['Id']}" in body
+    assert f"Failed tasks in {DAG_1}: create_emr_cluster" in body
+
+
+@pytest.mark.parametrize("variable", ["AIRFLOW_VAR_EMR_SERVICE_ROLE", "AIRFLOW_VAR_EMR_JOB_FLOW_ROLE"])
+def test_dag_1_without_the_emr_roles_fails_instead_of_using_the_default_roles(
+    dags, emr, emr_client, smtp_sink, tmp_path, variable
+):
+    smtp_sink.clear()
+    clusters_before = len(emr_client.list_clusters()["Clusters"])
+    dag_1_run, _, triggered = run_dag_1(dags, tmp_path, env={variable: None})
+
+    assert dag_1_run["tasks"]["create_emr_cluster"] == "failed"
+    assert dag_1_run["state"] == "failed"
+    assert triggered is None
+    # no cluster was requested at all, so none runs with EMR_DefaultRole / EMR_EC2_DefaultRole
+    assert len(emr_client.list_clusters()["Clusters"]) == clusters_before
+    smtp_sink.wait_for(1)
+
+
+def test_dag_1_fails_fast_when_dag_2_is_paused(dags, emr, emr_client, smtp_sink, tmp_path):
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    def set_paused(paused: bool) -> None:
+        with create_session() as session:
+            session.execute(update(DagModel).where(DagModel.dag_id == DAG_2).values(is_paused=paused))
+
+    smtp_sink.clear()
+    # GIVEN DAG_2 was paused by someone (it is created unpaused: see its DAG arguments)
+    set_paused(True)
+    try:
+        dag_1_run, dag_2_run, triggered = run_dag_1(dags, tmp_path)
+    finally:
+        set_paused(False)
+
+    # THEN the trigger fails at once instead of leaving a queued run to wait 6 h for
+    tasks = dag_1_run["tasks"]
+    assert tasks["trigger_dag_2"] == "failed", tasks
+    assert tasks["wait_for_dag_2"] == "upstream_failed"
+    assert tasks["terminate_emr_cluster"] == "success"
+    assert dag_1_run["state"] == "failed"
+    assert triggered is None and dag_2_run is None
+    assert cluster_of(emr_client, dag_1_run["run_id"])["Status"]["State"] == "TERMINATED"
+    [message] = smtp_sink.wait_for(1)
+    assert f"Failed tasks in {DAG_1}: trigger_dag_2" in message.get_body(("html", "plain")).get_content()
