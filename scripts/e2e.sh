@@ -16,31 +16,43 @@
 #     rows, seconds, ...). Exit 0 iff DAG_1 succeeded and the output exists.
 #     --keep leaves the cluster running (its work dir and how to stop it are printed).
 #   bash scripts/e2e.sh --up          start the cluster, print its work dir, leave it running
+#   bash scripts/e2e.sh --up --layout standalone   the same on one `standalone` node
+#                                     (LocalExecutor), the benchmark's baseline
 #   bash scripts/e2e.sh --down WORK   stop a kept cluster and remove its work dir
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 INPUT="$ROOT/__tests__/e2e/fixtures/Mall_Customers.csv"
-OUTPUT="" KEEP=0 MODE=run
+OUTPUT="" KEEP=0 MODE=run LAYOUT=cluster
 while [ $# -gt 0 ]; do
   case "$1" in
   --input) INPUT=${2:?--input needs a CSV file} && shift 2 ;;
   --output) OUTPUT=${2:?--output needs a directory} && shift 2 ;;
   --keep) KEEP=1 && shift ;;
   --up) MODE=up KEEP=1 && shift ;;
+  --layout) LAYOUT=${2:?--layout needs cluster or standalone} && shift 2 ;;
   --down) MODE=down DOWN_WORK=${2:?--down needs the work dir} && shift 2 ;;
-  *) die "unknown argument '$1'; usage: e2e.sh [--input CSV] [--output DIR] [--keep] | --up | --down WORK" ;;
+  *) die "unknown argument '$1'; usage: e2e.sh [--input CSV] [--output DIR] [--keep] | --up [--layout cluster|standalone] | --down WORK" ;;
   esac
 done
 
 REGION=us-east-1
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_PORT=57432 REDIS_PORT=57379 MOTO_PORT=57000 API_PORT=57080 FLOWER_PORT=57555 SMTP_PORT=57025
-declare -A HEALTH_PORT=([scheduler-1]=57974 [scheduler-2]=57975)
-NODES=(api-1 scheduler-1 scheduler-2 worker-1 worker-2)
-declare -A ROLE=([api-1]=api-server [scheduler-1]=scheduler [scheduler-2]=scheduler [worker-1]=worker [worker-2]=worker)
-PORTS=("$PG_PORT" "$REDIS_PORT" "$MOTO_PORT" "$API_PORT" "$FLOWER_PORT" "$SMTP_PORT" "${HEALTH_PORT[@]}")
+declare -A HEALTH_PORT=([scheduler-1]=57974 [scheduler-2]=57975 [standalone-1]=57974)
+case "$LAYOUT" in
+cluster)
+  NODES=(api-1 scheduler-1 scheduler-2 worker-1 worker-2) EXECUTOR=CeleryExecutor
+  declare -A ROLE=([api-1]=api-server [scheduler-1]=scheduler [scheduler-2]=scheduler [worker-1]=worker [worker-2]=worker)
+  ;;
+standalone)
+  NODES=(standalone-1) EXECUTOR=LocalExecutor
+  declare -A ROLE=([standalone-1]=standalone)
+  ;;
+*) die "--layout $LAYOUT: must be cluster or standalone" ;;
+esac
+PORTS=("$PG_PORT" "$REDIS_PORT" "$MOTO_PORT" "$API_PORT" "$FLOWER_PORT" "$SMTP_PORT" 57974 57975)
 PY="$VENV_DIR/bin/python"
 
 # stop_cluster WORK: every process the cluster started, by process group / pid file
@@ -71,7 +83,7 @@ fi
 [ -f "$INPUT" ] || die "--input $INPUT: no such file (a CSV with the Mall_Customers header)"
 INPUT=$(realpath "$INPUT")
 for bin in "$PG_BIN/initdb" "$PG_BIN/pg_ctl" "$(command -v redis-server || true)" "$PY" \
-  "$(command -v openssl || true)" "$(command -v unshare || true)" "$(command -v aws || true)"; do
+  "$(command -v openssl || true)" "$(command -v unshare || true)" "$VENV_DIR/bin/aws"; do
   if [ -z "$bin" ] || [ ! -x "$bin" ]; then
     die "e2e needs PostgreSQL 15 ($PG_BIN), redis-server, openssl, unshare, the AWS CLI and the test venv ($VENV_DIR): run scripts/setup-system.sh and scripts/setup-python.sh"
   fi
@@ -122,6 +134,8 @@ E2E_DATA_BUCKET=airflow-e2e-data
 E2E_ARTIFACTS_BUCKET=airflow-e2e-artifacts
 E2E_LOGS_BUCKET=airflow-e2e-logs
 E2E_WORKER_CONCURRENCY=4
+E2E_EXECUTOR=$EXECUTOR
+E2E_LAYOUT=$LAYOUT
 E2E_NODES="${NODES[*]}"
 E2E_PG_BIN=$PG_BIN
 EOF
@@ -247,7 +261,7 @@ done
 # airflow-dag-sync.timer's command, once (the local launcher runs no timers): deploy
 # uploaded dags/ to the artifacts bucket, nodes sync it onto EFS.
 AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-  AWS_DEFAULT_REGION=$REGION aws s3 sync --delete --only-show-errors "s3://airflow-e2e-artifacts/dags" "$WORK/efs/dags"
+  AWS_DEFAULT_REGION=$REGION "$VENV_DIR/bin/aws" s3 sync --delete --only-show-errors "s3://airflow-e2e-artifacts/dags" "$WORK/efs/dags"
 
 log "e2e: bootstrapping ${NODES[*]} at once, as the Auto Scaling groups would"
 declare -A BOOT_PID
@@ -276,14 +290,16 @@ AF_ENV() { # AF_ENV NODE CMD... -> run with that node's rendered environment, as
 }
 wait_for 240 "api-server health (metadatabase, scheduler, triggerer, dag processor healthy)" \
   bash -c "curl -fsS http://127.0.0.1:$API_PORT/api/v2/monitor/health | jq -e '[.metadatabase, .scheduler, .triggerer, .dag_processor] | map(.status == \"healthy\") | all'"
-for name in scheduler-1 scheduler-2; do
+for name in "${NODES[@]}"; do
+  case "${ROLE[$name]}" in scheduler | standalone) ;; *) continue ;; esac
   host=$(bash __tests__/e2e/node.sh hostname "$name")
   wait_for 120 "$name scheduler health :${HEALTH_PORT[$name]}" curl -fsS "http://127.0.0.1:${HEALTH_PORT[$name]}/health"
   for job in DagProcessorJob TriggererJob; do
     wait_for 120 "$name $job ($host)" AF_ENV "$name" airflow jobs check --job-type "$job" --hostname "$host"
   done
 done
-for name in worker-1 worker-2; do
+for name in "${NODES[@]}"; do
+  [ "${ROLE[$name]}" = worker ] || continue
   host=$(bash __tests__/e2e/node.sh hostname "$name")
   wait_for 120 "$name Celery worker celery@$host answers ping" \
     AF_ENV "$name" celery --app airflow.providers.celery.executors.celery_executor.app inspect ping -d "celery@$host"

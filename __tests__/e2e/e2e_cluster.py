@@ -247,7 +247,7 @@ def seed(cluster: Cluster) -> None:
 
     api = cluster.api_url
     parameters = {
-        "executor": "CeleryExecutor",
+        "executor": env["E2E_EXECUTOR"],
         "db/engine": "postgres",
         "db/endpoint": "127.0.0.1",
         "db/port": env["E2E_PG_PORT"],
@@ -352,41 +352,52 @@ def seed(cluster: Cluster) -> None:
 # --- run -----------------------------------------------------------------------------
 
 
-def run(cluster: Cluster, csv: Path, out_dir: Path, timeout_seconds: float) -> int:
+def run_pipeline(cluster: Cluster, csv: Path, out_dir: Path, timeout_seconds: float, on_tick=None) -> dict:
+    """Upload csv, trigger DAG_1 as a user would, wait; the run's outcome as a dict (the JSON
+    line) plus the output rows under "output_rows". on_tick(seen) is called on every poll with
+    {"dag.task": state}, for a test to inject a fault at a chosen point."""
     cluster.upload_input(csv)
     log(f"uploaded {csv} to s3://{cluster.data_bucket}/{INPUT_KEY}")
     token = cluster.token()
     for dag_id in (DAG_1, DAG_2):
-        _wait_parsed(cluster, dag_id, token)
+        wait_parsed(cluster, dag_id, token)
     paused = cluster.api("GET", f"dags/{DAG_2}", token)["is_paused"]
     log(f"{DAG_2} is_paused={paused} (nobody unpauses it)")
     started = time.monotonic()
     run_id = cluster.trigger_dag_1(token)
     log(f"triggered {DAG_1} run {run_id} over the REST API")
-    dag_1_state = cluster.wait_for_run(DAG_1, run_id, timeout_seconds)
+    dag_1_state = cluster.wait_for_run(DAG_1, run_id, timeout_seconds, on_tick)
     seconds = round(time.monotonic() - started, 1)
     token = cluster.token()
     dag_2_run = cluster.dag_2_run_id(run_id, token)
     dag_2_state = cluster.run_state(DAG_2, dag_2_run, token) if dag_2_run else None
     message = cluster.email_about(run_id)
     parts = cluster.download_output(dag_2_run, out_dir) if dag_2_run else []
-    rows = len(read_rows(parts)) if parts else 0
-    result = {
+    rows = read_rows(parts) if parts else []
+    return {
         "dag_1_state": dag_1_state,
         "dag_2_state": dag_2_state,
         "emr_cluster_state": cluster.emr_cluster_state(run_id),
         "email_subject": str(message["Subject"]) if message else None,
-        "rows": rows,
+        "rows": len(rows),
         "seconds": seconds,
+        "parquet_parts": len(parts),
         "dag_1_run_id": run_id,
         "dag_2_run_id": dag_2_run,
         "output_dir": str(out_dir),
+        "output_rows": rows,
+        "email": message,
     }
-    print(json.dumps(result), flush=True)
-    return 0 if dag_1_state == "success" and parts else 1
 
 
-def _wait_parsed(cluster: Cluster, dag_id: str, token: str, timeout_seconds: float = 180) -> None:
+def run(cluster: Cluster, csv: Path, out_dir: Path, timeout_seconds: float) -> int:
+    result = run_pipeline(cluster, csv, out_dir, timeout_seconds)
+    line = {k: v for k, v in result.items() if k not in ("output_rows", "email")}
+    print(json.dumps(line), flush=True)
+    return 0 if result["dag_1_state"] == "success" and result["parquet_parts"] else 1
+
+
+def wait_parsed(cluster: Cluster, dag_id: str, token: str, timeout_seconds: float = 180) -> None:
     import requests
 
     deadline = time.monotonic() + timeout_seconds

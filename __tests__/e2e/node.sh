@@ -6,11 +6,13 @@
 #   node.sh boot WORK NAME               bootstrap NAME (its node.env is WORK/nodes/NAME/node.env)
 #   node.sh stop WORK NAME [UNIT] [SIG]  signal the process groups of NAME's units (default
 #                                        every unit, TERM), as a stopped instance would
+#   node.sh replace WORK NAME            stop every unit of NAME, wait until they are gone, boot
+#                                        it again (an ASG replacing the instance)
 #   node.sh hostname NAME                the host name NAME runs under
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib.sh"
 
-usage() { die "usage: node.sh boot WORK NAME | stop WORK NAME [UNIT] [SIGNAL] | hostname NAME"; }
+usage() { die "usage: node.sh boot WORK NAME | stop WORK NAME [UNIT] [SIGNAL] | replace WORK NAME | hostname NAME"; }
 node_hostname() { echo "e2e-$1"; }
 
 [ $# -ge 2 ] || usage
@@ -35,6 +37,7 @@ boot)
   set +a
   export AWS_ENDPOINT_URL="$E2E_MOTO_URL" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
   export AWS_DEFAULT_REGION="$E2E_REGION" AWS_EC2_METADATA_DISABLED=true AWS_CONFIG_FILE=/dev/null
+  export PATH="$VENV_DIR/bin:$PATH" # the AWS CLI (AL2023 bakes awscli-2)
   export SSL_CERT_FILE="$WORK/tls/ca.pem" NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
   export AIRFLOW_VENV="$VENV_DIR" BOOTSTRAP_LIB="$ROOT/packer/files/bootstrap"
   export AIRFLOW_CONTRACT="$ROOT/config/settings-contract.json"
@@ -56,6 +59,24 @@ stop)
   for pid_file in "${pids[@]}"; do
     kill "-$sig" -- "-$(cat "$pid_file")" 2>/dev/null || true
   done
+  ;;
+replace)
+  shopt -s nullglob
+  for pid_file in "$NODE"/run/airflow/*.pid; do
+    kill -TERM -- "-$(cat "$pid_file")" 2>/dev/null || true
+  done
+  for _ in $(seq 60); do
+    alive=0
+    for pid_file in "$NODE"/run/airflow/*.pid; do
+      kill -0 -- "-$(cat "$pid_file")" 2>/dev/null && alive=1
+    done
+    [ "$alive" = 0 ] && break
+    sleep 1
+  done
+  for pid_file in "$NODE"/run/airflow/*.pid; do
+    kill -KILL -- "-$(cat "$pid_file")" 2>/dev/null || true
+  done
+  exec bash "$0" boot "$WORK" "$NAME"
   ;;
 *) usage ;;
 esac
