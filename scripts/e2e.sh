@@ -95,6 +95,8 @@ EMR_SPARK_VENV=$(bash scripts/setup-emr-spark.sh)
 
 WORK=$(mktemp -d /tmp/airflow-e2e.XXXXXX)
 chmod 755 "$WORK"
+# a caller that may be killed before it can --down (scripts/test-e2e.sh) asks for the path
+if [ -n "${E2E_WORK_RECORD:-}" ]; then echo "$WORK" >>"$E2E_WORK_RECORD"; fi
 OUTPUT=${OUTPUT:-$WORK/output}
 E2E_START=$SECONDS
 
@@ -205,7 +207,9 @@ daemonize yes
 pidfile $WORK/redis/redis.pid
 dir $WORK/redis
 save ""
-appendonly no
+# queued Celery messages must survive the restart the fault test does, as on ElastiCache
+# (whose replicas keep them); an append-only file is the single-node way to keep them
+appendonly yes
 logfile $WORK/redis.log
 EOF
 redis-server "$WORK/redis/redis.conf"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use: PostgreSQL 15 and Redis for the local
-# rehearsal, shellcheck for lint, and the headers mysqlclient is compiled against.
+# rehearsal and the end-to-end cluster, Chromium for the e2e UI check, shellcheck for lint,
+# and the headers mysqlclient is compiled against.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-PACKAGES=(postgresql-15 redis-server shellcheck default-libmysqlclient-dev pkg-config build-essential)
+PACKAGES=(postgresql-15 redis-server chromium shellcheck default-libmysqlclient-dev pkg-config build-essential)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -16,7 +16,7 @@ bash scripts/setup-python.sh
 bash scripts/build-packer.sh
 bash scripts/fetch-spark-jars.sh
 
-for stage in lint infra ami pipeline; do
+for stage in lint infra ami pipeline e2e; do
   log "stage: $stage"
   bash "scripts/test-$stage.sh"
 done

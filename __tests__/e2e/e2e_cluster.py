@@ -6,6 +6,9 @@
   backend's prefixes, and dags/ + spark-jobs/ uploaded as the deploy uploads them (the Spark job
   under a content-hashed key). The few secrets the harness itself needs to start PostgreSQL,
   Redis and the mail server go to root-only files in the work dir.
+- ``fanout``: the benchmark's load: trigger e2e_fanout (200 no-op tasks), wait, and print one
+  JSON line of figures taken from the REST API (run duration, tasks/second, queued -> running
+  latency p50/p95 from each task instance's queued_when and start_date).
 - ``run``: what a user does: upload the CSV, log in over the REST API (JWT) with the admin
   password read from Secrets Manager, unpause and trigger DAG_1, wait (progress on stderr), then
   report one JSON line. DAG_2 is never touched: the scheduler must start it from DAG_1's trigger.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import secrets
 import sys
@@ -35,6 +39,7 @@ OUTPUT_PREFIX = "champion/output/"
 SMTP_CONN_ID = "smtp_default"
 SMTP_LOGIN = "ses-smtp-user"
 TERMINAL = {"success", "failed"}
+FANOUT_DAG = "e2e_fanout"
 
 
 def log(message: str) -> None:
@@ -397,6 +402,60 @@ def run(cluster: Cluster, csv: Path, out_dir: Path, timeout_seconds: float) -> i
     return 0 if result["dag_1_state"] == "success" and result["parquet_parts"] else 1
 
 
+def task_instances(cluster: Cluster, dag_id: str, run_id: str, token: str) -> list[dict]:
+    """Every task instance of a run (the API pages at 100)."""
+    out: list[dict] = []
+    while True:
+        page = cluster.api(
+            "GET",
+            f"dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+            token,
+            params={"limit": 100, "offset": len(out)},
+        )
+        out += page["task_instances"]
+        if not page["task_instances"] or len(out) >= page["total_entries"]:
+            return out
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ranked = sorted(values)
+    return ranked[max(0, math.ceil(p / 100 * len(ranked)) - 1)]
+
+
+def fanout(cluster: Cluster, timeout_seconds: float) -> dict:
+    from datetime import datetime
+
+    token = cluster.token()
+    wait_parsed(cluster, FANOUT_DAG, token)
+    run_id = cluster.api("POST", f"dags/{FANOUT_DAG}/dagRuns", token, json={"logical_date": None})[
+        "dag_run_id"
+    ]
+    log(f"triggered {FANOUT_DAG} run {run_id}")
+    state = cluster.wait_for_run(FANOUT_DAG, run_id, timeout_seconds)
+    token = cluster.token()
+    run = cluster.api("GET", f"dags/{FANOUT_DAG}/dagRuns/{run_id}", token)
+    tis = task_instances(cluster, FANOUT_DAG, run_id, token)
+
+    def at(value: str) -> float:
+        return datetime.fromisoformat(value).timestamp()
+
+    latencies = [
+        at(t["start_date"]) - at(t["queued_when"]) for t in tis if t["queued_when"] and t["start_date"]
+    ]
+    seconds = at(run["end_date"]) - at(run["start_date"]) if run["end_date"] else None
+    return {
+        "dag_run_state": state,
+        "tasks": len(tis),
+        "tasks_succeeded": sum(t["state"] == "success" for t in tis),
+        "run_seconds": round(seconds, 1) if seconds else None,
+        "tasks_per_second": round(len(tis) / seconds, 2) if seconds else None,
+        "queued_to_running_p50_seconds": round(percentile(latencies, 50), 2) if latencies else None,
+        "queued_to_running_p95_seconds": round(percentile(latencies, 95), 2) if latencies else None,
+        "executor": cluster.env["E2E_EXECUTOR"],
+    }
+
+
 def wait_parsed(cluster: Cluster, dag_id: str, token: str, timeout_seconds: float = 180) -> None:
     import requests
 
@@ -413,7 +472,7 @@ def wait_parsed(cluster: Cluster, dag_id: str, token: str, timeout_seconds: floa
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["seed", "run"])
+    ap.add_argument("command", choices=["seed", "run", "fanout"])
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--input", type=Path)
     ap.add_argument("--output", type=Path)
@@ -423,6 +482,10 @@ def main() -> int:
     if args.command == "seed":
         seed(cluster)
         return 0
+    if args.command == "fanout":
+        result = fanout(cluster, args.timeout)
+        print(json.dumps(result), flush=True)
+        return 0 if result["dag_run_state"] == "success" else 1
     if args.input is None or args.output is None:
         ap.error("run needs --input and --output")
     return run(cluster, args.input, args.output, args.timeout)

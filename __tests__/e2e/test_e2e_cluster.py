@@ -36,6 +36,10 @@ pytestmark = pytest.mark.timeout(3600)
 
 @pytest.fixture(scope="module")
 def cluster():
+    # E2E_WORK=<work dir of `e2e.sh --up`> runs the suite on a kept cluster and leaves it up
+    if os.environ.get("E2E_WORK"):
+        yield ec.Cluster(Path(os.environ["E2E_WORK"]))
+        return
     # stderr (progress, and the logs of a failed start) goes straight to the test log
     up = subprocess.run(["bash", "scripts/e2e.sh", "--up"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert up.returncode == 0, "scripts/e2e.sh --up failed (its log is above)"
@@ -120,7 +124,10 @@ def replace_node(cluster: ec.Cluster, name: str, ready: dict[str, str]) -> None:
     node(cluster, "replace", name)
     for unit, needle in ready.items():
         path = unit_log(cluster, name, unit)
-        wait_until(f"{name} {unit} logs {needle!r}", lambda p=path, u=unit, n=needle: log_says_after(p, offsets[u], n))
+        wait_until(
+            f"{name} {unit} logs {needle!r}",
+            lambda p=path, u=unit, n=needle: log_says_after(p, offsets[u], n),
+        )
 
 
 WORKER_READY = {"airflow-celery-worker.service": " ready."}
@@ -133,7 +140,9 @@ SCHEDULER_READY = {
 def trigger(cluster: ec.Cluster, dag_id: str, conf: dict | None = None) -> str:
     token = cluster.token()
     ec.wait_parsed(cluster, dag_id, token)
-    run = cluster.api("POST", f"dags/{dag_id}/dagRuns", token, json={"logical_date": None, "conf": conf or {}})
+    run = cluster.api(
+        "POST", f"dags/{dag_id}/dagRuns", token, json={"logical_date": None, "conf": conf or {}}
+    )
     return run["dag_run_id"]
 
 
@@ -220,7 +229,9 @@ def test_failure_path(cluster, tmp_path):
     # AND the email says FAILED and names every task that failed in DAG_2
     assert r["email_subject"] == f"[Airflow] {ec.DAG_1} FAILED: {r['dag_1_run_id']}"
     token = cluster.token()
-    failed = sorted(t for t, s in cluster.task_states(ec.DAG_2, r["dag_2_run_id"], token).items() if s == "failed")
+    failed = sorted(
+        t for t, s in cluster.task_states(ec.DAG_2, r["dag_2_run_id"], token).items() if s == "failed"
+    )
     assert failed, "DAG_2 failed without a failed task"
     body = r["email"].get_body(("html", "plain")).get_content()
     for task_id in failed:
@@ -244,7 +255,9 @@ def test_sigkilled_worker_task_is_retried_on_the_other_worker(cluster):
     try:
         # WHEN that worker's Celery process group is SIGKILLed (no chance to report anything)
         node(cluster, "stop", victim, "airflow-celery-worker.service", "KILL")
-        wait_until(f"{victim} worker gone", lambda: not unit_alive(cluster, victim, "airflow-celery-worker.service"))
+        wait_until(
+            f"{victim} worker gone", lambda: not unit_alive(cluster, victim, "airflow-celery-worker.service")
+        )
         state = cluster.wait_for_run("e2e_hold", run_id, 600)
         ti = cluster.api("GET", f"dags/e2e_hold/dagRuns/{run_id}/taskInstances/hold", cluster.token())
         # THEN the lost task was retried on the surviving worker and the run succeeded
@@ -307,13 +320,19 @@ def test_killed_triggerer_hands_deferred_sensors_to_the_other_node(cluster, tmp_
         elif host and host != fault.get("killed"):
             fault["taken_over_by"] = host
 
-    r = ec.run_pipeline(cluster, FIXTURES / "Mall_Customers.csv", tmp_path / "out", PIPELINE_TIMEOUT_SECONDS, on_tick)
+    r = ec.run_pipeline(
+        cluster, FIXTURES / "Mall_Customers.csv", tmp_path / "out", PIPELINE_TIMEOUT_SECONDS, on_tick
+    )
     try:
         # THEN the other node's triggerer took the trigger over and the pipeline finished
         assert "killed" in fault, "wait_for_dag_2 was never seen deferred on a triggerer"
         assert not unit_alive(cluster, node_of(fault["killed"]), "airflow-triggerer.service")
         assert fault.get("taken_over_by") not in (None, fault["killed"])
-        assert (r["dag_1_state"], r["dag_2_state"], r["emr_cluster_state"]) == ("success", "success", "TERMINATED")
+        assert (r["dag_1_state"], r["dag_2_state"], r["emr_cluster_state"]) == (
+            "success",
+            "success",
+            "TERMINATED",
+        )
     finally:
         if "killed" in fault:
             replace_node(cluster, node_of(fault["killed"]), SCHEDULER_READY)
@@ -330,7 +349,9 @@ def test_stopped_scheduler_node_leaves_the_run_to_the_other(cluster, tmp_path):
             fault["stopped_at"] = sql(cluster, "SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS.US TZH')")[0][0]
             node(cluster, "stop", victim)
 
-    r = ec.run_pipeline(cluster, FIXTURES / "Mall_Customers.csv", tmp_path / "out", PIPELINE_TIMEOUT_SECONDS, on_tick)
+    r = ec.run_pipeline(
+        cluster, FIXTURES / "Mall_Customers.csv", tmp_path / "out", PIPELINE_TIMEOUT_SECONDS, on_tick
+    )
     # THEN the other node scheduled everything queued after the stop, and the run finished
     assert "stopped_at" in fault, "trigger_dag_2 never succeeded"
     queued_by = sql(
@@ -344,7 +365,11 @@ def test_stopped_scheduler_node_leaves_the_run_to_the_other(cluster, tmp_path):
     )
     assert queued_by, "no task was queued after the scheduler node stopped"
     assert {host for _, host in queued_by} == {f"e2e-{survivor}"}, queued_by
-    assert (r["dag_1_state"], r["dag_2_state"], r["emr_cluster_state"]) == ("success", "success", "TERMINATED")
+    assert (r["dag_1_state"], r["dag_2_state"], r["emr_cluster_state"]) == (
+        "success",
+        "success",
+        "TERMINATED",
+    )
 
 
 def latest_run(cluster: ec.Cluster, dag_id: str) -> str:

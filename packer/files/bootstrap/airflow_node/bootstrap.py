@@ -125,7 +125,7 @@ def migrate(node: Node, out: Rendered) -> None:
     Airflow's upgrade path already takes its DBLocks.MIGRATIONS lock on PostgreSQL and MySQL,
     but creating a *fresh* schema on MySQL does not (utils/db.py _create_db_from_orm_mysql),
     and the admin user must be created once; so two scheduler nodes booting together
-    serialise here, and the second finds nothing to do.
+    serialise here, and the second finds the schema current and skips both.
     """
     from sqlalchemy import create_engine, text
 
@@ -140,7 +140,13 @@ def migrate(node: Node, out: Rendered) -> None:
                 got = conn.execute(text("SELECT GET_LOCK(:k, 1800)"), {"k": MIGRATION_LOCK_MYSQL}).scalar()
                 if got != 1:
                     raise BootstrapError("timed out after 1800s waiting for the migration lock")
-            log(f"migration lock held after {time.monotonic() - started:.1f}s; running airflow db migrate")
+            waited = time.monotonic() - started
+            # a node that waited found the schema migrated (and the admin created) by the
+            # holder before it; `db migrate` would redo nothing but cost a minute of boot
+            if _airflow(node, out, "airflow", "db", "check-migrations", "-t", "0").returncode == 0:
+                log(f"migration lock held after {waited:.1f}s; database schema is current")
+                return
+            log(f"migration lock held after {waited:.1f}s; running airflow db migrate")
             done = _airflow(node, out, "airflow", "db", "migrate")
             if done.returncode != 0:
                 raise BootstrapError(
