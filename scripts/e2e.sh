@@ -244,6 +244,10 @@ EOF
   # the timeouts the fault tests need (a SIGKILLed worker's task is declared dead after 30 s
   # instead of 5 min; a dead triggerer's triggers move after 20 s instead of 30 s).
   cat >"$node/overlay.ini" <<EOF
+[core]
+# one path on every node, as /mnt/efs/dags is on AWS: a DAG's fileloc is part of its
+# serialized hash, so per-node paths make the two dag-processors flip its version forever
+dags_folder = $WORK/efs/dags
 [api]
 port = $API_PORT
 host = 127.0.0.1

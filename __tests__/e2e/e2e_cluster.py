@@ -54,7 +54,7 @@ class Cluster:
         self.env = {}
         for line in (work / "cluster.env").read_text().splitlines():
             key, _, value = line.partition("=")
-            self.env[key] = value
+            self.env[key] = value.strip('"')  # shell-quoted where it holds spaces
         self.region = self.env["E2E_REGION"]
         self.moto_url = self.env["E2E_MOTO_URL"]
         self.api_url = f"http://127.0.0.1:{self.env['E2E_API_PORT']}"
