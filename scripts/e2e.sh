@@ -59,15 +59,18 @@ PY="$VENV_DIR/bin/python"
 stop_cluster() {
   local work=$1 pid_file
   [ -d "$work" ] || return 0
+  # a unit a test already killed has no process group left: kill failing is expected
   for pid_file in "$work"/nodes/*/run/airflow/*.pid "$work"/services/*.pid; do
-    [ -f "$pid_file" ] && kill -TERM -- "-$(cat "$pid_file")" 2>/dev/null
+    if [ -f "$pid_file" ]; then kill -TERM -- "-$(cat "$pid_file")" 2>/dev/null || true; fi
   done
   sleep 3
   for pid_file in "$work"/nodes/*/run/airflow/*.pid "$work"/services/*.pid; do
-    [ -f "$pid_file" ] && kill -KILL -- "-$(cat "$pid_file")" 2>/dev/null
+    if [ -f "$pid_file" ]; then kill -KILL -- "-$(cat "$pid_file")" 2>/dev/null || true; fi
   done
-  [ -f "$work/redis/redis.pid" ] && kill "$(cat "$work/redis/redis.pid")" 2>/dev/null
-  [ -d "$work/pg" ] && runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1
+  if [ -f "$work/redis/redis.pid" ]; then kill "$(cat "$work/redis/redis.pid")" 2>/dev/null || true; fi
+  if [ -d "$work/pg" ]; then
+    runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$work/pg" -m fast -w stop >/dev/null 2>&1 || true
+  fi
   return 0
 }
 

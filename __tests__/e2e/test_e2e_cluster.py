@@ -47,7 +47,7 @@ def cluster():
     try:
         yield ec.Cluster(work)
     finally:
-        subprocess.run(["bash", "scripts/e2e.sh", "--down", str(work)], cwd=ROOT, check=False)
+        subprocess.run(["bash", "scripts/e2e.sh", "--down", str(work)], cwd=ROOT, check=True)
 
 
 @pytest.fixture(scope="module")
