@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from airflow_node.render import NOT_IN_AIRFLOW3, render
 from airflow_node.settings import load_node, read_ssm
 from airflow_node.units import UNITS, all_unit_files, render_systemd
 from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, ROOT, VALID_PARAMS, VALID_SECRETS, free_port
+from kombu.utils.functional import fxrange
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -173,6 +175,7 @@ def test_airflow_reads_rendered_config_through_cmd_files(tmp_path, contract, mak
     probe = """
 import json
 from airflow.configuration import conf
+from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 print(json.dumps({
     "conn": conf.get("database", "sql_alchemy_conn"),
     "broker": conf.get("celery", "broker_url"),
@@ -185,6 +188,9 @@ print(json.dumps({
     "backend_kwargs": conf.get("secrets", "backend_kwargs"),
     "row_locking": conf.getboolean("scheduler", "use_row_level_locking"),
     "concurrency": conf.getint("celery", "worker_concurrency"),
+    "operation_timeout": conf.getfloat("celery", "operation_timeout"),
+    "publish_max_retries": conf.getint("celery", "task_publish_max_retries"),
+    "publish_retry_policy": DEFAULT_CELERY_CONFIG["task_publish_retry_policy"],
 }))
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
@@ -204,6 +210,23 @@ print(json.dumps({
     assert got["exec_url"] == VALID_PARAMS["api/execution-api-url"]
     assert json.loads(got["backend_kwargs"])["variables_prefix"] == "/airflow/dev/variables"
     assert got["row_locking"] is True and got["concurrency"] == 9
+    # AND the executor's Celery app retries a publish for longer than the operation timeout, so a
+    # publish to a failing-over broker ends as a timeout (queued again), never as FAILED
+    policy = got["publish_retry_policy"]
+    sleeps = islice(
+        (
+            min(v, policy["interval_max"])
+            for v in fxrange(
+                policy["interval_start"],
+                policy["interval_max"] + policy["interval_start"],
+                policy["interval_step"],
+                repeatlast=True,
+            )
+        ),
+        policy["max_retries"],
+    )
+    assert sum(sleeps) > got["operation_timeout"], (policy, got["operation_timeout"])
+    assert got["publish_max_retries"] >= 10
 
 
 def test_every_rendered_option_is_known_to_airflow(tmp_path, contract, make_node):

@@ -78,6 +78,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             pass
         os.killpg(proc.pid, signal.SIGKILL)  # children that outlived the leader, too
+        # SIGKILL is asynchronous: a JVM takes a moment to die, so the stand-in does not
+        # return (or exit) while its step is still alive
+        deadline = time.monotonic() + KILL_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            os.killpg(proc.pid, 0)
+            time.sleep(0.1)
     except ProcessLookupError:
         pass
 

@@ -29,6 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 NODE_SH = Path(__file__).parent / "node.sh"
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", ROOT / ".artifacts"))
 PIPELINE_TIMEOUT_SECONDS = 1200
+REDIS_OUTAGE_SECONDS = 10
 INT_COLUMNS = ("customer_id", "age", "annual_income_k_usd", "spending_score")
 
 pytestmark = pytest.mark.timeout(3600)
@@ -167,7 +168,7 @@ def test_nodes_booting_at_once_run_one_migration(cluster):
 # --- the pipeline ------------------------------------------------------------------------
 
 
-def test_success_path(success_run):
+def test_success_path(cluster, success_run):
     # GIVEN the fixture CSV uploaded to the data bucket, WHEN a user triggers DAG_1 over the API
     r = success_run
     source = read_csv(FIXTURES / "Mall_Customers.csv")
@@ -289,6 +290,8 @@ def test_redis_restart_mid_run(cluster):
     os.kill(redis_pid, 15)
     wait_until("Redis stopped", lambda: not Path(f"/proc/{redis_pid}").exists(), every_seconds=0.2)
     down_at = done_count()
+    # the scheduler keeps queueing tasks meanwhile; an ElastiCache failover is seconds, not 0
+    time.sleep(REDIS_OUTAGE_SECONDS)
     subprocess.run(["redis-server", str(cluster.work / "redis" / "redis.conf")], check=True)
     # THEN workers reconnect and every task runs, the queued ones included
     state = cluster.wait_for_run("e2e_fanout", run_id, 900)

@@ -40,6 +40,21 @@ NOT_IN_AIRFLOW3 = {
 }
 MIGRATING_ROLES = ("scheduler", "standalone")  # the roles that run `airflow db migrate`
 
+# The CeleryExecutor marks a task FAILED when its publish raises (Redis refusing connections
+# while ElastiCache fails over), but queues it again on the next scheduler loop when the publish
+# times out. So a publish retries for longer than the operation timeout: while the broker is
+# down it always ends as a timeout, and the executor keeps retrying it for
+# CELERY_PUBLISH_MAX_RETRIES loops (each at least the timeout long). The price is a scheduler
+# loop slowed by one timeout per queued task while the broker is down.
+CELERY_OPERATION_TIMEOUT_SECONDS = 1.0
+CELERY_PUBLISH_RETRY_POLICY = {  # kombu sleeps 0.2 + 0.4 + 0.5 + 0.5 + 0.5 = 2.1 s in all
+    "max_retries": 5,
+    "interval_start": 0.2,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_PUBLISH_MAX_RETRIES = 30
+
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9\-.]*[A-Za-z0-9])?$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$\-]*$")
 
@@ -323,6 +338,9 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
             "broker_url_cmd": cmd("broker_url"),
             "result_backend_cmd": cmd("result_backend"),
             "worker_concurrency": tunables["celery/worker-concurrency"],
+            "operation_timeout": str(CELERY_OPERATION_TIMEOUT_SECONDS),
+            "task_publish_max_retries": str(CELERY_PUBLISH_MAX_RETRIES),
+            "extra_celery_config": json.dumps({"task_publish_retry_policy": CELERY_PUBLISH_RETRY_POLICY}),
             "flower_port": str(contract.ports["flower"]),
             "flower_basic_auth_cmd": cmd("flower_basic_auth"),
         }
