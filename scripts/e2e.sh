@@ -300,7 +300,7 @@ AF_ENV() { # AF_ENV NODE CMD... -> run with that node's rendered environment, as
   )
 }
 wait_for 240 "api-server health (metadatabase, scheduler, triggerer, dag processor healthy)" \
-  bash -c "curl -fsS http://127.0.0.1:$API_PORT/api/v2/monitor/health | jq -e '[.metadatabase, .scheduler, .triggerer, .dag_processor] | map(.status == \"healthy\") | all'"
+  bash -o pipefail -c "curl -fsS http://127.0.0.1:$API_PORT/api/v2/monitor/health | jq -e '[.metadatabase, .scheduler, .triggerer, .dag_processor] | map(.status == \"healthy\") | all'"
 for name in "${NODES[@]}"; do
   case "${ROLE[$name]}" in scheduler | standalone) ;; *) continue ;; esac
   host=$(bash __tests__/e2e/node.sh hostname "$name")

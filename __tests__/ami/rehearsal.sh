@@ -211,7 +211,7 @@ wait_for() { # wait_for SECONDS DESCRIPTION CMD...
 }
 
 wait_for 180 "api-server /api/v2/monitor/health (metadatabase + scheduler healthy)" \
-  bash -c "curl -fsS http://127.0.0.1:$API_PORT/api/v2/monitor/health | jq -e '.metadatabase.status==\"healthy\" and .scheduler.status==\"healthy\"'"
+  bash -o pipefail -c "curl -fsS http://127.0.0.1:$API_PORT/api/v2/monitor/health | jq -e '.metadatabase.status==\"healthy\" and .scheduler.status==\"healthy\"'"
 wait_for 120 "scheduler health endpoint :$HEALTH_PORT/health" curl -fsS "http://127.0.0.1:$HEALTH_PORT/health"
 HOST=$(AF_ENV scheduler "$PY" -c 'from airflow.utils.net import get_hostname; print(get_hostname())' 2>/dev/null | tail -n1)
 wait_for 120 "airflow jobs check DagProcessorJob on $HOST" \
