@@ -1,16 +1,19 @@
 /**
  * Entry point of `cdktf synth`/`deploy`: validate the config, then build the state
  * stack and the cluster stack. A bad config or a policy violation prints one line per
- * problem and exits 1, without a stack trace.
+ * problem and exits 1, without a stack trace; a surprising config prints `warning:` lines.
  */
 import { App } from "cdktf";
 import { AirflowClusterStack } from "./modules/cluster-stack";
 import { ConfigError, clusterNames, loadConfig } from "./modules/config";
 import { PolicyError } from "./modules/policy-aspect";
 import { StateStack } from "./modules/state-stack";
+import { configWarnings } from "./modules/warnings";
 
 function main(): void {
   const config = loadConfig();
+  for (const w of configWarnings(config, `config/${config.env}.json`))
+    process.stderr.write(`warning: ${w}\n`);
   const names = clusterNames(config);
   const app = new App();
   new StateStack(app, names.stateStack, { config });

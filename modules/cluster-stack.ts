@@ -36,10 +36,12 @@ import { Buckets } from "./buckets";
 import { ComputePlane } from "./compute-plane";
 import { AirflowConfig, ClusterNames, clusterNames } from "./config";
 import { Database } from "./database";
+import { EmrSecurityGroups } from "./emr-security-groups";
 import { ClusterKey } from "./encryption";
 import { Network } from "./network";
 import { ClusterPolicyAspect, clusterTags } from "./policy-aspect";
 import { SecurityGroups } from "./security-groups";
+import { REQUIRED_TERRAFORM_VERSION } from "./state-stack";
 import { SharedStorage } from "./storage";
 
 /** Props of {@link AirflowClusterStack}. */
@@ -64,6 +66,8 @@ export class AirflowClusterStack extends TerraformStack {
   public readonly network: Network;
   /** Security groups per role. */
   public readonly securityGroups: SecurityGroups;
+  /** EMR-managed security groups of DAG_1's clusters. */
+  public readonly emrSecurityGroups: EmrSecurityGroups;
   /** Metadata database. */
   public readonly database: Database;
   /** Celery broker; undefined with LocalExecutor. */
@@ -91,6 +95,7 @@ export class AirflowClusterStack extends TerraformStack {
     });
     // Native S3 locking (Terraform >= 1.10); cdktf 0.21's S3Backend has no typed field.
     this.addOverride("terraform.backend.s3.use_lockfile", true);
+    this.addOverride("terraform.required_version", REQUIRED_TERRAFORM_VERSION);
 
     new AwsProvider(this, "aws", { region: config.region, defaultTags: [{ tags }] });
     new RandomProvider(this, "random");
@@ -127,6 +132,12 @@ export class AirflowClusterStack extends TerraformStack {
       celery,
     });
 
+    // Created by Terraform, not by EMR, so `destroy` can delete the VPC after DAG_1 ran.
+    this.emrSecurityGroups = new EmrSecurityGroups(this, "emr-security-groups", {
+      resourcePrefix: names.resourcePrefix,
+      vpc: this.network.vpc,
+    });
+
     this.database = new Database(this, "database", {
       resourcePrefix: names.resourcePrefix,
       secretPrefix: names.secretPrefix,
@@ -140,6 +151,7 @@ export class AirflowClusterStack extends TerraformStack {
       allocatedStorageGb: config.database.allocatedStorageGb,
       backupRetentionDays: config.database.backupRetentionDays,
       deletionProtection: config.deletionProtection,
+      finalSnapshot: config.finalSnapshot,
       passwordVersion: config.database.passwordVersion,
       logRetentionDays: config.logRetentionDays,
     });
@@ -186,6 +198,7 @@ export class AirflowClusterStack extends TerraformStack {
       config,
       network: this.network,
       securityGroups: this.securityGroups,
+      emrSecurityGroups: this.emrSecurityGroups,
       database: this.database,
       broker: this.broker,
       storage: this.storage,

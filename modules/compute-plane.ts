@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
 import { LOG_PREFIXES } from "./buckets";
-import type { AirflowConfig } from "./config";
+import { type AirflowConfig, UI_PORT_FORWARD_URL } from "./config";
 import { ClusterEmail } from "./email";
 import { BucketRef, ClusterIam, HasArn } from "./iam";
 import { ClusterLoadBalancers, HasId } from "./load-balancer";
@@ -58,6 +58,12 @@ export interface ComputePlaneProps {
     /** Absent with LocalExecutor. */
     readonly worker?: HasId;
   };
+  /** EMR-managed security groups (the `EmrSecurityGroups` construct) for DAG_1's clusters. */
+  readonly emrSecurityGroups: {
+    readonly primary: HasId;
+    readonly core: HasId;
+    readonly serviceAccess: HasId;
+  };
   /** Metadata DB (the `Database` construct) and its password secret. */
   readonly database: DatabaseEndpoint & {
     readonly passwordSecret: ExistingSecret["secret"];
@@ -105,6 +111,11 @@ export class ComputePlane extends Construct {
   public readonly iam: ClusterIam;
   /** Public (+ internal) ALB. */
   public readonly loadBalancers: ClusterLoadBalancers;
+  /**
+   * Where users open the UI, and so `[api] base_url`: the public load balancer's URL, or
+   * the SSM port-forwarded local address when `config.uiAccess` is "port-forward".
+   */
+  public readonly uiUrl: string;
   /** Uploaded DAGs and Spark jobs. */
   public readonly artifacts: ClusterArtifacts;
   /** SSM parameters for nodes. */
@@ -159,6 +170,8 @@ export class ComputePlane extends Construct {
         : undefined,
     });
 
+    this.uiUrl = config.uiAccess === "port-forward" ? UI_PORT_FORWARD_URL : this.loadBalancers.uiUrl;
+
     const sparkJobsDir = props.sparkJobsDir ?? path.join(repo, "spark-jobs");
     this.artifacts = new ClusterArtifacts(this, "artifacts", {
       bucket: props.buckets.artifacts,
@@ -181,7 +194,7 @@ export class ComputePlane extends Construct {
       artifactsBucket: props.buckets.artifacts,
       dagsUri: this.artifacts.dagsUri,
       sparkJobUri: this.artifacts.sparkJobUri,
-      baseUrl: this.loadBalancers.uiUrl,
+      baseUrl: this.uiUrl,
       executionApiUrl: this.loadBalancers.executionApiUrl,
       fromEmail: this.email.fromEmail,
       smtpHost: this.email.smtpHost,
@@ -189,6 +202,7 @@ export class ComputePlane extends Construct {
       emrInstanceProfile: this.iam.emrInstanceProfile,
       // EMR runs in the first private subnet (single-AZ cluster, like the seed).
       emrSubnet: props.network.privateSubnets[0],
+      emrSecurityGroups: props.emrSecurityGroups,
     });
     this.settingsRevision = settingsRevision(this.settings, this.secrets);
 
@@ -210,6 +224,7 @@ export class ComputePlane extends Construct {
 
     new ComputeOutputs(this, "outputs", {
       config,
+      uiUrl: this.uiUrl,
       loadBalancers: this.loadBalancers,
       buckets: props.buckets,
       iam: this.iam,

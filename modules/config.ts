@@ -53,6 +53,22 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
 const CIDR_ALLOWED = "an IPv4 CIDR block such as 203.0.113.0/24";
 const cidr = z.cidrv4({ error: CIDR_ALLOWED });
 
+/** CPU architectures an EC2 instance type (and so the golden AMI) can have. */
+export type Architecture = "x86_64" | "arm64";
+
+/**
+ * The CPU architecture of an EC2 instance type: Graviton families carry a `g` among the
+ * attribute letters after the generation digit (t4g, m7g, c6gn, x2gd, im4gn, g5g), and
+ * `a1` is the first Graviton; everything else (t3, m6i, m7a, g4dn, m7i-flex) is x86_64.
+ * @param instanceType e.g. "m7g.large"
+ */
+export function instanceArchitecture(instanceType: string): Architecture {
+  const family = instanceType.split(".")[0];
+  if (family === "a1") return "arm64";
+  const m = /^[a-z-]+?\d+([a-z-]*)$/.exec(family);
+  return m && m[1].includes("g") ? "arm64" : "x86_64";
+}
+
 /** Instance types: family.size, e.g. t3.large, m6i.xlarge, m7g.large. */
 const instanceType = (def: string) =>
   pattern(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as m6i.large").default(def);
@@ -172,6 +188,13 @@ const schema = z
         error: `one of ${LOG_RETENTION_DAYS.join(", ")}`,
       })
       .default(30),
+    /**
+     * How DAG e-mail leaves the cluster: "ses" (the Amazon provider's SES e-mail backend,
+     * authenticated by the node's instance role; no IAM user or access key) or "smtp"
+     * (the SES SMTP interface through the `smtp_default` connection, whose credentials are
+     * an IAM user's access key).
+     */
+    emailBackend: oneOf(["ses", "smtp"]).default("ses"),
     notificationEmail: z.email({ error: "an e-mail address such as data-team@example.com" }).optional(),
     ami: z
       .strictObject({
@@ -192,6 +215,15 @@ const schema = z
           .default(["self"]),
         /** Explicit AMI id; when set the name lookup is skipped. */
         id: pattern(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, "an AMI id such as ami-0123456789abcdef0").optional(),
+        /**
+         * Pin the bake by its `GitRevision` tag (the `git_revision` Packer was given): the
+         * newest match of `name` built from that commit. Like `id`, it stops a deploy from
+         * rolling the node groups onto whatever was baked last.
+         */
+        gitRevision: pattern(
+          /^[0-9a-f]{7,40}$/,
+          "the git commit the AMI was baked from (7-40 hex digits)",
+        ).optional(),
       })
       .prefault({}),
     /** CIDRs allowed to reach the public UI load balancer; empty = no public load balancer ingress. */
@@ -223,11 +255,19 @@ const schema = z
     parallelism: int(1, 4096, 32),
     /** `[celery] worker_concurrency` */
     workerConcurrency: int(1, 512, 16),
+    /**
+     * AWS account id the environment deploys to. It makes the default state bucket name
+     * unique to the account; `npm run deploy` passes the caller's account instead
+     * (AIRFLOW_ACCOUNT_ID) when this is unset.
+     */
+    accountId: pattern(/^[0-9]{12}$/, "a 12-digit AWS account id such as 123456789012").optional(),
     /** Default: true unless env is "dev". */
     deletionProtection: z.boolean({ error: "true or false" }).optional(),
     /**
      * Name of the Terraform state bucket created by the state stack. Bucket names are
-     * global, so set it when the default collides. Default: `<namePrefix>-tfstate-<hash>`.
+     * global: the default `<namePrefix>-tfstate-<accountId>-<region>` is unique to the
+     * account; without an account id it falls back to `<namePrefix>-tfstate-<region>-<hash>`,
+     * which anyone could have taken (synth warns; `npm run deploy` always knows the account).
      */
     stateBucketName: pattern(
       /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/,
@@ -263,6 +303,29 @@ const schema = z
         });
       }
     }
+    // One golden AMI serves every node group, so every role in use needs one architecture.
+    const roles: (keyof typeof c.instanceTypes)[] =
+      c.executor === "CeleryExecutor" ? ["apiServer", "scheduler", "worker"] : ["standalone"];
+    const first = roles[0];
+    const arch = instanceArchitecture(c.instanceTypes[first]);
+    for (const role of roles.slice(1)) {
+      if (instanceArchitecture(c.instanceTypes[role]) !== arch) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["instanceTypes", role],
+          input: c.instanceTypes[role],
+          message: `an ${arch} instance type like instanceTypes.${first} (${JSON.stringify(c.instanceTypes[first])}): one golden AMI serves every role`,
+        });
+      }
+    }
+    if (c.ami.id && c.ami.gitRevision) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ami", "gitRevision"],
+        input: c.ami.gitRevision,
+        message: "omitted when ami.id is set (pin by id or by git revision, not both)",
+      });
+    }
     if (c.workers.min > c.workers.max) {
       ctx.addIssue({
         code: "custom",
@@ -291,7 +354,31 @@ export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtec
   readonly deletionProtection: boolean;
   /** Name of the Terraform state bucket (derived unless set). */
   readonly stateBucketName: string;
+  /** True when the state bucket name is neither set nor derived from an account id. */
+  readonly stateBucketNameIsGlobalGuess: boolean;
+  /**
+   * Secrets Manager recovery window of every generated secret: 0 (delete at once, so a
+   * redeploy can reuse the names) without deletion protection, 7 days with it.
+   */
+  readonly secretRecoveryWindowDays: number;
+  /**
+   * Whether destroying the metadata DB leaves a final snapshot: outside dev always, so
+   * switching deletionProtection off to tear an environment down still keeps its data.
+   */
+  readonly finalSnapshot: boolean;
+  /** CPU architecture of the instance types in use; the AMI lookup filters on it. */
+  readonly architecture: Architecture;
+  /**
+   * How users reach the UI: through the public load balancer (`uiAllowedCidrs` or
+   * `uiDomainName` set), or only by SSM port forwarding to an api-server (`npm run ui`),
+   * in which case `[api] base_url` is the forwarded local address so the login redirect
+   * comes back to it.
+   */
+  readonly uiAccess: "load-balancer" | "port-forward";
 }
+
+/** `[api] base_url` when the UI is reached by SSM port forwarding (`scripts/ui.sh` forwards this port). */
+export const UI_PORT_FORWARD_URL = "http://localhost:8080";
 
 /** Raw (JSON) shape a config file may hold. */
 export type AirflowConfigInput = z.input<typeof schema>;
@@ -368,8 +455,9 @@ function knownKeys(p: readonly PropertyKey[]): Record<string, unknown> {
   return (node._zod.def as unknown as { shape?: Record<string, unknown> }).shape ?? {};
 }
 
-/** Deterministic, account-less default name of the state bucket. */
-function defaultStateBucket(namePrefix: string, region: string): string {
+/** Default name of the state bucket: account-unique when the account id is known. */
+function defaultStateBucket(namePrefix: string, region: string, accountId?: string): string {
+  if (accountId) return `${namePrefix}-tfstate-${accountId}-${region}`;
   const suffix = createHash("sha256").update(`${namePrefix}|${region}`).digest("hex").slice(0, 10);
   return `${namePrefix}-tfstate-${region}-${suffix}`;
 }
@@ -387,6 +475,8 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
   }
   const c = result.data;
   const isDev = c.env === "dev";
+  const deletionProtection = c.deletionProtection ?? !isDev;
+  const accountId = c.accountId ?? accountFromEnv();
   return {
     ...c,
     azCount: c.availabilityZones?.length ?? c.azCount ?? 2,
@@ -395,9 +485,32 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
       multiAz: c.database.multiAz ?? !isDev,
       engineVersion: DB_ENGINE_VERSIONS[c.database.engine],
     },
-    deletionProtection: c.deletionProtection ?? !isDev,
-    stateBucketName: c.stateBucketName ?? defaultStateBucket(c.namePrefix, c.region),
+    accountId,
+    deletionProtection,
+    stateBucketName: c.stateBucketName ?? defaultStateBucket(c.namePrefix, c.region, accountId),
+    stateBucketNameIsGlobalGuess: c.stateBucketName === undefined && accountId === undefined,
+    secretRecoveryWindowDays: deletionProtection ? 7 : 0,
+    finalSnapshot: deletionProtection || !isDev,
+    uiAccess: c.uiAllowedCidrs.length > 0 || c.uiDomainName ? "load-balancer" : "port-forward",
+    architecture: instanceArchitecture(
+      c.executor === "CeleryExecutor" ? c.instanceTypes.apiServer : c.instanceTypes.standalone,
+    ),
   };
+}
+
+/**
+ * The account id `npm run deploy` found with `aws sts get-caller-identity`
+ * (AIRFLOW_ACCOUNT_ID); an invalid value is a config error, not a silent fallback.
+ */
+function accountFromEnv(): string | undefined {
+  const v = process.env.AIRFLOW_ACCOUNT_ID;
+  if (v === undefined || v === "") return undefined;
+  if (!/^[0-9]{12}$/.test(v)) {
+    throw new ConfigError([
+      `AIRFLOW_ACCOUNT_ID: got ${show(v)}; allowed: a 12-digit AWS account id or unset`,
+    ]);
+  }
+  return v;
 }
 
 /** Directory holding `<env>.json` files. */

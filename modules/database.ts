@@ -29,6 +29,7 @@ import { SecretsmanagerSecretVersion } from "@cdktf/provider-aws/lib/secretsmana
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
+import { Id as RandomId } from "@cdktf/provider-random/lib/id";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
 
 /** Metadata DB engines Airflow 3 supports here. */
@@ -77,10 +78,15 @@ export interface DatabaseProps {
    */
   readonly backupRetentionDays?: number;
   /**
-   * Deletion protection, and a final snapshot on destroy.
+   * Deletion protection (and, unless `finalSnapshot` says otherwise, a final snapshot on destroy).
    * @default true
    */
   readonly deletionProtection?: boolean;
+  /**
+   * Take a final snapshot when the instance is destroyed.
+   * @default deletionProtection
+   */
+  readonly finalSnapshot?: boolean;
   /**
    * Bump to generate a new password (see the module comment on rotation).
    * @default 1
@@ -160,6 +166,7 @@ export class Database extends Construct {
       .slice(0, engine === "mysql" ? 2 : 1)
       .join(".");
     const protect = props.deletionProtection ?? true;
+    const finalSnapshot = props.finalSnapshot ?? protect;
     const p = props.resourcePrefix;
     const identifier = `${p}-metadata`;
     this.engine = engine;
@@ -266,8 +273,13 @@ export class Database extends Construct {
       copyTagsToSnapshot: true,
       deleteAutomatedBackups: !protect,
       deletionProtection: protect,
-      skipFinalSnapshot: !protect,
-      finalSnapshotIdentifier: protect ? `${identifier}-final` : undefined,
+      skipFinalSnapshot: !finalSnapshot,
+      // Unique per DB lifetime, so the final snapshot of a second destroy (after a
+      // redeploy) does not collide with the first one's. A random suffix, not
+      // timestamp(): that would change on every plan and show a perpetual diff.
+      finalSnapshotIdentifier: finalSnapshot
+        ? `${identifier}-final-${new RandomId(this, "final-snapshot-suffix", { byteLength: 4, keepers: { identifier } }).hex}`
+        : undefined,
       autoMinorVersionUpgrade: true,
       allowMajorVersionUpgrade: false,
       // Outside dev, changes wait for the maintenance window (password changes are

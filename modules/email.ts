@@ -7,8 +7,11 @@
  * with the default config the sender is also the recipient (`alert_email`), so the one
  * verification mail that `deploy` triggers covers both.
  *
- * SMTP credentials: SES's SMTP interface cannot use an instance role; it authenticates
- * with an IAM user's access key, the password being derived from its secret
+ * Transport (`config.emailBackend`): with "ses" (default) the nodes send through the SES
+ * API with their instance role (the Amazon provider's SES e-mail backend; the node role
+ * may `ses:SendEmail`/`ses:SendRawEmail` as this identity only), so no IAM user or access
+ * key exists. With "smtp", SES's SMTP interface is used instead; it cannot use a role and
+ * authenticates with an IAM user's access key, the password being derived from its secret
  * (`ses_smtp_password_v4`). That user may only `ses:SendRawEmail` as this identity.
  * The connection is stored as a SecureString (cluster key) at
  * `<parameterPrefix>/connections/smtp_default`, where Airflow's Parameter Store secrets
@@ -43,7 +46,7 @@ export interface ClusterEmailProps {
   readonly key?: { readonly arn: string };
 }
 
-/** SES sender identity (when `config.notificationEmail` is set) and SMTP settings. */
+/** SES sender identity (when `config.notificationEmail` is set), and SMTP settings with `emailBackend: "smtp"`. */
 export class ClusterEmail extends Construct {
   /** The SES identity; undefined when no notification e-mail is configured. */
   public readonly identity?: SesEmailIdentity;
@@ -71,7 +74,7 @@ export class ClusterEmail extends Construct {
     const identity = new SesEmailIdentity(this, "sender", { email: config.notificationEmail });
     this.identity = identity;
     this.fromEmail = config.notificationEmail;
-    if (!props.key) return;
+    if (!props.key || config.emailBackend !== "smtp") return;
 
     const user = new IamUser(this, "smtp-user", {
       name: `${names.resourcePrefix}-ses-smtp`,

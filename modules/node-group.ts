@@ -92,7 +92,11 @@ export interface GoldenImageProps {
   readonly config: AirflowConfig;
 }
 
-/** The Packer-built golden AMI: the newest match of `ami.name`, or exactly `ami.id`. */
+/**
+ * The Packer-built golden AMI of the instance types' architecture: the newest match of
+ * `ami.name` (of the bake tagged `ami.gitRevision` when set), or exactly `ami.id`. Prod pins
+ * one of the two, so node groups roll only when someone changes the pin.
+ */
 export class GoldenImage extends Construct {
   /** The AMI data source. */
   public readonly ami: DataAwsAmi;
@@ -107,11 +111,18 @@ export class GoldenImage extends Construct {
     this.ami = new DataAwsAmi(this, "ami", {
       mostRecent: true,
       owners: [...ami.owners],
+      // The architecture of the instance types: an image baked for the other one would
+      // not boot, and without the filter the newest image of any kind would win.
       filter: ami.id
-        ? [{ name: "image-id", values: [ami.id] }]
+        ? [
+            { name: "image-id", values: [ami.id] },
+            { name: "architecture", values: [props.config.architecture] },
+          ]
         : [
             { name: "name", values: [ami.name] },
             { name: "state", values: ["available"] },
+            { name: "architecture", values: [props.config.architecture] },
+            ...(ami.gitRevision ? [{ name: "tag:GitRevision", values: [ami.gitRevision] }] : []),
           ],
     });
     this.imageId = this.ami.id;
@@ -302,6 +313,12 @@ export class NodeGroup extends Construct {
       healthCheckGracePeriod: props.healthCheckGracePeriod ?? 600,
       defaultInstanceWarmup: warmup,
       initialLifecycleHook: hooks,
+      // Terraform's default (10 min) is shorter than the drain hook's heartbeat: a destroy
+      // would time out while a worker drains. Allow the whole heartbeat plus 15 minutes
+      // (`npm run destroy` also deletes the hook first, so nodes terminate at once).
+      timeouts: props.drainTimeoutSeconds
+        ? { delete: `${Math.ceil(props.drainTimeoutSeconds / 60) + 15}m` }
+        : undefined,
       // A new launch template version (user-data = settings revision, AMI, type) rolls
       // the group: launch new, wait healthy + warm-up, then terminate old.
       instanceRefresh: {

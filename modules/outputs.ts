@@ -5,15 +5,16 @@
 import { TerraformOutput } from "cdktf";
 import { Construct } from "constructs";
 import type { AirflowConfig } from "./config";
-import { clusterNames } from "./config";
+import { UI_PORT_FORWARD_URL, clusterNames } from "./config";
 
 /** Properties of {@link ComputeOutputs}. */
 export interface ComputeOutputsProps {
   /** The validated deployment config. */
   readonly config: AirflowConfig;
+  /** Where users open the UI (`ComputePlane.uiUrl`). */
+  readonly uiUrl: string;
   /** Load balancer URLs. */
   readonly loadBalancers: {
-    readonly uiUrl: string;
     readonly executionApiUrl: string;
     readonly flowerUrl?: string;
   };
@@ -45,8 +46,10 @@ export class ComputeOutputs extends Construct {
     };
     out(
       "ui_url",
-      props.loadBalancers.uiUrl,
-      "Airflow UI and REST API (public ALB, open to config.uiAllowedCidrs)",
+      props.uiUrl,
+      props.uiUrl === UI_PORT_FORWARD_URL
+        ? "Airflow UI and REST API through `npm run ui -- <env>` (SSM port forwarding; no uiAllowedCidrs)"
+        : "Airflow UI and REST API (public ALB, open to config.uiAllowedCidrs)",
     );
     out(
       "execution_api_url",

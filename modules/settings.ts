@@ -186,7 +186,7 @@ export class ClusterSecrets extends Construct {
         name: `${names.secretPrefix}/${key}`,
         description: `${names.resourcePrefix}: ${description}`,
         kmsKeyId: props.key.arn,
-        recoveryWindowInDays: config.env === "dev" ? 0 : 7,
+        recoveryWindowInDays: config.secretRecoveryWindowDays,
       });
       skipAll(secret, {
         CKV2_AWS_57:
@@ -307,6 +307,12 @@ export interface ClusterSettingsProps {
   readonly emrInstanceProfile: { readonly name: string };
   /** Private subnet the EMR cluster runs in. */
   readonly emrSubnet: HasId;
+  /** EMR-managed security groups DAG_1 passes to the job flow (modules/emr-security-groups.ts). */
+  readonly emrSecurityGroups: {
+    readonly primary: HasId;
+    readonly core: HasId;
+    readonly serviceAccess: HasId;
+  };
 }
 
 /**
@@ -358,6 +364,7 @@ export class ClusterSettings extends Construct {
       "api/base-url": props.baseUrl,
       "api/execution-api-url": props.executionApiUrl,
       "smtp/from-email": props.fromEmail,
+      "email/backend": config.emailBackend,
       "smtp/host": props.smtpHost,
       "scheduler/max-dagruns-to-create-per-loop": String(config.scheduler.maxDagrunsToCreatePerLoop),
       "scheduler/max-dagruns-per-loop-to-schedule": String(config.scheduler.maxDagrunsPerLoopToSchedule),
@@ -376,6 +383,9 @@ export class ClusterSettings extends Construct {
       emr_job_flow_role: props.emrInstanceProfile.name,
       emr_log_uri: `s3://${props.logBucket.bucket}/${emrLogPrefix}/`,
       emr_subnet_id: props.emrSubnet.id,
+      emr_primary_security_group_id: props.emrSecurityGroups.primary.id,
+      emr_core_security_group_id: props.emrSecurityGroups.core.id,
+      emr_service_access_security_group_id: props.emrSecurityGroups.serviceAccess.id,
       alert_email: config.notificationEmail ?? UNSET,
     };
     checkKeys(

@@ -23,3 +23,39 @@ as_root() {
 
 VENV_DIR="$CACHE_DIR/venv-$(hash_of "$ROOT/requirements-dev.lock")"
 CHECKOV_VENV_DIR="$CACHE_DIR/checkov-$(hash_of "$ROOT/requirements-checkov.lock")"
+
+# need_cmd CMD HOW... -> die naming CMD and how to get it unless it is on PATH
+need_cmd() {
+  local cmd="$1"
+  shift
+  command -v "$cmd" >/dev/null || die "$cmd is not installed: $* (npm run doctor checks every prerequisite)"
+}
+
+# workflow_init ENV -> the AWS workflow scripts' common start: check the tools, find the
+# caller's account, build, and set FACTS to scripts/workflow-facts.js's JSON for ENV.
+# Exports AIRFLOW_ENV and AIRFLOW_ACCOUNT_ID (the config's accountId wins when set; a
+# different caller account is refused, so nothing deploys into the wrong account).
+workflow_init() {
+  local env_name="$1" caller configured
+  [[ "$env_name" =~ ^[a-z][a-z0-9]{0,7}$ ]] ||
+    die "env: got '${env_name}'; allowed: the name of a config/<env>.json file, e.g. dev"
+  need_cmd aws "AWS CLI v2, https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
+  need_cmd jq "apt-get install jq / brew install jq"
+  export AIRFLOW_ENV="$env_name" CDKTF_DISABLE_TELEMETRY=1
+  log "build (tsc)"
+  (cd "$ROOT" && npx tsc -p tsconfig.json)
+  caller="$(aws sts get-caller-identity --query Account --output text)" ||
+    die "no AWS credentials: set AWS_PROFILE (aws sso login --profile ...) or run aws configure"
+  configured="$(AIRFLOW_ACCOUNT_ID='' node "$ROOT/scripts/workflow-facts.js" | jq -r '.accountId // empty')"
+  if [ -n "$configured" ] && [ "$configured" != "$caller" ]; then
+    die "config/$env_name.json accountId is $configured, but the credentials are for account $caller"
+  fi
+  export AIRFLOW_ACCOUNT_ID="$caller"
+  FACTS="$(node "$ROOT/scripts/workflow-facts.js")"
+  if [ -z "$configured" ]; then
+    log "state bucket named after account $caller; add \"accountId\": \"$caller\" to config/$env_name.json so plain cdktf commands name the same bucket"
+  fi
+}
+
+# fact KEY -> one field of FACTS
+fact() { jq -r --arg k "$1" '.[$k] // empty' <<<"$FACTS"; }

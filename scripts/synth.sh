@@ -14,10 +14,15 @@ log "build (tsc)"
 npx tsc -p tsconfig.json
 
 # Validate the config first: a bad field prints its one-line message here instead of
-# inside the CLI's output.
+# inside the CLI's output, which is shown only on failure; so are the config warnings.
+# shellcheck disable=SC2016  # a JavaScript template literal, not shell
 state_bucket="$(AIRFLOW_ENV="$env_name" node -e '
-  try { console.log(require("./dist/modules/config").loadConfig().stateBucketName); }
-  catch (e) { process.stderr.write(e.message + "\n"); process.exit(1); }')"
+  try {
+    const c = require("./dist/modules/config").loadConfig();
+    for (const w of require("./dist/modules/warnings").configWarnings(c, `config/${c.env}.json`))
+      process.stderr.write(`warning: ${w}\n`);
+    console.log(c.stateBucketName);
+  } catch (e) { process.stderr.write(e.message + "\n"); process.exit(1); }')"
 
 log "synth AIRFLOW_ENV=$env_name"
 export AIRFLOW_ENV="$env_name" CHECKPOINT_DISABLE=1 CDKTF_DISABLE_TELEMETRY=1
@@ -33,8 +38,8 @@ if ! npx cdktf synth --output "$out" >"$synth_log" 2>&1; then
   die "cdktf synth failed"
 fi
 
-log "Terraform JSON written to $out/stacks/ (deploy: npx cdktf deploy <namePrefix>-state, then <namePrefix>-$env_name)"
-log "state bucket: $state_bucket (S3 names are global: set stateBucketName in config/$env_name.json if taken)"
+log "Terraform JSON written to $out/stacks/ (deploy: npm run deploy -- $env_name)"
+log "state bucket: $state_bucket"
 for stack in "$out"/stacks/*/; do
   name="$(basename "$stack")"
   count="$(node -e 'const j=require(process.argv[1]);console.log(Object.values(j.resource||{}).reduce((n,t)=>n+Object.keys(t).length,0))' "$(cd "$stack" && pwd)/cdk.tf.json")"

@@ -2,7 +2,8 @@ import { Testing } from "cdktf";
 import { S3BucketPublicAccessBlock } from "@cdktf/provider-aws/lib/s3-bucket-public-access-block";
 import { Buckets } from "../../modules/buckets";
 import { checkovSkips } from "../../modules/checkov";
-import { StateStack } from "../../modules/state-stack";
+import * as path from "node:path";
+import { StateStack, stateStackStatePath } from "../../modules/state-stack";
 import { Block, bareStack, config, list } from "./helpers";
 
 const KEY = "arn:aws:kms:us-east-1:123456789012:key/test";
@@ -151,12 +152,18 @@ describe("Buckets", () => {
 });
 
 describe("StateStack", () => {
-  const stack = new StateStack(Testing.app(), "airflow-state", { config: config() });
+  const app = Testing.app();
+  const stack = new StateStack(app, "airflow-state", { config: config() });
   const synth = Testing.synth(stack);
   const json = JSON.parse(synth);
 
-  it("GIVEN the bootstrap stack WHEN synthesized THEN it keeps its own state locally", () => {
-    expect(json.terraform.backend).toEqual({ local: { path: "terraform.airflow-state.tfstate" } });
+  it("GIVEN the bootstrap stack WHEN synthesized THEN it keeps its own state locally, outside the synth output", () => {
+    // Terraform resolves the path from the stack's directory, <outdir>/stacks/<id>/.
+    const stackDir = path.join(app.outdir, "stacks", "airflow-state");
+    const resolved = path.resolve(stackDir, json.terraform.backend.local.path);
+    expect(resolved).toBe(stateStackStatePath("airflow-state"));
+    expect(path.relative(app.outdir, resolved).startsWith("..")).toBe(true);
+    expect(json.terraform.required_version).toBe(">= 1.10");
   });
 
   it("GIVEN the state bucket WHEN synthesized THEN it is the configured name, versioned, KMS-encrypted and undeletable", () => {

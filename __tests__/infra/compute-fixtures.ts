@@ -76,6 +76,11 @@ export function coreFixture(config: AirflowConfig): CoreFixture {
         scheduler: sg("scheduler"),
         worker: sg("worker"),
       },
+      emrSecurityGroups: {
+        primary: sg("emr-primary"),
+        core: sg("emr-core"),
+        serviceAccess: sg("emr-service-access"),
+      },
       database: {
         endpoint: "db.fixture.internal",
         port: 3306,

@@ -1,7 +1,13 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { ConfigError, clusterNames, loadConfig, parseConfig } from "../../modules/config";
+import {
+  ConfigError,
+  clusterNames,
+  instanceArchitecture,
+  loadConfig,
+  parseConfig,
+} from "../../modules/config";
 
 /** The problem lines of the ConfigError a parse raises (fails the test if none). */
 function problems(input: Record<string, unknown>): readonly string[] {
@@ -91,6 +97,43 @@ describe("config defaults", () => {
       stateKey: "etl/prod/terraform.tfstate",
     });
     expect(names.stateBucket).toMatch(/^etl-tfstate-us-east-1-[0-9a-f]{10}$/);
+  });
+
+  it.each([
+    [
+      "config accountId",
+      { accountId: "123456789012" },
+      undefined,
+      "airflow-tfstate-123456789012-us-east-1",
+      false,
+    ],
+    ["the deploy's caller account", {}, "210987654321", "airflow-tfstate-210987654321-us-east-1", false],
+    [
+      "config accountId over the caller's",
+      { accountId: "123456789012" },
+      "210987654321",
+      "airflow-tfstate-123456789012-us-east-1",
+      false,
+    ],
+    ["explicit stateBucketName", { stateBucketName: "my-state" }, "210987654321", "my-state", false],
+  ])(
+    "GIVEN %s WHEN names are derived THEN the state bucket is unique to the account",
+    (_n, input, callerAccount, bucket, guess) => {
+      const saved = process.env.AIRFLOW_ACCOUNT_ID;
+      if (callerAccount) process.env.AIRFLOW_ACCOUNT_ID = callerAccount;
+      try {
+        const c = parseConfig({ env: "dev", ...input }, "test");
+        expect(clusterNames(c).stateBucket).toBe(bucket);
+        expect(c.stateBucketNameIsGlobalGuess).toBe(guess);
+      } finally {
+        if (saved === undefined) delete process.env.AIRFLOW_ACCOUNT_ID;
+        else process.env.AIRFLOW_ACCOUNT_ID = saved;
+      }
+    },
+  );
+
+  it("GIVEN no account anywhere WHEN parsed THEN the bucket name is flagged as a global guess", () => {
+    expect(parseConfig({ env: "dev" }, "test").stateBucketNameIsGlobalGuess).toBe(true);
   });
 
   it("GIVEN the same prefix and region WHEN names are derived twice THEN the state bucket is the same", () => {
@@ -234,9 +277,34 @@ describe("config validation", () => {
       'test: tags: key "aws:owner" not allowed; allowed: a tag key of 1-128 characters not starting with aws:',
     ],
     [
+      "mixed CPU architectures (one golden AMI serves every role)",
+      { instanceTypes: { apiServer: "t4g.large", scheduler: "t4g.large", worker: "m6i.large" } },
+      'test: instanceTypes.worker: got "m6i.large"; allowed: an arm64 instance type like instanceTypes.apiServer ("t4g.large"): one golden AMI serves every role',
+    ],
+    [
+      "AMI pinned twice",
+      { ami: { id: "ami-0123456789abcdef0", gitRevision: "c8e1283" } },
+      'test: ami.gitRevision: got "c8e1283"; allowed: omitted when ami.id is set (pin by id or by git revision, not both)',
+    ],
+    [
+      "AMI git revision not a commit",
+      { ami: { gitRevision: "main" } },
+      'test: ami.gitRevision: got "main"; allowed: the git commit the AMI was baked from (7-40 hex digits)',
+    ],
+    [
+      "account id too short",
+      { accountId: "12345" },
+      'test: accountId: got "12345"; allowed: a 12-digit AWS account id such as 123456789012',
+    ],
+    [
+      "unknown e-mail backend",
+      { emailBackend: "sendmail" },
+      'test: emailBackend: got "sendmail"; allowed: one of "ses", "smtp"',
+    ],
+    [
       "unknown top-level key",
       { executer: "LocalExecutor" },
-      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, notificationEmail, ami, uiAllowedCidrs, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, deletionProtection, stateBucketName, tags',
+      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, ami, uiAllowedCidrs, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags',
     ],
     [
       "a section that is not an object",
@@ -338,5 +406,30 @@ describe("loadConfig", () => {
     const prod = loadConfig("prod");
     expect(prod.deletionProtection).toBe(true);
     expect(prod.database.multiAz).toBe(true);
+  });
+});
+
+describe("instanceArchitecture", () => {
+  // GIVEN an EC2 instance type WHEN classified THEN Graviton families (a "g" among the
+  // attribute letters, and a1) are arm64, the rest x86_64, as EC2 DescribeInstanceTypes says.
+  it.each([
+    ["t3.large", "x86_64"],
+    ["m6i.large", "x86_64"],
+    ["m7a.xlarge", "x86_64"],
+    ["m7i-flex.large", "x86_64"],
+    ["g4dn.xlarge", "x86_64"],
+    ["g4ad.xlarge", "x86_64"],
+    ["u-6tb1.metal", "x86_64"],
+    ["t4g.medium", "arm64"],
+    ["m7g.large", "arm64"],
+    ["c6gn.xlarge", "arm64"],
+    ["r8g.large", "arm64"],
+    ["x2gd.large", "arm64"],
+    ["im4gn.large", "arm64"],
+    ["g5g.xlarge", "arm64"],
+    ["hpc7g.4xlarge", "arm64"],
+    ["a1.large", "arm64"],
+  ])("%s is %s", (type, arch) => {
+    expect(instanceArchitecture(type)).toBe(arch);
   });
 });

@@ -60,7 +60,9 @@ describe("Database", () => {
       backup_retention_period: 7,
       deletion_protection: true,
       skip_final_snapshot: false,
-      final_snapshot_identifier: "airflow-dev-metadata-final",
+      final_snapshot_identifier: expect.stringMatching(
+        /^airflow-dev-metadata-final-\$\{random_id\.db_final-snapshot-suffix_\w+\.hex\}$/,
+      ),
       copy_tags_to_snapshot: true,
       iam_database_authentication_enabled: true,
       performance_insights_enabled: true,
@@ -107,6 +109,17 @@ describe("Database", () => {
       skip_final_snapshot: true,
     });
     expect(checkovSkips(db.instance).map((s) => s.id)).toEqual(["CKV_AWS_157", "CKV_AWS_293"]);
+  });
+
+  it("GIVEN a final snapshot WHEN synthesized THEN its name is unique per DB lifetime, so a second destroy does not collide", () => {
+    const { synth } = makeDatabase({ deletionProtection: false, finalSnapshot: true });
+    expect(synth).toHaveResourceWithProperties(DbInstance, {
+      deletion_protection: false,
+      skip_final_snapshot: false,
+    });
+    // A random suffix kept for the identifier's life: stable across plans, new after a redeploy.
+    const [suffix] = list(synth, "random_id");
+    expect(suffix).toMatchObject({ byte_length: 4, keepers: { identifier: "airflow-dev-metadata" } });
   });
 
   it("GIVEN Multi-AZ and protection WHEN synthesized THEN no checkov skip is left on the instance", () => {

@@ -48,11 +48,15 @@ describe("ClusterEmail", () => {
 });
 
 describe("smtp_default connection", () => {
-  it("with an identity and a key: a SES-only IAM user and a SecureString connection of references", () => {
-    // GIVEN notificationEmail and the cluster key
+  it("with the smtp backend, an identity and a key: a SES-only IAM user and a SecureString connection of references", () => {
+    // GIVEN emailBackend smtp, notificationEmail and the cluster key
     const json = Testing.synthScope((scope) => {
       new ClusterEmail(scope, "email", {
-        config: makeConfig({ notificationEmail: "team@example.com", region: "eu-west-1" }),
+        config: makeConfig({
+          emailBackend: "smtp",
+          notificationEmail: "team@example.com",
+          region: "eu-west-1",
+        }),
         key: { arn: "arn:aws:kms:eu-west-1:123456789012:key/k" },
       });
     });
@@ -87,8 +91,16 @@ describe("smtp_default connection", () => {
   });
 
   it.each([
-    ["no notification e-mail", { config: makeConfig(), key: { arn: "arn:aws:kms:x" } }],
-    ["no key", { config: makeConfig({ notificationEmail: "team@example.com" }) }],
+    [
+      "no notification e-mail",
+      { config: makeConfig({ emailBackend: "smtp" }), key: { arn: "arn:aws:kms:x" } },
+    ],
+    ["no key", { config: makeConfig({ emailBackend: "smtp", notificationEmail: "team@example.com" }) }],
+    // The default: the nodes send through the SES API with their instance role, so there is no access key.
+    [
+      "the ses backend (default)",
+      { config: makeConfig({ notificationEmail: "team@example.com" }), key: { arn: "arn:aws:kms:x" } },
+    ],
   ])("is not created with %s", (_name, props) => {
     const json = Testing.synthScope((scope) => {
       new ClusterEmail(scope, "email", props);

@@ -57,7 +57,7 @@ describe("public ALB", () => {
 
 describe("with a certificate", () => {
   // GIVEN certificateArn
-  const { json, parsed, plane } = synthCompute({ certificateArn: CERT });
+  const { json, parsed, plane } = synthCompute({ certificateArn: CERT, uiAllowedCidrs: ["203.0.113.0/24"] });
 
   it("needs no checkov excuse for its listeners", () => {
     for (const l of plane.loadBalancers.publicListeners) expect(checkovSkips(l)).toEqual([]);
@@ -190,7 +190,7 @@ describe("stack outputs", () => {
     ["LocalExecutor", false],
   ] as const)("with %s name the URLs, buckets, EMR roles and settings locations", (executor, flower) => {
     // GIVEN the compute plane WHEN synthesized THEN outputs carry stable names and descriptions
-    const { parsed } = synthCompute({ executor });
+    const { parsed } = synthCompute({ executor, uiAllowedCidrs: ["203.0.113.0/24"] });
     const outputs = parsed.output ?? {};
     const expected = [
       "artifacts_bucket",

@@ -7,6 +7,8 @@ import { AutoscalingGroup } from "@cdktf/provider-aws/lib/autoscaling-group";
 import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
 import { Testing } from "cdktf";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import {
   GoldenImage,
   NodeGroup,
@@ -92,6 +94,7 @@ describe("launch templates (CeleryExecutor)", () => {
       filter: [
         { name: "name", values: ["airflow-golden-*"] },
         { name: "state", values: ["available"] },
+        { name: "architecture", values: ["x86_64"] },
       ],
     });
   });
@@ -215,16 +218,59 @@ describe("LocalExecutor", () => {
 });
 
 describe("golden image selection", () => {
-  it("pins an explicit ami.id instead of the name lookup", () => {
+  const amiFilters = (config: ReturnType<typeof makeConfig>) => {
     const json = Testing.synthScope((scope) => {
-      new GoldenImage(scope, "image", {
-        config: makeConfig({ ami: { id: "ami-0123456789abcdef0", owners: ["123456789012"] } }),
-      });
+      new GoldenImage(scope, "image", { config });
     });
-    expect(json).toHaveDataSourceWithProperties(DataAwsAmi, {
-      owners: ["123456789012"],
-      filter: [{ name: "image-id", values: ["ami-0123456789abcdef0"] }],
-    });
+    return Object.values(JSON.parse(json).data.aws_ami as Record<string, { filter: unknown[] }>)[0].filter;
+  };
+
+  it.each([
+    [
+      "an explicit ami.id",
+      { ami: { id: "ami-0123456789abcdef0", owners: ["123456789012"] } },
+      [
+        { name: "image-id", values: ["ami-0123456789abcdef0"] },
+        { name: "architecture", values: ["x86_64"] },
+      ],
+    ],
+    [
+      "ami.gitRevision (the bake's GitRevision tag)",
+      { ami: { gitRevision: "c8e1283" } },
+      [
+        { name: "name", values: ["airflow-golden-*"] },
+        { name: "state", values: ["available"] },
+        { name: "architecture", values: ["x86_64"] },
+        { name: "tag:GitRevision", values: ["c8e1283"] },
+      ],
+    ],
+    [
+      "Graviton instance types",
+      { instanceTypes: { apiServer: "t4g.large", scheduler: "m7g.large", worker: "c6gn.xlarge" } },
+      [
+        { name: "name", values: ["airflow-golden-*"] },
+        { name: "state", values: ["available"] },
+        { name: "architecture", values: ["arm64"] },
+      ],
+    ],
+    [
+      "a Graviton standalone node (LocalExecutor)",
+      { executor: "LocalExecutor", instanceTypes: { standalone: "m7g.xlarge" } },
+      [
+        { name: "name", values: ["airflow-golden-*"] },
+        { name: "state", values: ["available"] },
+        { name: "architecture", values: ["arm64"] },
+      ],
+    ],
+  ] as const)("GIVEN %s WHEN synthesized THEN the AMI lookup filters on it", (_name, overrides, filters) => {
+    expect(amiFilters(makeConfig(overrides as Parameters<typeof makeConfig>[0]))).toEqual(filters);
+  });
+
+  it("GIVEN the prod config WHEN synthesized THEN its AMI is pinned, so a deploy rolls nodes only when the pin changes", () => {
+    const prod = JSON.parse(readFileSync(path.join(__dirname, "../../config/prod.json"), "utf8")) as {
+      ami?: { id?: string; gitRevision?: string };
+    };
+    expect(prod.ami?.id ?? prod.ami?.gitRevision).toBeDefined();
   });
 });
 

@@ -95,20 +95,32 @@ describe("parameter values", () => {
     });
   });
 
-  it("points workers at the internal ALB's /execution/ mount and the UI at the public ALB", () => {
+  it("points workers at the internal ALB's /execution/ mount", () => {
     expect(json).toHaveResourceWithProperties(SsmParameter, {
       name: "/airflow/dev/api/execution-api-url",
       insecure_value: expect.stringMatching(
         /^http:\/\/\$\{aws_lb\.compute_load-balancers_internal_\w+\.dns_name\}:8080\/execution\/$/,
       ),
     });
-    expect(json).toHaveResourceWithProperties(SsmParameter, {
-      name: "/airflow/dev/api/base-url",
-      insecure_value: expect.stringMatching(
-        /^http:\/\/\$\{aws_lb\.compute_load-balancers_public_\w+\.dns_name\}$/,
-      ),
-    });
   });
+
+  it.each([
+    [
+      "uiAllowedCidrs set: the public ALB",
+      ["203.0.113.0/24"],
+      /^http:\/\/\$\{aws_lb\.compute_load-balancers_public_\w+\.dns_name\}$/,
+    ],
+    ["no uiAllowedCidrs: the SSM port-forwarded address npm run ui opens", [], /^http:\/\/localhost:8080$/],
+  ])(
+    "GIVEN %s WHEN synthesized THEN [api] base_url is where users open the UI",
+    (_name, uiAllowedCidrs, url) => {
+      const { json: synthesized } = synthCompute({ uiAllowedCidrs });
+      expect(synthesized).toHaveResourceWithProperties(SsmParameter, {
+        name: "/airflow/dev/api/base-url",
+        insecure_value: expect.stringMatching(url),
+      });
+    },
+  );
 
   it.each([
     ["data_bucket", "${aws_s3_bucket.data.bucket}"],

@@ -1,0 +1,48 @@
+import { configWarnings } from "../../modules/warnings";
+import { makeConfig } from "./compute-fixtures";
+
+describe("config warnings", () => {
+  const quiet = {
+    accountId: "123456789012",
+    notificationEmail: "team@example.com",
+    uiAllowedCidrs: ["203.0.113.0/24"],
+  };
+
+  it("GIVEN a config with nothing surprising WHEN checked THEN there is no warning", () => {
+    expect(configWarnings(makeConfig(quiet), "config/dev.json")).toEqual([]);
+  });
+
+  // GIVEN one surprising choice WHEN checked THEN exactly one line names the field and the fix
+  it.each([
+    [
+      "no uiAllowedCidrs",
+      { uiAllowedCidrs: [] },
+      /^config\/dev\.json: uiAllowedCidrs is empty, .*`npm run ui -- dev`/,
+    ],
+    [
+      "no notificationEmail",
+      { notificationEmail: undefined },
+      /^config\/dev\.json: notificationEmail is not set, so DAG_1 mails no outcome/,
+    ],
+    [
+      "no account id",
+      { accountId: undefined },
+      /^config\/dev\.json: accountId is not set, so the state bucket is named "airflow-tfstate-us-east-1-[0-9a-f]{10}", which any AWS account could own/,
+    ],
+    [
+      "an unpinned AMI outside dev",
+      { env: "stage" },
+      /^config\/dev\.json: ami is not pinned, .*set ami\.gitRevision \(or ami\.id\)/,
+    ],
+  ])("%s", (_name, change, line) => {
+    const warnings = configWarnings(makeConfig({ ...quiet, ...change }), "config/dev.json");
+    expect(warnings).toEqual([expect.stringMatching(line)]);
+  });
+
+  it.each([{ ami: { gitRevision: "c8e1283" } }, { ami: { id: "ami-0123456789abcdef0" } }])(
+    "GIVEN a pinned AMI outside dev (%j) WHEN checked THEN it is not flagged",
+    (ami) => {
+      expect(configWarnings(makeConfig({ ...quiet, env: "stage", ...ami }), "config/dev.json")).toEqual([]);
+    },
+  );
+});

@@ -1,0 +1,38 @@
+/**
+ * Config choices that synthesize fine but surprise a first user: each becomes one
+ * `warning:` line at synth (main.ts, scripts/synth.sh), naming the field and the fix.
+ */
+import type { AirflowConfig } from "./config";
+
+/**
+ * Warnings for a validated config, in a stable order; empty when nothing is surprising.
+ * @param config the validated config
+ * @param source the config file the fields live in, e.g. "config/dev.json"
+ */
+export function configWarnings(config: AirflowConfig, source: string): string[] {
+  const warnings: string[] = [];
+  if (config.uiAccess === "port-forward") {
+    warnings.push(
+      `${source}: uiAllowedCidrs is empty, so the load balancer admits no one: reach the UI with ` +
+        `\`npm run ui -- ${config.env}\` (SSM port forwarding), or set uiAllowedCidrs to your office CIDRs`,
+    );
+  }
+  if (!config.notificationEmail) {
+    warnings.push(
+      `${source}: notificationEmail is not set, so DAG_1 mails no outcome: set it to an address SES can verify`,
+    );
+  }
+  if (config.stateBucketNameIsGlobalGuess) {
+    warnings.push(
+      `${source}: accountId is not set, so the state bucket is named "${config.stateBucketName}", which any ` +
+        `AWS account could own: set accountId (or stateBucketName); \`npm run deploy\` uses the caller's account`,
+    );
+  }
+  if (config.env !== "dev" && !config.ami.id && !config.ami.gitRevision) {
+    warnings.push(
+      `${source}: ami is not pinned, so every deploy rolls all node groups onto the newest "${config.ami.name}" ` +
+        `image: set ami.gitRevision (or ami.id) to the bake this environment runs`,
+    );
+  }
+  return warnings;
+}
