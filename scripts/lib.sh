@@ -44,9 +44,11 @@ workflow_init() {
   export AIRFLOW_ENV="$env_name" CDKTF_DISABLE_TELEMETRY=1
   log "build (tsc)"
   (cd "$ROOT" && npx tsc -p tsconfig.json)
+  # The config first: a bad env or field is one line, before anything talks to AWS.
+  configured="$(AIRFLOW_ACCOUNT_ID='' node "$ROOT/scripts/workflow-facts.js")" || exit 1
+  configured="$(jq -r '.accountId // empty' <<<"$configured")"
   caller="$(aws sts get-caller-identity --query Account --output text)" ||
     die "no AWS credentials: set AWS_PROFILE (aws sso login --profile ...) or run aws configure"
-  configured="$(AIRFLOW_ACCOUNT_ID='' node "$ROOT/scripts/workflow-facts.js" | jq -r '.accountId // empty')"
   if [ -n "$configured" ] && [ "$configured" != "$caller" ]; then
     die "config/$env_name.json accountId is $configured, but the credentials are for account $caller"
   fi
