@@ -39,7 +39,8 @@ const awsEnv = {
 };
 
 function script(name: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-  const { AWS_PROFILE: _p, AIRFLOW_ENV: _e, AIRFLOW_ACCOUNT_ID: _a, ...base } = process.env;
+  const base = { ...process.env };
+  for (const k of ["AWS_PROFILE", "AIRFLOW_ENV", "AIRFLOW_ACCOUNT_ID"]) delete base[k];
   const r = spawnSync("bash", [`scripts/${name}.sh`, ...args], {
     cwd: ROOT,
     env: { ...base, ...awsEnv, ...env },
