@@ -4,7 +4,8 @@ DAG_1 of the champion pipeline: own the EMR cluster's whole life for one run of 
 create_emr_cluster -> wait_for_cluster_ready -> trigger_dag_2 (cluster id in its conf)
 -> wait_for_dag_2 -> cluster_was_created -> terminate_emr_cluster (always, if there is a
 cluster) -> summarize_outcome (always)
--> alert_email_configured -> email_outcome (always, unless no alert address is configured)
+-> alert_email_configured -> email_outcome (always, unless no alert address is configured; through
+SES or SMTP, as the node's ``[email] email_backend`` says)
 -> fail_run_if_pipeline_failed (always; fails this run when anything upstream failed or the
 email could not be sent, so the run's final state is honest although cleanup succeeded).
 
@@ -40,12 +41,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from airflow.providers.amazon.aws.hooks.ses import SesHook
 from airflow.providers.amazon.aws.operators.emr import (
     EmrCreateJobFlowOperator,
     EmrTerminateJobFlowOperator,
 )
 from airflow.providers.amazon.aws.sensors.emr import EmrJobFlowSensor
-from airflow.providers.smtp.operators.smtp import EmailOperator
+from airflow.providers.smtp.hooks.smtp import SmtpHook
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 from airflow.sdk import DAG, Param, TriggerRule, Variable, chain, get_current_context, task
@@ -59,6 +61,9 @@ DAG_2_ID = "champion_dag_2_sort"  # must equal dags/champion_dag_2_sort.py DAG_I
 DEFAULT_RELEASE_LABEL = "emr-7.12.0"
 AWS_CONN_ID = "aws_default"
 SMTP_CONN_ID = "smtp_default"
+# `[email] email_backend` as the bootstrap renders it from the `email/backend` setting
+# (packer/files/bootstrap/airflow_node/render.py): "ses" -> the Amazon provider's SES backend.
+SES_EMAIL_BACKEND = "airflow.providers.amazon.aws.utils.emailer.send_email"
 # Not deferrable on purpose (see the module docstring): the provider's deferred EmrJobFlowSensor
 # waits for termination, not for target_states.
 CLUSTER_READY_DEFERRABLE = False
@@ -108,6 +113,11 @@ JOB_FLOW_OVERRIDES = {
             },
         ],
         "Ec2SubnetId": "{{ var.value.emr_subnet_id }}",
+        # The cluster's own security groups, created by Terraform (modules/emr-security-groups.ts):
+        # left to itself EMR creates default groups in the VPC that block its deletion.
+        "EmrManagedMasterSecurityGroup": "{{ var.value.emr_primary_security_group_id }}",
+        "EmrManagedSlaveSecurityGroup": "{{ var.value.emr_core_security_group_id }}",
+        "ServiceAccessSecurityGroup": "{{ var.value.emr_service_access_security_group_id }}",
         # DAG_2 adds its steps after the cluster is up; without this EMR would shut an
         # idle cluster down between steps. DAG_1 terminates it explicitly.
         "KeepJobFlowAliveWhenNoSteps": True,
@@ -179,9 +189,9 @@ def summarize_outcome() -> dict:
         "failed_tasks": failed,
         "dag_2_failed_tasks": dag_2_failed,
         "subject": f"[Airflow] {DAG_ID} {status}: {dag_run.run_id}",
-        # [email] from_email is the cluster's smtp/from-email setting; None falls back to the
-        # smtp_default connection's from_email extra. Read here because Airflow 3 templates
-        # have no `conf`.
+        # [email] from_email is the cluster's smtp/from-email setting (SES needs it; SMTP falls
+        # back to the smtp_default connection's from_email extra when it is None). Read here
+        # because Airflow 3 templates have no `conf`.
         "from_email": conf.get("email", "from_email", fallback=None) or None,
         "body": "<pre>" + "\n".join(lines) + "</pre>",
     }
@@ -198,6 +208,43 @@ def alert_email_configured() -> bool:
     """Skip the email (only) when the deployment has no alert address (the variable is "none")."""
     address = (Variable.get("alert_email", default="") or "").strip()
     return address.lower() not in ("", "none")
+
+
+def email_via_ses() -> bool:
+    """True when the node's `[email] email_backend` is the Amazon provider's SES backend.
+
+    Called by the task, never while the file is parsed: the answer is the running node's
+    (its airflow.cfg, or AIRFLOW__EMAIL__EMAIL_BACKEND, which `conf` looks up on every call).
+    """
+    return (conf.get("email", "email_backend", fallback=None) or "").strip() == SES_EMAIL_BACKEND
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def email_outcome(outcome: dict | None) -> str:
+    """Mail the outcome through the cluster's e-mail backend (SES with the instance role, or SMTP).
+
+    Provider hooks only: SesHook authenticates with the aws_default connection (the node's
+    instance role in the cluster), SmtpHook with the smtp_default connection.
+    """
+    if outcome is None:
+        raise AirflowFailException("summarize_outcome did not run, so there is no outcome to mail")
+    to = Variable.get("alert_email")
+    if email_via_ses():
+        mail_from = outcome["from_email"]
+        if not mail_from:
+            raise AirflowFailException("[email] from_email is not set; SES needs a verified sender")
+        SesHook(aws_conn_id=AWS_CONN_ID).send_email(
+            mail_from=mail_from, to=to, subject=outcome["subject"], html_content=outcome["body"]
+        )
+        return "ses"
+    with SmtpHook(smtp_conn_id=SMTP_CONN_ID) as smtp:
+        smtp.send_email_smtp(
+            to=to,
+            from_email=outcome["from_email"],
+            subject=outcome["subject"],
+            html_content=outcome["body"],
+        )
+    return "smtp"
 
 
 @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
@@ -301,16 +348,6 @@ with DAG(
 
     outcome = summarize_outcome()
 
-    email_outcome = EmailOperator(
-        task_id="email_outcome",
-        conn_id=SMTP_CONN_ID,
-        to="{{ var.value.alert_email }}",
-        from_email="{{ ti.xcom_pull(task_ids='summarize_outcome')['from_email'] }}",
-        subject="{{ ti.xcom_pull(task_ids='summarize_outcome')['subject'] }}",
-        html_content="{{ ti.xcom_pull(task_ids='summarize_outcome')['body'] }}",
-        trigger_rule=TriggerRule.ALL_DONE,
-    )
-
     chain(
         create_emr_cluster,
         wait_for_cluster_ready,
@@ -320,6 +357,6 @@ with DAG(
         terminate_emr_cluster,
         outcome,
         alert_email_configured(),
-        email_outcome,
+        email_outcome(outcome),
         fail_run_if_pipeline_failed(outcome),
     )

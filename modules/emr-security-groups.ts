@@ -19,6 +19,7 @@
  */
 import { Construct } from "constructs";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
+import { skipCheckov } from "./checkov";
 import { EMR_MANAGED_TAG } from "./iam";
 
 /** Props of {@link EmrSecurityGroups}. */
@@ -41,14 +42,21 @@ export class EmrSecurityGroups extends Construct {
   public constructor(scope: Construct, id: string, props: EmrSecurityGroupsProps) {
     super(scope, id);
     const p = props.resourcePrefix;
-    const sg = (key: string, what: string) =>
-      new SecurityGroup(this, key, {
+    const sg = (key: string, what: string) => {
+      const group = new SecurityGroup(this, key, {
         name: `${p}-${key}`,
         description: `${p}: ${what} (rules added by EMR)`,
         vpcId: props.vpc.id,
         tags: { Name: `${p}-${key}`, [EMR_MANAGED_TAG.key]: EMR_MANAGED_TAG.value },
         revokeRulesOnDelete: true,
       });
+      skipCheckov(
+        group,
+        "CKV2_AWS_5",
+        "attached at run time: DAG_1 passes it to RunJobFlow through an Airflow Variable, so no Terraform resource references it",
+      );
+      return group;
+    };
     this.primary = sg("emr-primary", "EMR-managed group of DAG_1's primary nodes");
     this.core = sg("emr-core", "EMR-managed group of DAG_1's core nodes");
     this.serviceAccess = sg("emr-service-access", "EMR service access to DAG_1's clusters");

@@ -14,6 +14,7 @@
 const { spawnSync } = require("node:child_process");
 const fs = require("node:fs");
 const path = require("node:path");
+const os = require("node:os");
 
 const [checkov, ...dirs] = process.argv.slice(2);
 if (!checkov || dirs.length === 0) {
@@ -63,9 +64,21 @@ for (const dir of dirs) {
     process.exit(2);
   }
   const index = skipIndex(stackJson);
+  // checkov's terraform_json parser takes only objects inside the `terraform` block and
+  // fails the whole file on a string such as `required_version`, which no check reads:
+  // scan a copy without the block's scalar settings.
+  const scanDir = fs.mkdtempSync(path.join(os.tmpdir(), "checkov-gate-"));
+  const settings = stackJson.terraform ?? {};
+  const scanned = {
+    ...stackJson,
+    terraform: Object.fromEntries(
+      Object.entries(settings).filter(([, v]) => v !== null && typeof v === "object"),
+    ),
+  };
+  fs.writeFileSync(path.join(scanDir, "cdk.tf.json"), JSON.stringify(scanned));
   const run = spawnSync(
     checkov,
-    ["-d", dir, "--framework", "terraform_json", "--skip-download", "--quiet", "--compact", "-o", "json"],
+    ["-d", scanDir, "--framework", "terraform_json", "--skip-download", "--quiet", "--compact", "-o", "json"],
     {
       encoding: "utf8",
       maxBuffer: 64 * 1024 * 1024,
@@ -79,6 +92,7 @@ for (const dir of dirs) {
       },
     },
   );
+  fs.rmSync(scanDir, { recursive: true, force: true });
   if (run.error || (run.status !== 0 && run.status !== 1)) {
     process.stderr.write(`checkov-gate: checkov failed on ${dir}: ${run.error ?? run.stderr}\n`);
     process.exit(2);

@@ -32,6 +32,9 @@ VALID_PARAMS = {
     "api/base-url": "https://airflow.example.com",
     "api/execution-api-url": "http://internal-exec-123.elb.amazonaws.com:8080/execution/",
     "smtp/from-email": "noreply@example.com",
+    # smtp, not the infra's default ses: with it every parameter here is required, so each
+    # missing-parameter test applies; the ses backend has tests of its own
+    "email/backend": "smtp",
     "smtp/host": "email-smtp.us-east-1.amazonaws.com",
     "scheduler/max-dagruns-to-create-per-loop": "11",
     "scheduler/max-dagruns-per-loop-to-schedule": "21",

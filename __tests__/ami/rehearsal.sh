@@ -95,6 +95,7 @@ artifacts/dags-uri=s3://rehearsal-artifacts/dags
 api/base-url=http://127.0.0.1:$API_PORT
 api/execution-api-url=http://127.0.0.1:$API_PORT/execution/
 smtp/from-email=airflow@example.com
+email/backend=smtp
 smtp/host=127.0.0.1
 scheduler/max-dagruns-to-create-per-loop=10
 scheduler/max-dagruns-per-loop-to-schedule=20

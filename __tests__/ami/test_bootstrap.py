@@ -5,6 +5,7 @@ server through the AWS CLI, and the Packer variables agreeing with the lock."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -229,11 +230,75 @@ print(json.dumps({
     assert got["publish_max_retries"] >= 10
 
 
+_EMAIL_PROBE = """
+import inspect, json
+from airflow.configuration import conf
+from airflow.sdk.configuration import conf as task_conf
+backend = conf.getimport("email", "email_backend")
+print(json.dumps({
+    "backend": f"{backend.__module__}.{backend.__name__}",
+    "backend_params": sorted(inspect.signature(backend).parameters),
+    "task_backend": task_conf.get("email", "email_backend"),
+    "conn_id": conf.get("email", "email_conn_id"),
+    "from_email": task_conf.get("email", "from_email"),
+    "smtp_host": conf.get("smtp", "smtp_host"),
+}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("backend", "want"),
+    [
+        (
+            "ses",
+            {
+                "backend": "airflow.providers.amazon.aws.utils.emailer.send_email",
+                "conn_id": "aws_default",
+                "smtp_host": "localhost",  # Airflow's default: no [smtp] section is written
+            },
+        ),
+        (
+            "smtp",
+            {
+                "backend": "airflow.utils.email.send_email_smtp",
+                "conn_id": "smtp_default",
+                "smtp_host": "email-smtp.us-east-1.amazonaws.com",
+            },
+        ),
+    ],
+)
+def test_airflow_loads_the_rendered_email_backend(tmp_path, contract, make_node, backend, want):
+    # Airflow imports the backend the renderer names, hands it email_conn_id as conn_id, and a
+    # task's conf (airflow.sdk, what DAG_1 reads) sees the same [email] settings.
+    node = make_node("worker", AIRFLOW_TLS="false")
+    out = render(contract, node, {**VALID_PARAMS, "email/backend": backend}, dict(VALID_SECRETS))
+    write_files(node, out)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env.update(out.environment)
+    done = subprocess.run(
+        [sys.executable, "-c", _EMAIL_PROBE],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "conn_id" in got.pop("backend_params")
+    assert got == {
+        **want,
+        "task_backend": want["backend"],
+        "from_email": VALID_PARAMS["smtp/from-email"],
+    }
+
+
 def test_every_rendered_option_is_known_to_airflow(tmp_path, contract, make_node):
     overlay = (ROOT / "__tests__/ami/rehearsal.sh").read_text()
     rendered: set[tuple[str, str]] = set()
-    for role in ("scheduler", "api-server", "worker"):
-        out = render(contract, make_node(role), dict(VALID_PARAMS), dict(VALID_SECRETS))
+    for role, backend in itertools.product(("scheduler", "api-server", "worker"), ("ses", "smtp")):
+        params = {**VALID_PARAMS, "email/backend": backend}
+        out = render(contract, make_node(role), params, dict(VALID_SECRETS))
         rendered |= {(sec, opt.removesuffix("_cmd")) for sec, opts in out.config.items() for opt in opts}
     # plus the options the rehearsal's overlay sets
     ini = overlay.split('cat >"$WORK/overlay.ini" <<EOF', 1)[1].split("\nEOF", 1)[0]

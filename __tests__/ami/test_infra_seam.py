@@ -297,6 +297,21 @@ def test_synths_cover_both_branches(clusters):
     assert set(clusters["alt"].node_envs) == {"standalone"}
     # the infra's marker for "does not apply", never an empty string
     assert alt["broker/endpoint"] == alt["broker/port"] == "none"
+    # neither config sets emailBackend: the default (test_smtp_backend_... covers "smtp")
+    assert dev["email/backend"] == alt["email/backend"] == "ses"
+
+
+def test_smtp_backend_renders_the_smtp_host_the_infra_writes(contract, clusters, tmp_path):
+    # with emailBackend "smtp" the infra writes the same parameters but email/backend
+    cluster = clusters["dev"]
+    params = {**cluster.params, "email/backend": "smtp"}
+    try:
+        _, out, _ = render_node(tmp_path, contract, cluster, "worker", params)
+    except BootstrapError as exc:
+        pytest.fail(f"dev/worker with email/backend=smtp: the bootstrap refuses it:\n{exc}")
+    assert out.config["email"]["email_backend"] == "airflow.utils.email.send_email_smtp"
+    assert out.config["smtp"]["smtp_host"] == cluster.params["smtp/host"]
+    assert out.config["smtp"]["smtp_mail_from"] == cluster.params["smtp/from-email"]
 
 
 def _cases():
@@ -324,7 +339,11 @@ def test_bootstrap_renders_what_the_infra_writes(contract, clusters, tmp_path, e
     assert cfg["logging"]["remote_base_log_folder"].startswith("s3://")
     assert cfg["api"]["base_url"] == v["api/base-url"]
     assert cfg["email"]["from_email"] == v["smtp/from-email"]
-    assert cfg["smtp"]["smtp_host"] == v["smtp/host"]
+    if v["email/backend"] == "smtp":
+        assert cfg["smtp"]["smtp_host"] == v["smtp/host"]
+    else:
+        assert cfg["email"]["email_conn_id"] == "aws_default"
+        assert "smtp" not in cfg
     sched = cfg["scheduler"]
     for key in (
         "max-dagruns-to-create-per-loop",
@@ -412,6 +431,8 @@ print(json.dumps({
     "parallelism": conf.getint("core", "parallelism"),
     "concurrency": conf.getint("celery", "worker_concurrency") if celery else None,
     "broker": conf.get("celery", "broker_url") if celery else None,
+    "email_backend": conf.get("email", "email_backend"),
+    "email_conn_id": conf.get("email", "email_conn_id"),
 }))
 """
 
@@ -457,6 +478,10 @@ def test_real_airflow_parses_the_synthesized_values(contract, clusters, tmp_path
     if v["executor"] == "CeleryExecutor":
         assert got["concurrency"] == int(v["celery/worker-concurrency"])
         assert got["broker"] == out.secret_files["broker_url"]
+    assert (got["email_backend"], got["email_conn_id"]) == (
+        "airflow.providers.amazon.aws.utils.emailer.send_email",
+        "aws_default",
+    )
 
 
 def test_unknown_reference_kind_fails_naming_it(synths):

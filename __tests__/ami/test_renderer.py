@@ -177,6 +177,7 @@ INVALID = [
     ("api/base-url", "airflow.example.com", "an http(s):// URL"),
     ("api/execution-api-url", "http://internal:8080/api/v2/", "ending in /execution/"),
     ("smtp/from-email", "not-an-email", "an email"),
+    ("email/backend", "sendgrid", "ses or smtp"),
     ("scheduler/use-row-level-locking", "yes", "True or False"),
     ("scheduler/pool-metrics-interval", "-5", "a positive integer"),
     ("core/parallelism", "0", "a positive integer"),
@@ -201,6 +202,53 @@ def test_all_problems_reported_at_once(contract, make_node):
     assert "4 problem(s)" in msg
     for name in ("db/port", "core/parallelism", "smtp/host", "jwt-secret"):
         assert name in msg
+
+
+SES_EMAILER = "airflow.providers.amazon.aws.utils.emailer.send_email"
+
+
+def test_ses_email_backend_uses_the_aws_connection_and_no_smtp(contract, make_node):
+    out = _render(contract, make_node("worker"), {**VALID_PARAMS, "email/backend": "ses"})
+    assert out.config["email"] == {
+        "email_backend": SES_EMAILER,
+        "from_email": "noreply@example.com",
+        "email_conn_id": "aws_default",  # the instance role; Airflow's default is smtp_default
+    }
+    assert "smtp" not in out.config
+    assert "smtp" not in to_ini(out.config)
+
+
+def test_smtp_email_backend_uses_the_smtp_settings(contract, make_node):
+    out = _render(contract, make_node("worker"), {**VALID_PARAMS, "email/backend": "smtp"})
+    assert out.config["email"] == {
+        "email_backend": "airflow.utils.email.send_email_smtp",
+        "from_email": "noreply@example.com",
+    }
+    assert out.config["smtp"] == {
+        "smtp_host": "email-smtp.us-east-1.amazonaws.com",
+        "smtp_port": "587",
+        "smtp_starttls": "True",
+        "smtp_ssl": "False",
+        "smtp_mail_from": "noreply@example.com",
+    }
+
+
+def test_smtp_host_is_required_only_by_the_smtp_backend(contract, make_node):
+    params = {**VALID_PARAMS, "smtp/host": "none"}
+    out = _render(contract, make_node("worker"), {**params, "email/backend": "ses"})
+    assert out.config["email"]["email_backend"] == SES_EMAILER
+    with pytest.raises(BootstrapError, match=r"parameter smtp/host \(/airflow/dev/smtp/host\) is missing"):
+        _render(contract, make_node("worker"), {**params, "email/backend": "smtp"})
+
+
+@pytest.mark.parametrize("value", ["SES", "sendgrid", "ses,smtp"])
+def test_bad_email_backend_is_one_problem_in_one_line(contract, make_node, value):
+    with pytest.raises(BootstrapError) as err:
+        _render(contract, make_node("worker"), {**VALID_PARAMS, "email/backend": value})
+    assert str(err.value) == (
+        "cannot configure role worker: 1 problem(s)\n"
+        f"  - parameter email/backend = {value!r} is invalid; expected ses or smtp"
+    )
 
 
 def test_invalid_fernet_key_is_named_without_echoing_it(contract, make_node):

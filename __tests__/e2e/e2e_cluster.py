@@ -267,6 +267,9 @@ def seed(cluster: Cluster) -> None:
         "api/base-url": api,
         "api/execution-api-url": f"{api}/execution/",
         "smtp/from-email": "airflow@example.test",
+        # the e2e checks the outcome mail at its local SMTP sink (the SES backend is tested in
+        # __tests__/pipeline against moto)
+        "email/backend": "smtp",
         "smtp/host": "127.0.0.1",
         "scheduler/max-dagruns-to-create-per-loop": "10",
         "scheduler/max-dagruns-per-loop-to-schedule": "20",
@@ -321,6 +324,10 @@ def seed(cluster: Cluster) -> None:
         "emr_job_flow_role": "airflow-e2e-emr-ec2",
         "emr_log_uri": f"s3://{cluster.logs_bucket}/emr/",
         "emr_subnet_id": "subnet-0123456789abcdef0",
+        # moto checks these only when it knows the subnet; it knows none here
+        "emr_primary_security_group_id": "sg-0e2e0000000000001",
+        "emr_core_security_group_id": "sg-0e2e0000000000002",
+        "emr_service_access_security_group_id": "sg-0e2e0000000000003",
         "alert_email": "data-team@example.test",
     }
     wanted = {v["key"] for v in CONTRACT["variables"]["keys"]}

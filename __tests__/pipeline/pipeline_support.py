@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS_DIR = ROOT / "dags"
+BOOTSTRAP_LIB = ROOT / "packer" / "files" / "bootstrap"
 SPARK_JOBS_DIR = ROOT / "spark-jobs"
 MOTO_PORT = 55000
 SMTP_PORT = 55025
@@ -21,6 +23,28 @@ DATA_BUCKET = "champion-data"
 ARTIFACTS_BUCKET = "champion-artifacts"
 ALERT_EMAIL = "data-team@example.test"
 FROM_EMAIL = "airflow@example.test"
+# the EMR security groups Terraform creates (any sg- id: moto checks them only in a subnet it knows)
+EMR_SECURITY_GROUPS = {
+    "EmrManagedMasterSecurityGroup": "sg-0a1b2c3d4e5f60001",
+    "EmrManagedSlaveSecurityGroup": "sg-0a1b2c3d4e5f60002",
+    "ServiceAccessSecurityGroup": "sg-0a1b2c3d4e5f60003",
+}
+
+
+def node_email_env(backend: str) -> dict[str, str]:
+    """[email] (and [smtp]) as the bootstrap renders them for `email/backend` = backend, as
+    AIRFLOW__ variables, so DAG_1 runs with a node's own e-mail settings."""
+    if str(BOOTSTRAP_LIB) not in sys.path:
+        sys.path.insert(0, str(BOOTSTRAP_LIB))
+    from airflow_node.render import email_config
+
+    sections = email_config(backend, FROM_EMAIL, "127.0.0.1")
+    return {
+        f"AIRFLOW__{section.upper()}__{option.upper()}": value
+        for section, options in sections.items()
+        for option, value in options.items()
+    }
+
 
 # Made once by the pytest process; its subprocesses (run_dag.py) inherit it through the env.
 AIRFLOW_HOME = Path(
@@ -35,7 +59,8 @@ TEST_ENV = {
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME}/airflow.db",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    "AIRFLOW__EMAIL__FROM_EMAIL": FROM_EMAIL,
+    # email/backend=smtp: the outcome mail goes to the SMTP sink (test_dag_runs.py runs SES too)
+    **node_email_env("smtp"),
     # Every AWS call of the DAGs goes to the moto server through the aws_default connection.
     "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(
         {
@@ -61,6 +86,9 @@ TEST_ENV = {
     "AIRFLOW_VAR_EMR_JOB_FLOW_ROLE": "champion-emr-ec2",
     "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{ARTIFACTS_BUCKET}/emr-logs/",
     "AIRFLOW_VAR_EMR_SUBNET_ID": "subnet-0123456789abcdef0",
+    "AIRFLOW_VAR_EMR_PRIMARY_SECURITY_GROUP_ID": EMR_SECURITY_GROUPS["EmrManagedMasterSecurityGroup"],
+    "AIRFLOW_VAR_EMR_CORE_SECURITY_GROUP_ID": EMR_SECURITY_GROUPS["EmrManagedSlaveSecurityGroup"],
+    "AIRFLOW_VAR_EMR_SERVICE_ACCESS_SECURITY_GROUP_ID": EMR_SECURITY_GROUPS["ServiceAccessSecurityGroup"],
     "AIRFLOW_VAR_ALERT_EMAIL": ALERT_EMAIL,
     # Fallback credentials so nothing ever reaches for real ones.
     "AWS_ACCESS_KEY_ID": "testing",

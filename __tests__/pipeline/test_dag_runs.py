@@ -1,13 +1,17 @@
 """Full DAG runs with dag.test() against the moto server: real operators, sensors, triggers
-(run inline by dag.test), real Airflow metadata DB, real SMTP delivery to a loopback sink."""
+(run inline by dag.test), real Airflow metadata DB, real SMTP delivery to a loopback sink, and
+real SES calls to moto when the node's e-mail backend is SES."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,17 +20,21 @@ import pytest
 from pipeline_support import (
     ALERT_EMAIL,
     DATA_BUCKET,
+    EMR_SECURITY_GROUPS,
     FROM_EMAIL,
     MOTO_URL,
     REGION,
     TEST_ENV,
     load_dags,
+    node_email_env,
     speed_up,
 )
 
 DAG_1 = "champion_dag_1_emr"
 DAG_2 = "champion_dag_2_sort"
 RUNNER = Path(__file__).resolve().parent / "run_dag.py"
+# DAG_1's node with email/backend=ses instead of the suite's smtp
+SES_NODE_ENV = {**dict.fromkeys(node_email_env("smtp")), **node_email_env("ses")}
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -237,6 +245,9 @@ def test_dag_1_end_to_end_success(dags, emr, emr_client, smtp_sink, tmp_path):
     assert cluster["ServiceRole"] == TEST_ENV["AIRFLOW_VAR_EMR_SERVICE_ROLE"]
     assert cluster["Ec2InstanceAttributes"]["IamInstanceProfile"] == TEST_ENV["AIRFLOW_VAR_EMR_JOB_FLOW_ROLE"]
     assert cluster["Ec2InstanceAttributes"]["Ec2SubnetId"] == TEST_ENV["AIRFLOW_VAR_EMR_SUBNET_ID"]
+    # the security groups from the emr_*_security_group_id Variables, not EMR's default ones
+    for field, group in EMR_SECURITY_GROUPS.items():
+        assert cluster["Ec2InstanceAttributes"][field] == group, field
     assert cluster["LogUri"] == TEST_ENV["AIRFLOW_VAR_EMR_LOG_URI"]
     assert cluster["AutoTerminate"] is False  # KeepJobFlowAliveWhenNoSteps
     tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
@@ -257,6 +268,70 @@ def test_dag_1_end_to_end_success(dags, emr, emr_client, smtp_sink, tmp_path):
     body = message.get_body(("html", "plain")).get_content()
     assert cluster["Id"] in body and triggered["run_id"] in body
     assert "Failed tasks" not in body
+
+
+@pytest.fixture(scope="module")
+def ses_client(moto_server):
+    return boto3.client(
+        "ses",
+        region_name=REGION,
+        endpoint_url=MOTO_URL,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def ses_messages(source: str) -> list[email.message.EmailMessage]:
+    """The messages moto's SES accepted (SendRawEmail) from source, from the server's state dump."""
+    with urllib.request.urlopen(f"{MOTO_URL}/moto-api/data.json", timeout=30) as response:  # noqa: S310
+        raw_messages = json.load(response).get("ses", {}).get("RawMessage", [])
+    return [
+        email.message_from_string(m["raw_data"], policy=email.policy.default)
+        for m in raw_messages
+        if m["source"] == source
+    ]
+
+
+def test_dag_1_with_the_ses_backend_mails_the_outcome_through_ses(
+    dags, emr, emr_client, ses_client, smtp_sink, tmp_path
+):
+    smtp_sink.clear()
+    # GIVEN the sender is a verified SES identity (moto, like SES, refuses any other sender)
+    ses_client.verify_email_identity(EmailAddress=FROM_EMAIL)
+    before = len(ses_messages(FROM_EMAIL))
+    dag_1_run, _, triggered = run_dag_1(dags, tmp_path, env=SES_NODE_ENV)
+
+    assert dag_1_run["state"] == "success", dag_1_run["tasks"]
+    assert set(dag_1_run["tasks"].values()) == {"success"}
+    # THEN the outcome went through the SES API, not SMTP
+    messages = ses_messages(FROM_EMAIL)
+    assert len(messages) == before + 1, messages
+    message = messages[-1]
+    assert message["From"] == FROM_EMAIL
+    assert message["To"] == ALERT_EMAIL
+    assert message["Subject"] == f"[Airflow] {DAG_1} SUCCESS: {dag_1_run['run_id']}"
+    body = message.get_body(("html", "plain")).get_content()
+    assert cluster_of(emr_client, dag_1_run["run_id"])["Id"] in body and triggered["run_id"] in body
+    time.sleep(1)
+    assert smtp_sink.messages == []
+
+
+def test_dag_1_with_the_ses_backend_fails_when_ses_refuses_the_sender(dags, emr, smtp_sink, tmp_path):
+    smtp_sink.clear()
+    # GIVEN a sender that is no verified SES identity
+    sender = "unverified@example.test"
+    dag_1_run, _, _ = run_dag_1(dags, tmp_path, env={**SES_NODE_ENV, "AIRFLOW__EMAIL__FROM_EMAIL": sender})
+
+    # THEN the pipeline succeeded, but the run fails because the outcome mail was refused
+    tasks = dag_1_run["tasks"]
+    assert tasks["terminate_emr_cluster"] == "success", tasks
+    assert tasks["email_outcome"] == "failed"
+    assert tasks["fail_run_if_pipeline_failed"] == "failed"
+    assert dag_1_run["state"] == "failed"
+    log = (tmp_path / "dag_1.log").read_text()
+    assert f"Did not have authority to send from email {sender}" in log
+    assert ses_messages(sender) == []
+    assert smtp_sink.messages == []  # no fallback to SMTP
 
 
 def test_dag_1_when_a_step_fails_still_terminates_emails_and_fails(

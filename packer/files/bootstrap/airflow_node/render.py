@@ -29,6 +29,14 @@ LOGS = "/var/log/airflow"
 EFS = "/mnt/efs"
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 SSM_BACKEND = "airflow.providers.amazon.aws.secrets.systems_manager.SystemsManagerParameterStoreBackend"
+# [email] email_backend per `email/backend` setting. The SES one is the Amazon provider's
+# emailer: SES API calls through the [email] email_conn_id AWS connection (aws_default: the
+# instance role), so no IAM user key exists; the SMTP one is Airflow's default.
+EMAIL_BACKENDS = {
+    "ses": "airflow.providers.amazon.aws.utils.emailer.send_email",
+    "smtp": "airflow.utils.email.send_email_smtp",
+}
+SES_CONN_ID = "aws_default"
 # the directory holding this package: /opt/airflow/bootstrap on a node, the checkout locally
 BOOTSTRAP_LIB = Path(__file__).resolve().parent.parent
 UNSET = "none"  # modules/settings.ts UNSET
@@ -198,7 +206,9 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
     from_email = c.param(
         "smtp/from-email", lambda v: bool(re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", v)), "an email"
     )
-    smtp_host = c.param("smtp/host", _host, "a host name")
+    email_backend = c.param("email/backend", _one_of(*EMAIL_BACKENDS), " or ".join(EMAIL_BACKENDS))
+    # only the SMTP backend talks to an SMTP host (like broker/* only with Celery)
+    smtp_host = c.param("smtp/host", _host, "a host name") if email_backend == "smtp" else ""
     tunables = {
         "scheduler/max-dagruns-to-create-per-loop": c.param(
             "scheduler/max-dagruns-to-create-per-loop", _int_range(1, 10000), positive
@@ -316,16 +326,7 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
                 }
             ),
         },
-        "email": {"email_backend": "airflow.utils.email.send_email_smtp", "from_email": from_email},
-        # SES SMTP interface: STARTTLS on 587; credentials come from the smtp_default
-        # connection (<prefix>/connections/smtp_default) through the secrets backend.
-        "smtp": {
-            "smtp_host": smtp_host,
-            "smtp_port": "587",
-            "smtp_starttls": "True",
-            "smtp_ssl": "False",
-            "smtp_mail_from": from_email,
-        },
+        **email_config(email_backend, from_email, smtp_host),
     }
     if celery:
         scheme, query = ("rediss", "?ssl_cert_reqs=required") if node.tls else ("redis", "")
@@ -374,6 +375,28 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         migrate=node.role in MIGRATING_ROLES,
         units=contract.roles[node.role],
     )
+
+
+def email_config(backend: str, from_email: str, smtp_host: str) -> dict[str, dict[str, str]]:
+    """[email], and [smtp] for the SMTP backend, for the `email/backend` setting (the pipeline
+    tests run DAG_1 with these)."""
+    email = {"email_backend": EMAIL_BACKENDS[backend], "from_email": from_email}
+    if backend == "ses":
+        # Airflow hands email_conn_id to the backend as its connection; the default,
+        # smtp_default, is no AWS connection
+        return {"email": {**email, "email_conn_id": SES_CONN_ID}}
+    # SES SMTP interface: STARTTLS on 587; credentials come from the smtp_default connection
+    # (<prefix>/connections/smtp_default) through the secrets backend. Not written for ses:
+    # nothing reads it then, and the infra creates no smtp_default connection, so an [smtp]
+    # section would describe a transport the node cannot use.
+    smtp = {
+        "smtp_host": smtp_host,
+        "smtp_port": "587",
+        "smtp_starttls": "True",
+        "smtp_ssl": "False",
+        "smtp_mail_from": from_email,
+    }
+    return {"email": email, "smtp": smtp}
 
 
 def _merge_overlay(cfg: dict[str, dict[str, str]], path: Path) -> None:
