@@ -15,21 +15,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-usage="usage: npm run destroy -- <env> [--auto-approve]"
-env_name=""
-approve=()
-for arg in "$@"; do
-  case "$arg" in
-    --auto-approve) approve=(--auto-approve) ;;
-    -h | --help) echo "$usage" && exit 0 ;;
-    -*) die "unknown option '$arg'; allowed: --auto-approve ($usage)" ;;
-    *)
-      [ -z "$env_name" ] || die "one env only, got '$env_name' and '$arg' ($usage)"
-      env_name="$arg"
-      ;;
-  esac
-done
-[ -n "$env_name" ] || die "$usage"
+parse_env_args "usage: npm run destroy -- <env> [--auto-approve]" "$@"
 need_cmd terraform ">= 1.10, https://developer.hashicorp.com/terraform/install"
 
 workflow_init "$env_name"

@@ -31,6 +31,27 @@ need_cmd() {
   command -v "$cmd" >/dev/null || die "$cmd is not installed: $* (npm run doctor checks every prerequisite)"
 }
 
+# parse_env_args USAGE ARG... -> the deploy/destroy command line: sets env_name (exactly
+# one) and approve (an array holding --auto-approve when given); -h prints USAGE.
+parse_env_args() {
+  local usage="$1" arg
+  shift
+  env_name=""
+  approve=()
+  for arg in "$@"; do
+    case "$arg" in
+      --auto-approve) approve=(--auto-approve) ;;
+      -h | --help) echo "$usage" && exit 0 ;;
+      -*) die "unknown option '$arg'; allowed: --auto-approve ($usage)" ;;
+      *)
+        [ -z "$env_name" ] || die "one env only, got '$env_name' and '$arg' ($usage)"
+        env_name="$arg"
+        ;;
+    esac
+  done
+  [ -n "$env_name" ] || die "$usage"
+}
+
 # workflow_init ENV -> the AWS workflow scripts' common start: check the tools, find the
 # caller's account, build, and set FACTS to scripts/workflow-facts.js's JSON for ENV.
 # Exports AIRFLOW_ENV and AIRFLOW_ACCOUNT_ID (the config's accountId wins when set; a

@@ -4,7 +4,10 @@ collides with another suite's conftest): paths, and a complete valid set of sett
 from __future__ import annotations
 
 import base64
+import json
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,3 +62,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_airflow_probe(probe: str, environment: dict, cwd) -> dict:
+    """Runs PROBE (Python source that prints one JSON line last) under a rendered node's
+    environment, without this process's AIRFLOW__ overrides, and returns that JSON."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
+    env.update(environment)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=cwd,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -21,7 +21,15 @@ from airflow_node.bootstrap import write_files
 from airflow_node.render import NOT_IN_AIRFLOW3, render
 from airflow_node.settings import load_node, read_ssm
 from airflow_node.units import UNITS, all_unit_files, render_systemd
-from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, ROOT, VALID_PARAMS, VALID_SECRETS, free_port
+from ami_support import (
+    BOOTSTRAP_LIB,
+    CONTRACT_FILE,
+    ROOT,
+    VALID_PARAMS,
+    VALID_SECRETS,
+    free_port,
+    run_airflow_probe,
+)
 from kombu.utils.functional import fxrange
 
 VENV_BIN = Path(sys.executable).parent
@@ -273,18 +281,7 @@ def test_airflow_loads_the_rendered_email_backend(tmp_path, contract, make_node,
     node = make_node("worker", AIRFLOW_TLS="false")
     out = render(contract, node, {**VALID_PARAMS, "email/backend": backend}, dict(VALID_SECRETS))
     write_files(node, out)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")}
-    env.update(out.environment)
-    done = subprocess.run(
-        [sys.executable, "-c", _EMAIL_PROBE],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got = run_airflow_probe(_EMAIL_PROBE, out.environment, tmp_path)
     assert "conn_id" in got.pop("backend_params")
     assert got == {
         **want,

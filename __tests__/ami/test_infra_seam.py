@@ -22,7 +22,6 @@ import secrets as secrets_mod
 import shutil
 import string
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from airflow_node import BootstrapError
 from airflow_node.bootstrap import write_files
 from airflow_node.render import render, to_ini
 from airflow_node.settings import load_node, read_settings
-from ami_support import ROOT
+from ami_support import ROOT, run_airflow_probe
 
 # The alternative deployment (LocalExecutor, PostgreSQL, HTTPS, non-default tunables), shared
 # with the infra stage's checkov run (scripts/test-infra.sh).
@@ -452,18 +451,7 @@ def test_real_airflow_parses_the_synthesized_values(contract, clusters, tmp_path
          "-keyout", str(ca.with_suffix(".key")), "-out", str(ca), "-subj", "/O=Test/CN=Seam CA"],
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
-    environ = {k: x for k, x in os.environ.items() if not k.startswith("AIRFLOW__")}
-    environ.update(out.environment)
-    done = subprocess.run(
-        [sys.executable, "-c", _AIRFLOW_PROBE],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    got = json.loads(done.stdout.strip().splitlines()[-1])
+    got = run_airflow_probe(_AIRFLOW_PROBE, out.environment, tmp_path)
     assert got["executor"] == v["executor"]
     assert got["exec_url"] == v["api/execution-api-url"]
     assert got["log_folder"] == v["logs/remote-base-log-folder"]

@@ -47,15 +47,19 @@ def dags(airflow_db):
     return bag.dags
 
 
-@pytest.fixture(scope="module")
-def emr_client(moto_server):
+def _moto_client(service: str):
     return boto3.client(
-        "emr",
+        service,
         region_name=REGION,
         endpoint_url=MOTO_URL,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+@pytest.fixture(scope="module")
+def emr_client(moto_server):
+    return _moto_client("emr")
 
 
 def unique_logical_date() -> datetime:
@@ -272,13 +276,7 @@ def test_dag_1_end_to_end_success(dags, emr, emr_client, smtp_sink, tmp_path):
 
 @pytest.fixture(scope="module")
 def ses_client(moto_server):
-    return boto3.client(
-        "ses",
-        region_name=REGION,
-        endpoint_url=MOTO_URL,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return _moto_client("ses")
 
 
 def ses_messages(source: str) -> list[email.message.EmailMessage]:
