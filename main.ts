@@ -1,11 +1,12 @@
 /**
  * Entry point of `cdktf synth`/`deploy`: validate the config, then build the state
- * stack and the cluster stack. A bad config or a policy violation prints one line per
- * problem and exits 1, without a stack trace; a surprising config prints `warning:` lines.
+ * stack and the cluster stack. A bad config, an unbuildable construct prop or a policy
+ * violation prints one line per problem and exits 1, without a stack trace; a surprising config prints `warning:` lines.
  */
 import { App } from "cdktf";
 import { AirflowClusterStack } from "./modules/cluster-stack";
 import { ConfigError, clusterNames, loadConfig } from "./modules/config";
+import { PropError } from "./modules/contract";
 import { PolicyError } from "./modules/policy-aspect";
 import { StateStack } from "./modules/state-stack";
 import { configWarnings } from "./modules/warnings";
@@ -24,7 +25,7 @@ function main(): void {
 try {
   main();
 } catch (e) {
-  if (e instanceof ConfigError || e instanceof PolicyError) {
+  if (e instanceof ConfigError || e instanceof PropError || e instanceof PolicyError) {
     process.stderr.write(`${e.message}\n`);
     process.exit(1);
   }

@@ -18,7 +18,7 @@ import * as path from "node:path";
 import { S3Object } from "@cdktf/provider-aws/lib/s3-object";
 import { AssetType, TerraformAsset } from "cdktf";
 import { Construct } from "constructs";
-import { UNSET } from "./settings";
+import { PropError, UNSET } from "./contract";
 
 /** Properties of {@link ClusterArtifacts}. */
 export interface ClusterArtifactsProps {
@@ -58,7 +58,7 @@ function uploadable(rel: string): boolean {
 export function listFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
   if (!statSync(dir).isDirectory()) {
-    throw new Error(`artifacts: ${dir} is not a directory`);
+    throw new PropError("listFiles", "dir", dir, "a directory");
   }
   const out: string[] = [];
   const walk = (sub: string): void => {
@@ -149,18 +149,22 @@ export class ClusterArtifacts extends Construct {
     let job: string | undefined;
     if (props.sparkJob !== undefined) {
       if (!sparkKeys[props.sparkJob]) {
-        throw new Error(
-          `ClusterArtifacts sparkJob: got ${JSON.stringify(props.sparkJob)}; allowed: a file in ${props.sparkJobsDir} ` +
-            `(${sparkFiles.join(", ") || "it has none"})`,
+        throw new PropError(
+          this,
+          "sparkJob",
+          props.sparkJob,
+          `a file in ${props.sparkJobsDir} (${sparkFiles.join(", ") || "it has none"})`,
         );
       }
       job = props.sparkJob;
     } else if (pyJobs.length === 1) {
       job = pyJobs[0];
     } else if (pyJobs.length > 1) {
-      throw new Error(
-        `ClusterArtifacts sparkJob: not set and ${props.sparkJobsDir} holds ${pyJobs.length} scripts; ` +
-          `allowed: one of ${pyJobs.join(", ")}`,
+      throw new PropError(
+        this,
+        "sparkJob",
+        undefined,
+        `one of ${pyJobs.join(", ")} (${props.sparkJobsDir} holds ${pyJobs.length} scripts)`,
       );
     }
     this.sparkJobUri = job ? `s3://${bucket}/${sparkKeys[job]}` : UNSET;

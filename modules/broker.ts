@@ -23,6 +23,7 @@ import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
+import { PORTS, PropError } from "./contract";
 
 /** Props of {@link Broker}. */
 export interface BrokerProps {
@@ -59,10 +60,10 @@ export interface BrokerProps {
   /** Retention of the slow-log group, in days. */
   readonly logRetentionDays: number;
   /**
-   * Deletion protection of the secret: a 7-day recovery window instead of immediate delete.
-   * @default true
+   * Days a deleted AUTH token secret stays recoverable (0 deletes it at once).
+   * @default 7
    */
-  readonly protectSecret?: boolean;
+  readonly secretRecoveryWindowDays?: number;
 }
 
 /** Valkey major version and its parameter-group family. */
@@ -87,18 +88,21 @@ export class Broker extends Construct {
     const replicas = props.replicas ?? 1;
     const snapshots = props.snapshotRetentionDays ?? 1;
     const tokenVersion = props.authTokenVersion ?? 1;
-    if (props.subnets.length === 0) throw new Error("Broker: at least one private subnet is required");
-    if (!Number.isInteger(replicas) || replicas < 0 || replicas > 5) {
-      throw new Error(`Broker: replicas must be an integer from 0 to 5, got ${replicas}`);
+    const recoveryDays = props.secretRecoveryWindowDays ?? 7;
+    if (props.subnets.length === 0) {
+      throw new PropError(this, "subnets", props.subnets.length, "1 or more private subnets");
     }
-    if (!Number.isInteger(snapshots) || snapshots < 0 || snapshots > 35) {
-      throw new Error(`Broker: snapshotRetentionDays must be an integer from 0 to 35, got ${snapshots}`);
-    }
-    if (!Number.isInteger(tokenVersion) || tokenVersion < 1) {
-      throw new Error(`Broker: authTokenVersion must be a positive integer, got ${tokenVersion}`);
-    }
+    const intIn = (field: string, v: number, min: number, max: number): void => {
+      if (!Number.isInteger(v) || v < min || v > max) {
+        throw new PropError(this, field, v, `an integer from ${min} to ${max}`);
+      }
+    };
+    intIn("replicas", replicas, 0, 5);
+    intIn("snapshotRetentionDays", snapshots, 0, 35);
+    intIn("authTokenVersion", tokenVersion, 1, 1000000);
+    if (recoveryDays !== 0) intIn("secretRecoveryWindowDays", recoveryDays, 7, 30);
     const p = props.resourcePrefix;
-    this.port = 6379;
+    this.port = PORTS.redis;
 
     // AUTH tokens: 16-128 printable characters without @ " /; letters and digits keep
     // the token safe inside a rediss:// URL.
@@ -111,7 +115,7 @@ export class Broker extends Construct {
       name: `${props.secretPrefix}/redis-auth-token`,
       description: `${p}: AUTH token of the Celery broker`,
       kmsKeyId: props.kmsKeyArn,
-      recoveryWindowInDays: (props.protectSecret ?? true) ? 7 : 0,
+      recoveryWindowInDays: recoveryDays,
     });
     skipCheckov(
       this.authTokenSecret,

@@ -35,6 +35,7 @@ import { S3BucketPublicAccessBlock } from "@cdktf/provider-aws/lib/s3-bucket-pub
 import { S3BucketServerSideEncryptionConfigurationA } from "@cdktf/provider-aws/lib/s3-bucket-server-side-encryption-configuration";
 import { S3BucketVersioningA } from "@cdktf/provider-aws/lib/s3-bucket-versioning";
 import { skipCheckov } from "./checkov";
+import { LOG_PREFIXES, PropError } from "./contract";
 
 /** Props of {@link SecureBucket}. */
 export interface SecureBucketProps {
@@ -79,7 +80,12 @@ export class SecureBucket extends Construct {
   public constructor(scope: Construct, id: string, props: SecureBucketProps) {
     super(scope, id);
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(props.bucketName) && !props.bucketName.includes("${")) {
-      throw new Error(`SecureBucket: ${props.bucketName} is not a valid S3 bucket name`);
+      throw new PropError(
+        this,
+        "bucketName",
+        props.bucketName,
+        "an S3 bucket name: 3-63 lowercase letters, digits, '.' and '-'",
+      );
     }
     this.bucket = new S3Bucket(this, "bucket", {
       bucket: props.bucketName,
@@ -257,20 +263,5 @@ export class Buckets extends Construct {
     }).bucket;
     this.data = new SecureBucket(this, "data", { ...kms, bucketName: name("data") }).bucket;
     this.artifacts = new SecureBucket(this, "artifacts", { ...kms, bucketName: name("artifacts") }).bucket;
-  }
-}
-
-/** Key prefixes in the log bucket: remote task logs, EMR logs, ALB access logs. */
-export const LOG_PREFIXES = { remote: "airflow-logs", emr: "emr-logs", alb: "alb" } as const;
-
-/**
- * Checks an S3 key prefix given as a construct prop (segments without a leading or
- * trailing '/'); throws naming the construct, the field and the bad value.
- */
-export function assertKeyPrefix(owner: string, field: string, value: string): void {
-  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(value)) {
-    throw new Error(
-      `${owner} ${field}: got ${JSON.stringify(value)}; allowed: S3 key segments without leading/trailing '/'`,
-    );
   }
 }

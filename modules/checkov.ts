@@ -10,10 +10,9 @@
  * `scripts/checkov-gate.js` applies them to checkov's JSON report: a failed check is
  * forgiven only when its block carries a skip with that id and a non-empty reason, and
  * a skip that no longer matches a failure fails the gate (no stale excuses).
- *
- * Owner: engineer A (replaces D's temporary stand-in; same API).
  */
 import { TerraformResource } from "cdktf";
+import { PropError } from "./contract";
 
 /**
  * A block that can carry a skip. Resources only: cdktf 0.21 rewrites a data source's
@@ -38,10 +37,10 @@ const skips = new WeakMap<CheckedBlock, CheckovSkip[]>();
  */
 export function skipCheckov(block: CheckedBlock, id: string, reason: string): void {
   if (!/^CKV2?_[A-Z0-9]+_[0-9]+$/.test(id)) {
-    throw new Error(`skipCheckov: ${JSON.stringify(id)} is not a checkov check id such as CKV_AWS_18`);
+    throw new PropError("skipCheckov", "id", id, "a checkov check id such as CKV_AWS_18");
   }
   if (reason.trim().length < 10) {
-    throw new Error(`skipCheckov(${id}): a skip needs a real reason, got ${JSON.stringify(reason)}`);
+    throw new PropError(`skipCheckov(${id})`, "reason", reason, "a real reason, 10 characters or more");
   }
   const list = (skips.get(block) ?? []).filter((s) => s.id !== id);
   list.push({ id, comment: reason.trim() });
@@ -72,4 +71,9 @@ export function skipShortLogRetention(logGroup: CheckedBlock, retentionDays: num
       `retention is config logRetentionDays (${retentionDays}); set ${COMPLIANCE_LOG_RETENTION_DAYS}+ where a year of logs is required`,
     );
   }
+}
+
+/** Skips several checks on one block, each with its reason. */
+export function skipCheckovAll(block: CheckedBlock, reasons: Readonly<Record<string, string>>): void {
+  for (const [checkId, reason] of Object.entries(reasons)) skipCheckov(block, checkId, reason);
 }

@@ -37,11 +37,11 @@ import { ComputePlane } from "./compute-plane";
 import { AirflowConfig, ClusterNames, clusterNames } from "./config";
 import { Database } from "./database";
 import { EmrSecurityGroups } from "./emr-security-groups";
+import { REQUIRED_TERRAFORM_VERSION } from "./contract";
 import { ClusterKey } from "./encryption";
 import { Network } from "./network";
 import { ClusterPolicyAspect, clusterTags } from "./policy-aspect";
 import { SecurityGroups } from "./security-groups";
-import { REQUIRED_TERRAFORM_VERSION } from "./state-stack";
 import { SharedStorage } from "./storage";
 
 /** Props of {@link AirflowClusterStack}. */
@@ -82,8 +82,7 @@ export class AirflowClusterStack extends TerraformStack {
     const config = props.config;
     const names = clusterNames(config);
     const tags = clusterTags(config);
-    const celery = config.executor === "CeleryExecutor";
-    const isDev = config.env === "dev";
+    const durability = config.durability;
     this.config = config;
     this.names = names;
 
@@ -102,13 +101,13 @@ export class AirflowClusterStack extends TerraformStack {
     this.accountId = new DataAwsCallerIdentity(this, "account").accountId;
     this.partition = new DataAwsPartition(this, "partition").partition;
 
-    // --- data plane (engineer A): key, network, security groups, DB, broker, EFS, buckets
+    // --- data plane: key, network, security groups, DB, broker, EFS, buckets
     this.key = new ClusterKey(this, "key", {
       resourcePrefix: names.resourcePrefix,
       accountId: this.accountId,
       partition: this.partition,
       region: config.region,
-      deletionWindowDays: isDev ? 7 : 30,
+      deletionWindowDays: durability.kmsDeletionWindowDays,
     });
     const kmsKeyArn = this.key.arn;
 
@@ -118,7 +117,7 @@ export class AirflowClusterStack extends TerraformStack {
       cidr: config.vpcCidr,
       azCount: config.azCount,
       availabilityZones: config.availabilityZones,
-      natPerAz: !isDev,
+      natPerAz: durability.natPerAz,
       flowLogRetentionDays: config.logRetentionDays,
       kmsKeyArn,
     });
@@ -129,7 +128,7 @@ export class AirflowClusterStack extends TerraformStack {
       dbEngine: config.database.engine,
       uiAllowedCidrs: config.uiAllowedCidrs,
       https: config.certificateArn !== undefined,
-      celery,
+      celery: config.executor === "CeleryExecutor",
     });
 
     // Created by Terraform, not by EMR, so `destroy` can delete the VPC after DAG_1 ran.
@@ -150,8 +149,9 @@ export class AirflowClusterStack extends TerraformStack {
       multiAz: config.database.multiAz,
       allocatedStorageGb: config.database.allocatedStorageGb,
       backupRetentionDays: config.database.backupRetentionDays,
-      deletionProtection: config.deletionProtection,
-      finalSnapshot: config.finalSnapshot,
+      deletionProtection: durability.deletionProtection,
+      finalSnapshot: durability.finalSnapshot,
+      secretRecoveryWindowDays: durability.secretRecoveryWindowDays,
       passwordVersion: config.database.passwordVersion,
       logRetentionDays: config.logRetentionDays,
     });
@@ -166,10 +166,10 @@ export class AirflowClusterStack extends TerraformStack {
         kmsKeyArn,
         nodeType: config.redis.nodeType,
         replicas: config.redis.replicas,
-        snapshotRetentionDays: isDev ? 1 : 7,
+        snapshotRetentionDays: durability.cacheSnapshotRetentionDays,
         authTokenVersion: config.redis.authTokenVersion,
         logRetentionDays: config.logRetentionDays,
-        protectSecret: config.deletionProtection,
+        secretRecoveryWindowDays: durability.secretRecoveryWindowDays,
       });
     }
 
@@ -188,12 +188,11 @@ export class AirflowClusterStack extends TerraformStack {
       region: config.region,
       kmsKeyArn,
       logRetentionDays: config.logRetentionDays,
-      forceDestroy: !config.deletionProtection,
+      forceDestroy: durability.forceDestroyBuckets,
     });
 
-    // --- compute plane (engineer D): iam, settings, load balancers, node groups, email, artifacts, outputs
-    // Secrets, IAM, ALBs, DAG/Spark uploads, SSM settings, node groups and outputs
-    // (modules/compute-plane.ts); it reuses the DB/broker secrets and the cluster key.
+    // --- compute plane: secrets, IAM, ALBs, DAG/Spark uploads, SSM settings, node groups,
+    // outputs; it reuses the DB/broker secrets and the cluster key.
     new ComputePlane(this, "compute", {
       config,
       network: this.network,

@@ -7,11 +7,11 @@ import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
-import { LOG_PREFIXES } from "./buckets";
 import { type AirflowConfig, UI_PORT_FORWARD_URL } from "./config";
+import { BucketRef, HasArn, HasId, LOG_PREFIXES, PropError, repoRoot } from "./contract";
 import { ClusterEmail } from "./email";
-import { BucketRef, ClusterIam, HasArn } from "./iam";
-import { ClusterLoadBalancers, HasId } from "./load-balancer";
+import { ClusterIam } from "./iam";
+import { ClusterLoadBalancers } from "./load-balancer";
 import { AirflowNodeGroups } from "./node-group";
 import { ComputeOutputs } from "./outputs";
 import {
@@ -22,18 +22,6 @@ import {
   ExistingSecret,
   settingsRevision,
 } from "./settings";
-
-/**
- * The repository root: the nearest directory above this file with a package.json (works
- * from modules/ under ts-jest and from dist/modules/ when compiled), else the cwd, which
- * is the project directory when the cdktf CLI runs the app.
- */
-function repoRoot(): string {
-  for (let dir = __dirname; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, "package.json"))) return dir;
-    if (path.dirname(dir) === dir) return process.cwd();
-  }
-}
 
 /** The Spark job DAG_2 runs (spark-jobs/<name>); its URI becomes the `spark_job_uri` variable. */
 export const SPARK_SORT_JOB = "sort_customers.py";
@@ -130,7 +118,7 @@ export class ComputePlane extends Construct {
     const { config } = props;
     const celery = config.executor === "CeleryExecutor";
     if (celery && !props.broker) {
-      throw new Error(`ComputePlane broker: required with executor "CeleryExecutor"`);
+      throw new PropError(this, "broker", undefined, "the Broker construct with CeleryExecutor");
     }
     const repo = repoRoot();
 

@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
+import { AMI_NAME_FILTER, repoRoot, showValue } from "./contract";
 
 /** Raised for any invalid configuration; `message` holds one line per problem. */
 export class ConfigError extends Error {
@@ -81,10 +82,10 @@ const schedulerSchema = z
     maxDagrunsPerLoopToSchedule: int(1, 1000, 20),
     /** `[scheduler] use_row_level_locking`; must stay true with more than one scheduler. */
     useRowLevelLocking: bool(true),
-    /** `[scheduler] pool_metrics_interval` in seconds. */
-    poolMetricsInterval: int(1, 3600, 5),
-    /** `[scheduler] orphaned_tasks_check_interval` in seconds. */
-    orphanedTasksCheckInterval: int(10, 86400, 300),
+    /** `[scheduler] pool_metrics_interval` */
+    poolMetricsIntervalSeconds: int(1, 3600, 5),
+    /** `[scheduler] orphaned_tasks_check_interval` */
+    orphanedTasksCheckIntervalSeconds: int(10, 86400, 300),
   })
   .prefault({});
 
@@ -201,8 +202,8 @@ const schema = z
         /** Name filter of the Packer-built golden AMI; the newest match wins. */
         name: pattern(
           /^[A-Za-z0-9()[\]./\-'@_* ]{3,128}$/,
-          "an AMI name filter such as airflow-golden-*",
-        ).default("airflow-golden-*"),
+          `an AMI name filter such as ${AMI_NAME_FILTER}`,
+        ).default(AMI_NAME_FILTER),
         owners: z
           .array(
             pattern(
@@ -346,26 +347,60 @@ const schema = z
 
 type Parsed = z.output<typeof schema>;
 
-/** The validated configuration with every default and derived value filled in. */
-export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtection" | "azCount"> {
-  /** Number of AZs (the length of `availabilityZones` when those are pinned). */
-  readonly azCount: number;
-  readonly database: Parsed["database"] & { readonly multiAz: boolean; readonly engineVersion: string };
+/**
+ * Environment policy: what a deletion or a destroy may lose, and what redundancy costs
+ * are paid. Decided once, here, from `env` and `deletionProtection`; modules read only
+ * this object, so no two resources can disagree about how disposable the env is.
+ */
+export interface Durability {
+  /** RDS and load balancer deletion protection. Default: true unless env is "dev". */
   readonly deletionProtection: boolean;
-  /** Name of the Terraform state bucket (derived unless set). */
-  readonly stateBucketName: string;
-  /** True when the state bucket name is neither set nor derived from an account id. */
-  readonly stateBucketNameIsGlobalGuess: boolean;
   /**
-   * Secrets Manager recovery window of every generated secret: 0 (delete at once, so a
-   * redeploy can reuse the names) without deletion protection, 7 days with it.
+   * Secrets Manager recovery window of every secret: 7 days with deletion protection, 0
+   * (delete at once, so `destroy` + `deploy` can reuse the names) without.
    */
   readonly secretRecoveryWindowDays: number;
+  /** Waiting period before the cluster KMS key is deleted: 7 days in dev (the minimum), 30 elsewhere. */
+  readonly kmsDeletionWindowDays: number;
+  /** Daily broker snapshots kept: 1 in dev, 7 elsewhere. */
+  readonly cacheSnapshotRetentionDays: number;
+  /** One NAT gateway per AZ (an AZ outage keeps the others online) outside dev; one shared NAT in dev. */
+  readonly natPerAz: boolean;
   /**
    * Whether destroying the metadata DB leaves a final snapshot: outside dev always, so
    * switching deletionProtection off to tear an environment down still keeps its data.
    */
   readonly finalSnapshot: boolean;
+  /** Whether a destroy empties the buckets (force_destroy): only without deletion protection. */
+  readonly forceDestroyBuckets: boolean;
+}
+
+/** The one place environment policy is derived (see {@link Durability}). */
+export function durabilityOf(env: string, deletionProtection?: boolean): Durability {
+  const isDev = env === "dev";
+  const protect = deletionProtection ?? !isDev;
+  return {
+    deletionProtection: protect,
+    secretRecoveryWindowDays: protect ? 7 : 0,
+    kmsDeletionWindowDays: isDev ? 7 : 30,
+    cacheSnapshotRetentionDays: isDev ? 1 : 7,
+    natPerAz: !isDev,
+    finalSnapshot: protect || !isDev,
+    forceDestroyBuckets: !protect,
+  };
+}
+
+/** The validated configuration with every default and derived value filled in. */
+export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtection" | "azCount"> {
+  /** Number of AZs (the length of `availabilityZones` when those are pinned). */
+  readonly azCount: number;
+  readonly database: Parsed["database"] & { readonly multiAz: boolean; readonly engineVersion: string };
+  /** Environment policy (deletion protection, recovery windows, snapshots, NAT per AZ). */
+  readonly durability: Durability;
+  /** Name of the Terraform state bucket (derived unless set). */
+  readonly stateBucketName: string;
+  /** True when the state bucket name is neither set nor derived from an account id. */
+  readonly stateBucketNameIsGlobalGuess: boolean;
   /** CPU architecture of the instance types in use; the AMI lookup filters on it. */
   readonly architecture: Architecture;
   /**
@@ -393,12 +428,6 @@ function valueAt(input: unknown, p: readonly PropertyKey[]): unknown {
   return cur;
 }
 
-function show(v: unknown): string {
-  if (v === undefined) return "(missing)";
-  const s = JSON.stringify(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
 /** One line per zod issue: `<source>: <path>: got <value>; allowed: <what>`. */
 function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, source: string): string[] {
   const lines: string[] = [];
@@ -407,7 +436,7 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, sourc
       const key = String(issue.path[issue.path.length - 1]);
       const field = issue.path.slice(0, -1).join(".");
       const allowed = issue.issues.map((i) => i.message).join("; ");
-      lines.push(`${source}: ${field}: key ${show(key)} not allowed; allowed: ${allowed}`);
+      lines.push(`${source}: ${field}: key ${showValue(key)} not allowed; allowed: ${allowed}`);
       continue;
     }
     if (issue.code === "unrecognized_keys") {
@@ -416,7 +445,7 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, sourc
         const parent = valueAt(input, issue.path);
         const known = Object.keys(knownKeys(issue.path)).join(", ");
         lines.push(
-          `${source}: ${field}: unknown key (value ${show(valueAt(parent, [key]))}); allowed keys here: ${known}`,
+          `${source}: ${field}: unknown key (value ${showValue(valueAt(parent, [key]))}); allowed keys here: ${known}`,
         );
       }
       continue;
@@ -427,7 +456,7 @@ function formatIssues(issues: readonly z.core.$ZodIssue[], input: unknown, sourc
       issue.code === "invalid_type" && issue.expected === "object"
         ? `an object with keys ${Object.keys(knownKeys(issue.path)).join(", ")}`
         : issue.message;
-    lines.push(`${source}: ${field}: got ${show(valueAt(input, issue.path))}; allowed: ${allowed}`);
+    lines.push(`${source}: ${field}: got ${showValue(valueAt(input, issue.path))}; allowed: ${allowed}`);
   }
   return lines;
 }
@@ -475,7 +504,6 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
   }
   const c = result.data;
   const isDev = c.env === "dev";
-  const deletionProtection = c.deletionProtection ?? !isDev;
   const accountId = c.accountId ?? accountFromEnv();
   return {
     ...c,
@@ -486,11 +514,9 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
       engineVersion: DB_ENGINE_VERSIONS[c.database.engine],
     },
     accountId,
-    deletionProtection,
+    durability: durabilityOf(c.env, c.deletionProtection),
     stateBucketName: c.stateBucketName ?? defaultStateBucket(c.namePrefix, c.region, accountId),
     stateBucketNameIsGlobalGuess: c.stateBucketName === undefined && accountId === undefined,
-    secretRecoveryWindowDays: deletionProtection ? 7 : 0,
-    finalSnapshot: deletionProtection || !isDev,
     uiAccess: c.uiAllowedCidrs.length > 0 || c.uiDomainName ? "load-balancer" : "port-forward",
     architecture: instanceArchitecture(
       c.executor === "CeleryExecutor" ? c.instanceTypes.apiServer : c.instanceTypes.standalone,
@@ -507,23 +533,14 @@ function accountFromEnv(): string | undefined {
   if (v === undefined || v === "") return undefined;
   if (!/^[0-9]{12}$/.test(v)) {
     throw new ConfigError([
-      `AIRFLOW_ACCOUNT_ID: got ${show(v)}; allowed: a 12-digit AWS account id or unset`,
+      `AIRFLOW_ACCOUNT_ID: got ${showValue(v)}; allowed: a 12-digit AWS account id or unset`,
     ]);
   }
   return v;
 }
 
-/** Directory holding `<env>.json` files. */
-export const CONFIG_DIR = resolveConfigDir();
-
-function resolveConfigDir(): string {
-  // The repository root is the nearest directory with package.json, both from source
-  // (modules/) and from compiled output (dist/modules/), whose own config/ is ignored.
-  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, "package.json"))) return path.join(dir, "config");
-  }
-  return path.resolve(process.cwd(), "config");
-}
+/** Directory holding `<env>.json` files (the repository's, not dist/'s copy). */
+export const CONFIG_DIR = path.join(repoRoot(), "config");
 
 /**
  * Loads and validates `config/<env>.json`.
@@ -537,7 +554,7 @@ export function loadConfig(
 ): AirflowConfig {
   if (!/^[a-z][a-z0-9]{0,7}$/.test(env)) {
     throw new ConfigError([
-      `AIRFLOW_ENV: got ${show(env)}; allowed: lowercase letters and digits, 1-8 characters, starting with a letter`,
+      `AIRFLOW_ENV: got ${showValue(env)}; allowed: lowercase letters and digits, 1-8 characters, starting with a letter`,
     ]);
   }
   const file = path.join(dir, `${env}.json`);
@@ -549,7 +566,7 @@ export function loadConfig(
       .map((f) => f.replace(/\.json$/, ""))
       .sort();
     throw new ConfigError([
-      `AIRFLOW_ENV: got ${show(env)}; no ${source}; allowed: ${available.join(", ") || "(no env files found)"}`,
+      `AIRFLOW_ENV: got ${showValue(env)}; no ${source}; allowed: ${available.join(", ") || "(no env files found)"}`,
     ]);
   }
   let raw: unknown;
@@ -559,12 +576,12 @@ export function loadConfig(
     throw new ConfigError([`${source}: not valid JSON (${(e as Error).message})`]);
   }
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ConfigError([`${source}: (root): got ${show(raw)}; allowed: a JSON object`]);
+    throw new ConfigError([`${source}: (root): got ${showValue(raw)}; allowed: a JSON object`]);
   }
   const obj = raw as Record<string, unknown>;
   if ("env" in obj && obj.env !== env) {
     throw new ConfigError([
-      `${source}: env: got ${show(obj.env)}; allowed: ${show(env)} (the file's name) or omitted`,
+      `${source}: env: got ${showValue(obj.env)}; allowed: ${showValue(env)} (the file's name) or omitted`,
     ]);
   }
   return parseConfig({ ...obj, env }, source);

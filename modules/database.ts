@@ -31,6 +31,7 @@ import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Id as RandomId } from "@cdktf/provider-random/lib/id";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
+import { PORTS, PropError } from "./contract";
 
 /** Metadata DB engines Airflow 3 supports here. */
 export type DatabaseEngine = "mysql" | "postgres";
@@ -87,6 +88,11 @@ export interface DatabaseProps {
    * @default deletionProtection
    */
   readonly finalSnapshot?: boolean;
+  /**
+   * Days a deleted password secret stays recoverable (0 deletes it at once).
+   * @default 7
+   */
+  readonly secretRecoveryWindowDays?: number;
   /**
    * Bump to generate a new password (see the module comment on rotation).
    * @default 1
@@ -151,16 +157,19 @@ export class Database extends Construct {
     const backupDays = props.backupRetentionDays ?? 7;
     const storage = props.allocatedStorageGb ?? 20;
     const passwordVersion = props.passwordVersion ?? 1;
-    if (props.subnets.length < 2) throw new Error("Database: RDS needs subnets in at least two AZs");
-    if (!Number.isInteger(backupDays) || backupDays < 1 || backupDays > 35) {
-      throw new Error(`Database: backupRetentionDays must be an integer from 1 to 35, got ${backupDays}`);
+    const recoveryDays = props.secretRecoveryWindowDays ?? 7;
+    if (props.subnets.length < 2) {
+      throw new PropError(this, "subnets", props.subnets.length, "2 or more subnets in different AZs (RDS)");
     }
-    if (!Number.isInteger(storage) || storage < 20 || storage > 65536) {
-      throw new Error(`Database: allocatedStorageGb must be an integer from 20 to 65536, got ${storage}`);
-    }
-    if (!Number.isInteger(passwordVersion) || passwordVersion < 1) {
-      throw new Error(`Database: passwordVersion must be a positive integer, got ${passwordVersion}`);
-    }
+    const intIn = (field: string, v: number, min: number, max: number): void => {
+      if (!Number.isInteger(v) || v < min || v > max) {
+        throw new PropError(this, field, v, `an integer from ${min} to ${max}`);
+      }
+    };
+    intIn("backupRetentionDays", backupDays, 1, 35);
+    intIn("allocatedStorageGb", storage, 20, 65536);
+    intIn("passwordVersion", passwordVersion, 1, 1000000);
+    if (recoveryDays !== 0) intIn("secretRecoveryWindowDays", recoveryDays, 7, 30);
     const major = version
       .split(".")
       .slice(0, engine === "mysql" ? 2 : 1)
@@ -170,7 +179,7 @@ export class Database extends Construct {
     const p = props.resourcePrefix;
     const identifier = `${p}-metadata`;
     this.engine = engine;
-    this.port = engine === "mysql" ? 3306 : 5432;
+    this.port = engine === "mysql" ? PORTS.mysql : PORTS.postgres;
     this.dbName = "airflow";
     this.username = "airflow";
 
@@ -189,8 +198,7 @@ export class Database extends Construct {
       name: `${props.secretPrefix}/db-password`,
       description: `${p}: password of the Airflow metadata DB user '${this.username}'`,
       kmsKeyId: props.kmsKeyArn,
-      // Outside dev a deleted secret stays recoverable for a week.
-      recoveryWindowInDays: protect ? 7 : 0,
+      recoveryWindowInDays: recoveryDays,
     });
     skipCheckov(
       this.passwordSecret,

@@ -29,11 +29,7 @@ import { Construct } from "constructs";
 import { skipCheckov } from "./checkov";
 import type { AirflowConfig } from "./config";
 import { clusterNames } from "./config";
-
-/** Airflow connection id the SMTP settings use (B's renderer, C's EmailOperator). */
-export const SMTP_CONNECTION_ID = "smtp_default";
-/** SES SMTP submission port (STARTTLS). */
-export const SMTP_PORT = 587;
+import { PORTS, SMTP_CONNECTION_ID } from "./contract";
 
 /** Properties of {@link ClusterEmail}. */
 export interface ClusterEmailProps {
@@ -103,7 +99,7 @@ export class ClusterEmail extends Construct {
       value: Fn.jsonencode({
         conn_type: "smtp",
         host: this.smtpHost,
-        port: SMTP_PORT,
+        port: PORTS.smtpSubmission,
         login: accessKey.id,
         password: accessKey.sesSmtpPasswordV4,
         extra: { from_email: config.notificationEmail, disable_ssl: true, disable_tls: false },

@@ -20,7 +20,7 @@
 import { Construct } from "constructs";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { skipCheckov } from "./checkov";
-import { EMR_MANAGED_TAG } from "./iam";
+import { EMR_MANAGED_TAG } from "./contract";
 
 /** Props of {@link EmrSecurityGroups}. */
 export interface EmrSecurityGroupsProps {

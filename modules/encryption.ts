@@ -7,6 +7,7 @@
 import { Construct } from "constructs";
 import { KmsAlias } from "@cdktf/provider-aws/lib/kms-alias";
 import { KmsKey } from "@cdktf/provider-aws/lib/kms-key";
+import { PropError } from "./contract";
 
 /** Props of {@link ClusterKey}. */
 export interface ClusterKeyProps {
@@ -36,7 +37,7 @@ export class ClusterKey extends Construct {
     super(scope, id);
     const window = props.deletionWindowDays ?? 30;
     if (!Number.isInteger(window) || window < 7 || window > 30) {
-      throw new Error(`ClusterKey: deletionWindowDays must be an integer from 7 to 30, got ${window}`);
+      throw new PropError(this, "deletionWindowDays", window, "an integer from 7 to 30");
     }
     const root = `arn:${props.partition}:iam::${props.accountId}:root`;
     // Written inline rather than as an aws_iam_policy_document: in a KEY policy

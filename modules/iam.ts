@@ -16,24 +16,7 @@ import { IamRolePolicyAttachment } from "@cdktf/provider-aws/lib/iam-role-policy
 import { Construct } from "constructs";
 import type { AirflowConfig } from "./config";
 import { clusterNames } from "./config";
-import { LOG_PREFIXES, assertKeyPrefix } from "./buckets";
-
-/** A bucket as IAM needs it (satisfied by an `aws_s3_bucket`). */
-export interface BucketRef {
-  /** Bucket name. */
-  readonly bucket: string;
-  /** Bucket ARN. */
-  readonly arn: string;
-}
-
-/** Anything with an ARN. */
-export interface HasArn {
-  /** The resource ARN. */
-  readonly arn: string;
-}
-
-/** The tag the EMR v2 managed policies require on clusters and the network they use. */
-export const EMR_MANAGED_TAG = { key: "for-use-with-amazon-emr-managed-policies", value: "true" } as const;
+import { BucketRef, EMR_MANAGED_TAG, HasArn, LOG_PREFIXES, assertKeyPrefix } from "./contract";
 
 /** Properties of {@link ClusterIam}. */
 export interface ClusterIamProps {
@@ -90,8 +73,8 @@ export class ClusterIam extends Construct {
     const names = clusterNames(config);
     const remoteLogPrefix = props.remoteLogPrefix ?? LOG_PREFIXES.remote;
     const emrLogPrefix = props.emrLogPrefix ?? LOG_PREFIXES.emr;
-    assertKeyPrefix("ClusterIam", "remoteLogPrefix", remoteLogPrefix);
-    assertKeyPrefix("ClusterIam", "emrLogPrefix", emrLogPrefix);
+    assertKeyPrefix(this, "remoteLogPrefix", remoteLogPrefix);
+    assertKeyPrefix(this, "emrLogPrefix", emrLogPrefix);
     const p = new DataAwsPartition(this, "partition").partition;
     const account = new DataAwsCallerIdentity(this, "account").accountId;
     const region = config.region;

@@ -7,22 +7,10 @@ import { Lb } from "@cdktf/provider-aws/lib/lb";
 import { LbListener } from "@cdktf/provider-aws/lib/lb-listener";
 import { LbTargetGroup, LbTargetGroupHealthCheck } from "@cdktf/provider-aws/lib/lb-target-group";
 import { Construct } from "constructs";
-import type { TerraformResource } from "cdktf";
 import type { AirflowConfig } from "./config";
 import { clusterNames } from "./config";
-import { skipCheckov } from "./checkov";
-import { CONTRACT } from "./settings";
-
-/** Skips several checkov checks on one resource, each with its reason. */
-function skipAll(resource: TerraformResource, reasons: Readonly<Record<string, string>>): void {
-  for (const [checkId, reason] of Object.entries(reasons)) skipCheckov(resource, checkId, reason);
-}
-
-/** Anything with an `id` (VPC, subnet, security group). */
-export interface HasId {
-  /** The resource id. */
-  readonly id: string;
-}
+import { skipCheckovAll } from "./checkov";
+import { HasId, PORTS, PropError, assertKeyPrefix } from "./contract";
 
 /** Health check path of the Airflow 3 api-server. */
 export const API_HEALTH_PATH = "/api/v2/monitor/health";
@@ -85,32 +73,34 @@ export class ClusterLoadBalancers extends Construct {
     const { config } = props;
     const celery = config.executor === "CeleryExecutor";
     if (props.publicSubnets.length < 2) {
-      throw new Error(
-        `ClusterLoadBalancers publicSubnets: got ${props.publicSubnets.length}; allowed: 2 or more (an ALB spans at least two AZs)`,
+      throw new PropError(
+        this,
+        "publicSubnets",
+        props.publicSubnets.length,
+        "2 or more (an ALB spans two AZs)",
       );
     }
     if (celery && props.privateSubnets.length < 2) {
-      throw new Error(
-        `ClusterLoadBalancers privateSubnets: got ${props.privateSubnets.length}; allowed: 2 or more (an ALB spans at least two AZs)`,
+      throw new PropError(
+        this,
+        "privateSubnets",
+        props.privateSubnets.length,
+        "2 or more (an ALB spans two AZs)",
       );
     }
     if (celery && !props.internalSecurityGroup) {
-      throw new Error(`ClusterLoadBalancers internalSecurityGroup: required with executor "CeleryExecutor"`);
+      throw new PropError(this, "internalSecurityGroup", undefined, "a security group with CeleryExecutor");
     }
-    if (props.accessLogs && !/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(props.accessLogs.prefix)) {
-      throw new Error(
-        `ClusterLoadBalancers accessLogs.prefix: got ${JSON.stringify(props.accessLogs.prefix)}; allowed: S3 key segments without leading/trailing '/'`,
-      );
-    }
+    if (props.accessLogs) assertKeyPrefix(this, "accessLogs.prefix", props.accessLogs.prefix);
     const names = clusterNames(config);
-    const apiPort = CONTRACT.ports["api-server"];
-    const flowerPort = CONTRACT.ports["flower"];
+    const apiPort = PORTS.apiServer;
+    const flowerPort = PORTS.flower;
     // ALB and target group names: at most 32 characters.
     const lbName = (suffix: string): string => `${names.resourcePrefix}-${suffix}`.slice(0, 32);
 
     const lbSkips = (internal: boolean): Record<string, string> => {
       const s: Record<string, string> = {};
-      if (!config.deletionProtection) {
+      if (!config.durability.deletionProtection) {
         s.CKV_AWS_150 = `deletionProtection is off for env "${config.env}" so destroy works; it is on by default outside dev`;
       }
       if (!props.accessLogs) {
@@ -133,7 +123,7 @@ export class ClusterLoadBalancers extends Construct {
         securityGroups: [sg.id],
         dropInvalidHeaderFields: true,
         desyncMitigationMode: "defensive",
-        enableDeletionProtection: config.deletionProtection,
+        enableDeletionProtection: config.durability.deletionProtection,
         // Long enough for the UI's log streaming requests.
         idleTimeout: 120,
         accessLogs: props.accessLogs
@@ -144,7 +134,7 @@ export class ClusterLoadBalancers extends Construct {
             }
           : undefined,
       });
-      skipAll(lb, lbSkips(internal));
+      skipCheckovAll(lb, lbSkips(internal));
       return lb;
     };
 
@@ -183,7 +173,7 @@ export class ClusterLoadBalancers extends Construct {
         deregistrationDelay: "30",
         healthCheck: health(path, matcher),
       });
-      if (behindHttp) skipAll(tg, tgSkip);
+      if (behindHttp) skipCheckovAll(tg, tgSkip);
       return tg;
     };
 
@@ -220,8 +210,8 @@ export class ClusterLoadBalancers extends Construct {
       const why =
         "No config.certificateArn: plain HTTP is the dev fallback, restricted to config.uiAllowedCidrs; " +
         "set certificateArn and this listener becomes an HTTPS redirect";
-      skipAll(http, { CKV_AWS_2: why, CKV_AWS_103: why });
-      skipAll(this.publicLb, { CKV2_AWS_20: why });
+      skipCheckovAll(http, { CKV_AWS_2: why, CKV_AWS_103: why });
+      skipCheckovAll(this.publicLb, { CKV2_AWS_20: why });
       this.publicListeners = [http];
       this.uiUrl = `http://${config.uiDomainName ?? this.publicLb.dnsName}`;
     }
@@ -254,9 +244,9 @@ export class ClusterLoadBalancers extends Construct {
       const flowerWhy =
         "Flower listens on the internal ALB only, reachable only from the api-server nodes' security group " +
         "(an operator's SSM port-forwarding session); it is never exposed publicly";
-      skipAll(exec, { CKV_AWS_2: internalWhy, CKV_AWS_103: internalWhy });
-      skipAll(flower, { CKV_AWS_2: flowerWhy, CKV_AWS_103: flowerWhy });
-      skipAll(internalLb, { CKV2_AWS_20: internalWhy });
+      skipCheckovAll(exec, { CKV_AWS_2: internalWhy, CKV_AWS_103: internalWhy });
+      skipCheckovAll(flower, { CKV_AWS_2: flowerWhy, CKV_AWS_103: flowerWhy });
+      skipCheckovAll(internalLb, { CKV2_AWS_20: internalWhy });
       this.internalListeners = [exec, flower];
       this.executionApiUrl = `http://${internalLb.dnsName}:${apiPort}/execution/`;
       this.flowerUrl = `http://${internalLb.dnsName}:${flowerPort}/`;

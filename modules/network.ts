@@ -23,7 +23,7 @@ import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcEndpoint } from "@cdktf/provider-aws/lib/vpc-endpoint";
 import { skipShortLogRetention } from "./checkov";
-import { EMR_MANAGED_TAG } from "./iam";
+import { EMR_MANAGED_TAG, PropError } from "./contract";
 
 /** Props of {@link Network}. */
 export interface NetworkProps {
@@ -64,8 +64,17 @@ export function subnetCidr(cidr: string, newBits: number, netNum: number): strin
   const [ip, bitsText] = cidr.split("/");
   const bits = Number(bitsText);
   const prefix = bits + newBits;
-  if (prefix > 28) throw new Error(`subnetCidr: ${cidr} + ${newBits} bits is smaller than /28 (AWS minimum)`);
-  if (netNum < 0 || netNum >= 2 ** newBits) throw new Error(`subnetCidr: net number ${netNum} out of range`);
+  if (prefix > 28) {
+    throw new PropError(
+      "subnetCidr",
+      "newBits",
+      newBits,
+      `at most ${28 - bits} for ${cidr} (AWS subnets are /28 or larger)`,
+    );
+  }
+  if (!Number.isInteger(netNum) || netNum < 0 || netNum >= 2 ** newBits) {
+    throw new PropError("subnetCidr", "netNum", netNum, `an integer from 0 to ${2 ** newBits - 1}`);
+  }
   const base = ip.split(".").reduce((acc, o) => acc * 256 + Number(o), 0);
   const network = base - (base % 2 ** (32 - bits));
   const addr = network + netNum * 2 ** (32 - prefix);
@@ -105,18 +114,21 @@ export class Network extends Construct {
   public constructor(scope: Construct, id: string, props: NetworkProps) {
     super(scope, id);
     if (!Number.isInteger(props.azCount) || props.azCount < 2 || props.azCount > 6) {
-      throw new Error(`Network: azCount must be an integer from 2 to 6, got ${props.azCount}`);
+      throw new PropError(this, "azCount", props.azCount, "an integer from 2 to 6");
     }
     const bits = Number(props.cidr.split("/")[1]);
     if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(props.cidr) || bits < 16 || bits > 24) {
-      throw new Error(`Network: cidr must be an IPv4 block from /16 to /24, got ${props.cidr}`);
+      throw new PropError(this, "cidr", props.cidr, "an IPv4 CIDR block from /16 to /24");
     }
     const p = props.resourcePrefix;
     const natPerAz = props.natPerAz ?? true;
 
     if (props.availabilityZones && props.availabilityZones.length !== props.azCount) {
-      throw new Error(
-        `Network: ${props.availabilityZones.length} availabilityZones given for azCount ${props.azCount}`,
+      throw new PropError(
+        this,
+        "availabilityZones",
+        props.availabilityZones,
+        `${props.azCount} AZ names (azCount)`,
       );
     }
     if (props.availabilityZones) {

@@ -18,13 +18,7 @@ import { Fn, Token } from "cdktf";
 import { Construct } from "constructs";
 import type { AirflowConfig } from "./config";
 import { clusterNames } from "./config";
-import { CONTRACT, NodeRole } from "./settings";
-
-/** Anything with an `id` (subnet, security group). */
-export interface HasId {
-  /** The resource id. */
-  readonly id: string;
-}
+import { CONTRACT, HasId, NodeRole, PropError } from "./contract";
 
 /** Name of the worker group's termination lifecycle hook (the node completes it after draining). */
 export const DRAIN_HOOK_NAME = CONTRACT.workerDrain.lifecycleHookName;
@@ -33,7 +27,7 @@ export const DEFAULT_WORKER_DRAIN_SECONDS = 3900;
 
 /** Where the bootstrap finds the node's environment. */
 export const NODE_ENV_FILE = "/etc/airflow/node.env";
-/** The bootstrap baked into the AMI (engineer B's packer/files/bootstrap). */
+/** The bootstrap baked into the AMI (packer/files/bootstrap). */
 export const BOOTSTRAP = "/opt/airflow/bin/airflow-bootstrap";
 
 /**
@@ -46,16 +40,21 @@ export function renderUserData(env: Readonly<Record<string, string>>): string {
   const missing = expected.filter((k) => env[k] === undefined || env[k] === "");
   const unknown = Object.keys(env).filter((k) => !expected.includes(k));
   if (missing.length || unknown.length) {
-    throw new Error(
-      `user-data: ${missing.length ? `missing ${missing.join(", ")}` : ""}${missing.length && unknown.length ? "; " : ""}` +
-        `${unknown.length ? `unknown ${unknown.join(", ")}` : ""}; allowed exactly: ${expected.join(", ")} ` +
-        `(config/settings-contract.json userData.keys)`,
+    const problems = [
+      ...(missing.length ? [`missing ${missing.join(", ")}`] : []),
+      ...(unknown.length ? [`unknown ${unknown.join(", ")}`] : []),
+    ];
+    throw new PropError(
+      "user-data",
+      "keys",
+      problems.join("; "),
+      `exactly ${expected.join(", ")} (config/settings-contract.json userData.keys)`,
     );
   }
   for (const k of expected) {
     const v = env[k];
     if (!Token.isUnresolved(v) && !/^[A-Za-z0-9/._:-]+$/.test(v)) {
-      throw new Error(`user-data ${k}: got ${JSON.stringify(v)}; allowed: letters, digits and / . _ : -`);
+      throw new PropError("user-data", k, v, "letters, digits and / . _ : -");
     }
   }
   const lines = expected.map((k) => `${k}=${env[k]}`).join("\n");
@@ -206,13 +205,11 @@ export class NodeGroup extends Construct {
     super(scope, id);
     const { config, role } = props;
     if (!(role in CONTRACT.roles)) {
-      throw new Error(
-        `NodeGroup role: got ${JSON.stringify(role)}; allowed: ${Object.keys(CONTRACT.roles).join(", ")}`,
-      );
+      throw new PropError(this, "role", role, Object.keys(CONTRACT.roles).join(", "));
     }
     const intIn = (field: string, v: number | undefined, min: number, max: number): void => {
       if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) {
-        throw new Error(`NodeGroup ${role} ${field}: got ${v}; allowed: an integer from ${min} to ${max}`);
+        throw new PropError(this, field, v, `an integer from ${min} to ${max}`);
       }
     };
     intIn("minSize", props.minSize, 0, 100);
@@ -224,17 +221,14 @@ export class NodeGroup extends Construct {
     intIn("drainTimeoutSeconds", props.drainTimeoutSeconds, 30, 7200);
     intIn("minHealthyPercentage", props.minHealthyPercentage, 0, 100);
     if (props.minSize > props.maxSize) {
-      throw new Error(
-        `NodeGroup ${role} minSize: got ${props.minSize}; allowed: at most maxSize (${props.maxSize})`,
-      );
+      throw new PropError(this, "minSize", props.minSize, `at most maxSize (${props.maxSize})`);
     }
     if (props.desiredCapacity !== undefined) {
       intIn("desiredCapacity", props.desiredCapacity, props.minSize, props.maxSize);
     }
-    if (props.subnets.length === 0)
-      throw new Error(`NodeGroup ${role} subnets: got none; allowed: 1 or more private subnets`);
+    if (props.subnets.length === 0) throw new PropError(this, "subnets", 0, "1 or more private subnets");
     if (props.securityGroups.length === 0) {
-      throw new Error(`NodeGroup ${role} securityGroups: got none; allowed: 1 or more security groups`);
+      throw new PropError(this, "securityGroups", 0, "1 or more security groups");
     }
 
     const names = clusterNames(config);
@@ -399,8 +393,11 @@ export class AirflowNodeGroups extends Construct {
       config.executor === "LocalExecutor" ? ["standalone"] : ["api-server", "scheduler", "worker"];
     const missing = roles.filter((r) => !props.securityGroups[r]?.length);
     if (missing.length) {
-      throw new Error(
-        `AirflowNodeGroups securityGroups: none for role(s) ${missing.join(", ")}; ${config.executor} needs ${roles.join(", ")}`,
+      throw new PropError(
+        this,
+        "securityGroups",
+        Object.keys(props.securityGroups),
+        `groups for ${roles.join(", ")} with ${config.executor} (missing ${missing.join(", ")})`,
       );
     }
     const sgs = (role: NodeRole): readonly HasId[] => props.securityGroups[role] ?? [];

@@ -16,21 +16,7 @@ import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcSecurityGroupEgressRule } from "@cdktf/provider-aws/lib/vpc-security-group-egress-rule";
 import { VpcSecurityGroupIngressRule } from "@cdktf/provider-aws/lib/vpc-security-group-ingress-rule";
-
-/** Ports from config/settings-contract.json (`ports`) plus the data stores. */
-export const PORTS = {
-  apiServer: 8080,
-  flower: 5555,
-  workerLogServer: 8793,
-  triggererLogServer: 8794,
-  redis: 6379,
-  nfs: 2049,
-  mysql: 3306,
-  postgres: 5432,
-  https: 443,
-  http: 80,
-  smtpSubmission: 587,
-} as const;
+import { PORTS, PropError } from "./contract";
 
 /** Props of {@link SecurityGroups}. */
 export interface SecurityGroupsProps {
@@ -86,7 +72,9 @@ export class SecurityGroups extends Construct {
     super(scope, id);
     const cidrs = props.uiAllowedCidrs ?? [];
     for (const c of cidrs) {
-      if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(c)) throw new Error(`SecurityGroups: ${c} is not an IPv4 CIDR`);
+      if (!/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(c)) {
+        throw new PropError(this, "uiAllowedCidrs", c, "IPv4 CIDR blocks such as 203.0.113.0/24");
+      }
     }
     const p = props.resourcePrefix;
     const sg = (key: string, what: string) =>

@@ -15,50 +15,13 @@ import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
 import { Bytes } from "@cdktf/provider-random/lib/bytes";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Fn, Token } from "cdktf";
-import { Construct } from "constructs";
-import type { TerraformResource } from "cdktf";
-import contractJson from "../config/settings-contract.json";
+import { Construct, IConstruct } from "constructs";
 import type { AirflowConfig, ClusterNames } from "./config";
 import { clusterNames } from "./config";
-import { LOG_PREFIXES, assertKeyPrefix } from "./buckets";
-import { skipCheckov } from "./checkov";
-
-/** Skips several checkov checks on one resource, each with its reason. */
-function skipAll(resource: TerraformResource, reasons: Readonly<Record<string, string>>): void {
-  for (const [checkId, reason] of Object.entries(reasons)) skipCheckov(resource, checkId, reason);
-}
+import { skipCheckovAll } from "./checkov";
+import { CONTRACT, HasBucket, HasId, LOG_PREFIXES, PropError, UNSET, assertKeyPrefix } from "./contract";
 
 // --- the contract -------------------------------------------------------------------
-
-/** Shape of `config/settings-contract.json`. */
-export interface SettingsContract {
-  readonly parameters: readonly {
-    readonly key: string;
-    readonly description: string;
-    readonly airflow?: string;
-  }[];
-  readonly secrets: readonly { readonly key: string; readonly description: string }[];
-  readonly variables: { readonly keys: readonly { readonly key: string; readonly description: string }[] };
-  readonly roles: Readonly<Record<NodeRole, readonly string[]>>;
-  readonly userData: { readonly keys: readonly string[] };
-  /** Scale-in of the worker group: the termination lifecycle hook the node completes after draining. */
-  readonly workerDrain: { readonly lifecycleHookName: string };
-  readonly ports: Readonly<Record<string, number>>;
-}
-
-/** Node roles; each is a list of systemd units in the contract. */
-export type NodeRole = "api-server" | "scheduler" | "worker" | "standalone";
-
-/** The settings contract, loaded once from `config/settings-contract.json`. */
-export const CONTRACT: SettingsContract = contractJson as SettingsContract;
-
-/**
- * Value stored in a string parameter whose setting does not apply (SSM rejects empty
- * strings): `broker/endpoint` and `broker/port` with LocalExecutor (the bootstrap reads
- * them only with CeleryExecutor), `spark_job_uri` with no Spark job, `alert_email`
- * without `notificationEmail`. The contract's descriptions say so.
- */
-export const UNSET = "none";
 
 /** Airflow's boolean spelling in airflow.cfg. */
 const pyBool = (b: boolean): string => (b ? "True" : "False");
@@ -74,22 +37,27 @@ export function secretKeysFor(executor: AirflowConfig["executor"]): string[] {
 }
 
 function checkKeys(
+  scope: IConstruct,
   what: string,
   expected: readonly string[],
   given: Readonly<Record<string, unknown>>,
 ): void {
   const missing = expected.filter((k) => given[k] === undefined || given[k] === "");
   if (missing.length) {
-    throw new Error(
-      `${what}: no value for contract key(s) ${missing.map((k) => JSON.stringify(k)).join(", ")}; ` +
-        `every key of config/settings-contract.json needs a non-empty value`,
+    throw new PropError(
+      scope,
+      what,
+      missing,
+      "a non-empty value for every key of config/settings-contract.json",
     );
   }
   const unknown = Object.keys(given).filter((k) => !expected.includes(k));
   if (unknown.length) {
-    throw new Error(
-      `${what}: key(s) ${unknown.map((k) => JSON.stringify(k)).join(", ")} are not in ` +
-        `config/settings-contract.json; allowed: ${expected.join(", ")}`,
+    throw new PropError(
+      scope,
+      what,
+      unknown,
+      `keys of config/settings-contract.json: ${expected.join(", ")}`,
     );
   }
 }
@@ -153,17 +121,16 @@ export class ClusterSecrets extends Construct {
     const needed = keys.filter((k) => !GENERATED_SECRETS.includes(k));
     const missing = needed.filter((k) => !props.existing[k]);
     if (missing.length) {
-      throw new Error(
-        `ClusterSecrets existing: no secret for contract key(s) ${missing.map((k) => JSON.stringify(k)).join(", ")}; ` +
-          `their owners (database, broker) create them and must hand them in`,
+      throw new PropError(
+        this,
+        "existing",
+        Object.keys(props.existing),
+        `secrets for ${needed.join(", ")}: their owners (database, broker) create them and hand them in`,
       );
     }
     const extra = Object.keys(props.existing).filter((k) => !needed.includes(k));
     if (extra.length) {
-      throw new Error(
-        `ClusterSecrets existing: key(s) ${extra.map((k) => JSON.stringify(k)).join(", ")} not allowed for ` +
-          `${config.executor}; allowed: ${needed.join(", ")}`,
-      );
+      throw new PropError(this, "existing", extra, `only ${needed.join(", ")} with ${config.executor}`);
     }
 
     const partition = new DataAwsPartition(this, "partition");
@@ -186,9 +153,9 @@ export class ClusterSecrets extends Construct {
         name: `${names.secretPrefix}/${key}`,
         description: `${names.resourcePrefix}: ${description}`,
         kmsKeyId: props.key.arn,
-        recoveryWindowInDays: config.secretRecoveryWindowDays,
+        recoveryWindowInDays: config.durability.secretRecoveryWindowDays,
       });
-      skipAll(secret, {
+      skipCheckovAll(secret, {
         CKV2_AWS_57:
           "Rotation is a deliberate deploy, not a Lambda: `terraform apply -replace` of the random value " +
           "writes a new version whose id feeds AIRFLOW_SETTINGS_REVISION and rolls every node through " +
@@ -244,18 +211,6 @@ export interface BrokerEndpoint {
   readonly endpoint: string;
   /** Port. */
   readonly port: number;
-}
-
-/** Anything with an `id` (EFS file system, access point, subnet). */
-export interface HasId {
-  /** The resource id. */
-  readonly id: string;
-}
-
-/** Anything with a bucket name (an `aws_s3_bucket`). */
-export interface HasBucket {
-  /** Bucket name. */
-  readonly bucket: string;
 }
 
 /** Properties of {@link ClusterSettings}. */
@@ -339,13 +294,13 @@ export class ClusterSettings extends Construct {
     const { config } = props;
     const celery = config.executor === "CeleryExecutor";
     if (celery && !props.broker) {
-      throw new Error(`ClusterSettings: broker is required with executor "CeleryExecutor"`);
+      throw new PropError(this, "broker", undefined, "the broker endpoint with CeleryExecutor");
     }
     const names: ClusterNames = clusterNames(config);
     const remoteLogPrefix = props.remoteLogPrefix ?? LOG_PREFIXES.remote;
     const emrLogPrefix = props.emrLogPrefix ?? LOG_PREFIXES.emr;
-    assertKeyPrefix("ClusterSettings", "remoteLogPrefix", remoteLogPrefix);
-    assertKeyPrefix("ClusterSettings", "emrLogPrefix", emrLogPrefix);
+    assertKeyPrefix(this, "remoteLogPrefix", remoteLogPrefix);
+    assertKeyPrefix(this, "emrLogPrefix", emrLogPrefix);
     const str = (n: number): string => (Token.isUnresolved(n) ? Token.asString(n) : String(n));
 
     const parameterValues: Record<string, string> = {
@@ -369,8 +324,8 @@ export class ClusterSettings extends Construct {
       "scheduler/max-dagruns-to-create-per-loop": String(config.scheduler.maxDagrunsToCreatePerLoop),
       "scheduler/max-dagruns-per-loop-to-schedule": String(config.scheduler.maxDagrunsPerLoopToSchedule),
       "scheduler/use-row-level-locking": pyBool(config.scheduler.useRowLevelLocking),
-      "scheduler/pool-metrics-interval": String(config.scheduler.poolMetricsInterval),
-      "scheduler/orphaned-tasks-check-interval": String(config.scheduler.orphanedTasksCheckInterval),
+      "scheduler/pool-metrics-interval": String(config.scheduler.poolMetricsIntervalSeconds),
+      "scheduler/orphaned-tasks-check-interval": String(config.scheduler.orphanedTasksCheckIntervalSeconds),
       "core/allow-trigger-in-future": pyBool(config.allowTriggerInFuture),
       "core/parallelism": String(config.parallelism),
       "celery/worker-concurrency": String(config.workerConcurrency),
@@ -389,12 +344,14 @@ export class ClusterSettings extends Construct {
       alert_email: config.notificationEmail ?? UNSET,
     };
     checkKeys(
-      "ClusterSettings parameters",
+      this,
+      "parameters",
       CONTRACT.parameters.map((p) => p.key),
       parameterValues,
     );
     checkKeys(
-      "ClusterSettings variables",
+      this,
+      "variables",
       CONTRACT.variables.keys.map((v) => v.key),
       variableValues,
     );
@@ -420,7 +377,7 @@ export class ClusterSettings extends Construct {
         insecureValue: value,
         description,
       });
-      skipAll(p, { CKV2_AWS_34: reason });
+      skipCheckovAll(p, { CKV2_AWS_34: reason });
       return p;
     };
     const parameters: Record<string, SsmParameter> = {};

@@ -16,13 +16,11 @@ import { Construct } from "constructs";
 import * as path from "node:path";
 import { App, Aspects, LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
 import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
-import { AirflowConfig, CONFIG_DIR, clusterNames } from "./config";
+import { AirflowConfig, clusterNames } from "./config";
 import { SecureBucket } from "./buckets";
 import { skipCheckov } from "./checkov";
+import { REQUIRED_TERRAFORM_VERSION, repoRoot } from "./contract";
 import { ClusterPolicyAspect, clusterTags } from "./policy-aspect";
-
-/** Terraform version the stacks need: S3-native state locking (`use_lockfile`) came in 1.10. */
-export const REQUIRED_TERRAFORM_VERSION = ">= 1.10";
 
 /** S3 key under which `npm run deploy` keeps a copy of the state stack's own local state. */
 export const STATE_STACK_BACKUP_KEY = "_state-stack/terraform.tfstate";
@@ -34,7 +32,7 @@ export const STATE_STACK_BACKUP_KEY = "_state-stack/terraform.tfstate";
  * @param stackId the state stack's id, e.g. "airflow-state"
  */
 export function stateStackStatePath(stackId: string): string {
-  const dir = process.env.AIRFLOW_STATE_DIR ?? path.join(path.dirname(CONFIG_DIR), ".terraform-state");
+  const dir = process.env.AIRFLOW_STATE_DIR ?? path.join(repoRoot(), ".terraform-state");
   return path.join(path.resolve(dir), `${stackId}.tfstate`);
 }
 

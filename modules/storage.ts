@@ -19,9 +19,7 @@ import { EfsFileSystemPolicy } from "@cdktf/provider-aws/lib/efs-file-system-pol
 import { EfsMountTarget } from "@cdktf/provider-aws/lib/efs-mount-target";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Subnet } from "@cdktf/provider-aws/lib/subnet";
-
-/** uid/gid of the `airflow` user baked into the AMI. */
-export const AIRFLOW_UID = 50000;
+import { AIRFLOW_USER, PropError } from "./contract";
 
 /** Props of {@link SharedStorage}. */
 export interface SharedStorageProps {
@@ -51,7 +49,8 @@ export class SharedStorage extends Construct {
 
   public constructor(scope: Construct, id: string, props: SharedStorageProps) {
     super(scope, id);
-    if (props.subnets.length === 0) throw new Error("SharedStorage: at least one private subnet is required");
+    if (props.subnets.length === 0)
+      throw new PropError(this, "subnets", props.subnets.length, "1 or more private subnets");
     const p = props.resourcePrefix;
     const oneZone = props.oneZone ?? false;
 
@@ -86,10 +85,10 @@ export class SharedStorage extends Construct {
 
     this.accessPoint = new EfsAccessPoint(this, "airflow", {
       fileSystemId: this.fileSystem.id,
-      posixUser: { uid: AIRFLOW_UID, gid: AIRFLOW_UID },
+      posixUser: { uid: AIRFLOW_USER.uid, gid: AIRFLOW_USER.gid },
       rootDirectory: {
         path: "/airflow",
-        creationInfo: { ownerUid: AIRFLOW_UID, ownerGid: AIRFLOW_UID, permissions: "0755" },
+        creationInfo: { ownerUid: AIRFLOW_USER.uid, ownerGid: AIRFLOW_USER.gid, permissions: "0755" },
       },
       tags: { Name: `${p}-airflow` },
     });

@@ -33,8 +33,8 @@ try {
       workerGroup: celery ? `${names.resourcePrefix}-worker` : null,
       drainHookName: DRAIN_HOOK_NAME,
       emrPrimarySecurityGroupName: `${names.resourcePrefix}-emr-primary`,
-      deletionProtection: config.deletionProtection,
-      finalSnapshot: config.finalSnapshot,
+      deletionProtection: config.durability.deletionProtection,
+      finalSnapshot: config.durability.finalSnapshot,
     })}\n`,
   );
 } catch (e) {

@@ -120,7 +120,9 @@ describe("edge cases", () => {
 
   it("several Spark scripts need sparkJob, and the error lists them", () => {
     const spark = tree({ "a.py": "a", "b.py": "b" });
-    expect(() => synth(tree({}), spark)).toThrow(/holds 2 scripts; allowed: one of a\.py, b\.py/);
+    expect(() => synth(tree({}), spark)).toThrow(
+      /sparkJob: got \(missing\); allowed: one of a\.py, b\.py \(.* holds 2 scripts\)/,
+    );
     expect(synth(tree({}), spark, "b.py").artifacts.sparkJobUri).toMatch(/\/b\.py$/);
   });
 

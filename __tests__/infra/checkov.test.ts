@@ -50,10 +50,10 @@ describe("skipCheckov", () => {
   });
 
   it.each([
-    ["CKV_AWS_X", "a perfectly good reason", /not a checkov check id/],
-    ["ckv_aws_18", "a perfectly good reason", /not a checkov check id/],
-    ["CKV_AWS_18", "because", /needs a real reason/],
-    ["CKV_AWS_18", "          ", /needs a real reason/],
+    ["CKV_AWS_X", "a perfectly good reason", /id: got .*; allowed: a checkov check id/],
+    ["ckv_aws_18", "a perfectly good reason", /id: got .*; allowed: a checkov check id/],
+    ["CKV_AWS_18", "because", /reason: got .*; allowed: a real reason/],
+    ["CKV_AWS_18", "          ", /reason: got .*; allowed: a real reason/],
   ])("GIVEN id %s and reason %j WHEN recorded THEN it is refused", (id, reason, message) => {
     const group = new CloudwatchLogGroup(bareStack(), "lg", { name: "lg" });
     expect(() => skipCheckov(group, id, reason)).toThrow(message);

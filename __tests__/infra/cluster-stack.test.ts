@@ -118,6 +118,37 @@ describe("AirflowClusterStack", () => {
     for (const b of list(prod, "aws_s3_bucket")) expect(b.force_destroy).toBe(false);
   });
 
+  it.each([
+    ["dev", {}],
+    ["dev", { deletionProtection: true }],
+    ["prod", {}],
+    ["prod", { deletionProtection: false }],
+  ] as const)(
+    "GIVEN env %s with %j WHEN synthesized THEN every resource follows the one durability policy",
+    (env, input) => {
+      // GIVEN
+      const c = config({ env, ...input });
+      const d = c.durability;
+      // WHEN
+      const s = synthCluster({ env, ...input });
+      // THEN: every secret (generated or owned by the DB/broker) has the same recovery window
+      const secrets = list(s, "aws_secretsmanager_secret");
+      expect(secrets.length).toBeGreaterThanOrEqual(6);
+      for (const secret of secrets) expect(secret.recovery_window_in_days).toBe(d.secretRecoveryWindowDays);
+      expect(list(s, "aws_kms_key")[0].deletion_window_in_days).toBe(d.kmsDeletionWindowDays);
+      expect(list(s, "aws_elasticache_replication_group")[0].snapshot_retention_limit).toBe(
+        d.cacheSnapshotRetentionDays,
+      );
+      expect(list(s, "aws_nat_gateway")).toHaveLength(d.natPerAz ? c.azCount : 1);
+      expect(list(s, "aws_db_instance")[0]).toMatchObject({
+        deletion_protection: d.deletionProtection,
+        skip_final_snapshot: !d.finalSnapshot,
+      });
+      for (const lb of list(s, "aws_lb")) expect(lb.enable_deletion_protection).toBe(d.deletionProtection);
+      for (const b of list(s, "aws_s3_bucket")) expect(b.force_destroy).toBe(d.forceDestroyBuckets);
+    },
+  );
+
   it("GIVEN a DB password or AUTH token rotation WHEN deployed THEN every launch template changes (nodes roll)", () => {
     // The rotation chain: config version -> random_password keepers -> secret version
     // -> AIRFLOW_SETTINGS_REVISION in every node's user data -> ASG instance refresh.

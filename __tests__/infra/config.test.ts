@@ -43,11 +43,11 @@ describe("config defaults", () => {
         maxDagrunsToCreatePerLoop: 10,
         maxDagrunsPerLoopToSchedule: 20,
         useRowLevelLocking: true,
-        poolMetricsInterval: 5,
-        orphanedTasksCheckInterval: 300,
+        poolMetricsIntervalSeconds: 5,
+        orphanedTasksCheckIntervalSeconds: 300,
       },
       allowTriggerInFuture: false,
-      deletionProtection: false,
+      durability: { deletionProtection: false },
     });
     expect(c.notificationEmail).toBeUndefined();
     expect(c.certificateArn).toBeUndefined();
@@ -61,14 +61,53 @@ describe("config defaults", () => {
     "GIVEN env %s WHEN parsed THEN deletionProtection=%s and multiAz=%s by default",
     (env, protect, multiAz) => {
       const c = parseConfig({ env }, "test");
-      expect(c.deletionProtection).toBe(protect);
+      expect(c.durability.deletionProtection).toBe(protect);
       expect(c.database.multiAz).toBe(multiAz);
+    },
+  );
+
+  // One row per environment policy: every durability value, decided once from env and
+  // deletionProtection (the README's "Environment policy" table lists the same values).
+  it.each([
+    // env, deletionProtection, protect, secretDays, kmsDays, cacheSnapshotDays, natPerAz, finalSnapshot, forceDestroy
+    ["dev", undefined, false, 0, 7, 1, false, false, true],
+    ["dev", true, true, 7, 7, 1, false, true, false],
+    ["prod", undefined, true, 7, 30, 7, true, true, false],
+    ["prod", false, false, 0, 30, 7, true, true, true],
+  ] as const)(
+    "GIVEN env %s and deletionProtection %s WHEN parsed THEN the durability policy is protect=%s, secrets %sd, KMS %sd, cache snapshots %sd, NAT per AZ %s, final snapshot %s, force destroy %s",
+    (
+      env,
+      deletionProtection,
+      protect,
+      secretDays,
+      kmsDays,
+      cacheDays,
+      natPerAz,
+      finalSnapshot,
+      forceDestroy,
+    ) => {
+      // WHEN
+      const c = parseConfig(
+        { env, ...(deletionProtection === undefined ? {} : { deletionProtection }) },
+        "test",
+      );
+      // THEN
+      expect(c.durability).toEqual({
+        deletionProtection: protect,
+        secretRecoveryWindowDays: secretDays,
+        kmsDeletionWindowDays: kmsDays,
+        cacheSnapshotRetentionDays: cacheDays,
+        natPerAz,
+        finalSnapshot,
+        forceDestroyBuckets: forceDestroy,
+      });
     },
   );
 
   it("GIVEN explicit overrides of derived values WHEN parsed THEN they win", () => {
     const c = parseConfig({ env: "prod", deletionProtection: false, database: { multiAz: false } }, "test");
-    expect(c.deletionProtection).toBe(false);
+    expect(c.durability.deletionProtection).toBe(false);
     expect(c.database.multiAz).toBe(false);
   });
 
@@ -404,7 +443,7 @@ describe("loadConfig", () => {
   it("GIVEN the repository's own env files WHEN loaded THEN they are valid", () => {
     expect(loadConfig("dev").env).toBe("dev");
     const prod = loadConfig("prod");
-    expect(prod.deletionProtection).toBe(true);
+    expect(prod.durability.deletionProtection).toBe(true);
     expect(prod.database.multiAz).toBe(true);
   });
 });

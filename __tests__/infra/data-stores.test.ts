@@ -140,10 +140,18 @@ describe("Database", () => {
   });
 
   it.each<[string, Partial<DatabaseProps>, string]>([
-    ["no backups", { backupRetentionDays: 0 }, "backupRetentionDays must be an integer from 1 to 35"],
-    ["tiny storage", { allocatedStorageGb: 5 }, "allocatedStorageGb must be an integer from 20 to 65536"],
-    ["password version 0", { passwordVersion: 0 }, "passwordVersion must be a positive integer"],
-    ["one subnet", { subnets: [] }, "RDS needs subnets in at least two AZs"],
+    [
+      "no backups",
+      { backupRetentionDays: 0 },
+      "backupRetentionDays: got 0; allowed: an integer from 1 to 35",
+    ],
+    [
+      "tiny storage",
+      { allocatedStorageGb: 5 },
+      "allocatedStorageGb: got 5; allowed: an integer from 20 to 65536",
+    ],
+    ["password version 0", { passwordVersion: 0 }, "passwordVersion: got 0; allowed: an integer from 1 to"],
+    ["one subnet", { subnets: [] }, "subnets: got 0; allowed: 2 or more subnets in different AZs"],
   ])("GIVEN %s WHEN constructed THEN it is refused", (_n, props, message) => {
     expect(() => makeDatabase(props)).toThrow(message);
   });
@@ -205,7 +213,7 @@ describe("Broker", () => {
   });
 
   it("GIVEN too many replicas WHEN constructed THEN it is refused", () => {
-    expect(() => makeBroker({ replicas: 6 })).toThrow("replicas must be an integer from 0 to 5");
+    expect(() => makeBroker({ replicas: 6 })).toThrow("replicas: got 6; allowed: an integer from 0 to 5");
   });
 });
 

@@ -312,7 +312,7 @@ describe("npm run doctor (scripts/doctor.sh)", () => {
 
   it("GIVEN the stacks' required_version WHEN compared with the doctor's minimum THEN they are the same", () => {
     const stacks = /REQUIRED_TERRAFORM_VERSION = ">= ([0-9.]+)"/.exec(
-      readFileSync(path.join(ROOT, "modules/state-stack.ts"), "utf8"),
+      readFileSync(path.join(ROOT, "modules/contract.ts"), "utf8"),
     );
     const script = /^MIN_TERRAFORM=([0-9.]+)$/m.exec(
       readFileSync(path.join(ROOT, "scripts/doctor.sh"), "utf8"),

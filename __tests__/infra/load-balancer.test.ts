@@ -156,7 +156,7 @@ describe("invalid wiring", () => {
     [
       "no internal security group with Celery",
       { publicSubnets: [subnet, subnet], privateSubnets: [subnet, subnet], internalSecurityGroup: undefined },
-      /internalSecurityGroup: required/,
+      /internalSecurityGroup: got \(missing\); allowed: a security group with CeleryExecutor/,
     ],
     [
       "an access-log prefix with a slash",

@@ -32,7 +32,9 @@ describe("subnetCidr", () => {
   });
 
   it("refuses subnets smaller than /28", () => {
-    expect(() => subnetCidr("10.0.0.0/25", 4, 0)).toThrow("smaller than /28");
+    expect(() => subnetCidr("10.0.0.0/25", 4, 0)).toThrow(
+      "newBits: got 4; allowed: at most 3 for 10.0.0.0/25",
+    );
   });
 });
 
@@ -137,12 +139,12 @@ describe("Network", () => {
   });
 
   it.each<[string, Partial<NetworkProps>, string]>([
-    ["one AZ", { azCount: 1 }, "azCount must be an integer from 2 to 6"],
-    ["a /8", { cidr: "10.0.0.0/8" }, "cidr must be an IPv4 block from /16 to /24"],
+    ["one AZ", { azCount: 1 }, "azCount: got 1; allowed: an integer from 2 to 6"],
+    ["a /8", { cidr: "10.0.0.0/8" }, 'cidr: got "10.0.0.0/8"; allowed: an IPv4 CIDR block from /16 to /24'],
     [
       "AZ list of wrong length",
       { availabilityZones: ["us-east-1a"] },
-      "1 availabilityZones given for azCount 2",
+      'availabilityZones: got ["us-east-1a"]; allowed: 2 AZ names',
     ],
   ])("GIVEN %s WHEN constructed THEN it is refused", (_name, props, message) => {
     expect(() => synthNetwork(props)).toThrow(message);

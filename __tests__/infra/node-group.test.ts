@@ -16,7 +16,7 @@ import {
   renderUserData,
   tokenSafeParts,
 } from "../../modules/node-group";
-import { CONTRACT } from "../../modules/settings";
+import { CONTRACT } from "../../modules/contract";
 import { makeConfig, resourcesOf, synthCompute } from "./compute-fixtures";
 
 /**
@@ -326,8 +326,8 @@ describe("invalid node group props", () => {
       { desiredCapacity: 5 },
       /desiredCapacity: got 5; allowed: an integer from 1 to 2/,
     ],
-    ["no subnets", { subnets: [] }, /subnets: got none/],
-    ["no security groups", { securityGroups: [] }, /securityGroups: got none/],
+    ["no subnets", { subnets: [] }, /subnets: got 0; allowed: 1 or more/],
+    ["no security groups", { securityGroups: [] }, /securityGroups: got 0; allowed: 1 or more/],
     [
       "an unknown role",
       { role: "webserver" },

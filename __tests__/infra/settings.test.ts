@@ -6,7 +6,8 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
-import { CONTRACT, GENERATED_SECRETS } from "../../modules/settings";
+import { CONTRACT } from "../../modules/contract";
+import { GENERATED_SECRETS } from "../../modules/settings";
 import { resourcesOf, synthCompute } from "./compute-fixtures";
 
 const contractFile = JSON.parse(
@@ -61,7 +62,11 @@ describe.each([["CeleryExecutor"], ["LocalExecutor"]] as const)("with %s", (exec
 describe("parameter values", () => {
   // GIVEN non-default tunables
   const { json } = synthCompute({
-    scheduler: { maxDagrunsToCreatePerLoop: 7, useRowLevelLocking: true, orphanedTasksCheckInterval: 120 },
+    scheduler: {
+      maxDagrunsToCreatePerLoop: 7,
+      useRowLevelLocking: true,
+      orphanedTasksCheckIntervalSeconds: 120,
+    },
     allowTriggerInFuture: true,
     parallelism: 64,
     workerConcurrency: 8,
@@ -243,7 +248,9 @@ describe("the contract is the one source of truth", () => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const fixtures = require("./compute-fixtures") as typeof import("./compute-fixtures");
       // WHEN synthesized THEN the error names the missing key
-      expect(() => fixtures.synthCompute()).toThrow(/no value for contract key\(s\) "core\/new-setting"/);
+      expect(() => fixtures.synthCompute()).toThrow(
+        /parameters: got \["core\/new-setting"\]; allowed: a non-empty value/,
+      );
     });
   });
 
@@ -263,7 +270,7 @@ describe("the contract is the one source of truth", () => {
             existing: {},
           });
         }),
-      ).toThrow(/no secret for contract key\(s\) "db-password", "redis-auth-token"/);
+      ).toThrow(/existing: got \[\]; allowed: secrets for db-password, redis-auth-token/);
     });
   });
 });

@@ -1,0 +1,170 @@
+/**
+ * What the modules share, in one leaf: the settings contract (`config/settings-contract.json`,
+ * which the bootstrap and the DAG tests read too), the constants derived from it, the
+ * structural refs constructs hand each other, and the one error type a construct throws.
+ *
+ * This file imports nothing of ours. Concern modules import shared names from here and
+ * from `config.ts`, never from each other, so moving or splitting one concern never
+ * drags another along.
+ */
+import { existsSync } from "node:fs";
+import * as path from "node:path";
+import type { IConstruct } from "constructs";
+import contractJson from "../config/settings-contract.json";
+
+// --- the settings contract -----------------------------------------------------------
+
+/** Node roles; each is a list of systemd units in the contract. */
+export type NodeRole = "api-server" | "scheduler" | "worker" | "standalone";
+
+/** Shape of `config/settings-contract.json`. */
+export interface SettingsContract {
+  readonly parameters: readonly {
+    readonly key: string;
+    readonly description: string;
+    readonly airflow?: string;
+  }[];
+  readonly secrets: readonly { readonly key: string; readonly description: string }[];
+  readonly variables: { readonly keys: readonly { readonly key: string; readonly description: string }[] };
+  readonly roles: Readonly<Record<NodeRole, readonly string[]>>;
+  readonly userData: { readonly keys: readonly string[] };
+  /** Scale-in of the worker group: the termination lifecycle hook the node completes after draining. */
+  readonly workerDrain: { readonly lifecycleHookName: string };
+  /** Ports Airflow listens on (and SES SMTP submission), as the bootstrap renders them. */
+  readonly ports: Readonly<Record<string, number>>;
+  /** The airflow system user of the AMI, which also owns the EFS access point. */
+  readonly airflowUser: { readonly uid: number; readonly gid: number };
+  /** The tag the EMR v2 managed policies require. */
+  readonly emrManagedTag: { readonly key: string; readonly value: string };
+  /** Airflow connection ids the infra, bootstrap and DAGs agree on. */
+  readonly connections: { readonly smtp: string; readonly aws: string };
+  /** Name of the Packer-built golden AMI. */
+  readonly ami: { readonly namePrefix: string };
+}
+
+/** The settings contract, loaded once from `config/settings-contract.json`. */
+export const CONTRACT: SettingsContract = contractJson as SettingsContract;
+
+/**
+ * Value stored in a string parameter whose setting does not apply (SSM rejects empty
+ * strings): `broker/endpoint` and `broker/port` with LocalExecutor (the bootstrap reads
+ * them only with CeleryExecutor), `spark_job_uri` with no Spark job, `alert_email`
+ * without `notificationEmail`. The contract's descriptions say so.
+ */
+export const UNSET = "none";
+
+/** The tag the EMR v2 managed policies require on clusters and the network they use. */
+export const EMR_MANAGED_TAG = CONTRACT.emrManagedTag;
+
+/** uid and gid of the airflow user on every node (and of the EFS access point). */
+export const AIRFLOW_USER = CONTRACT.airflowUser;
+
+/** Airflow connection that carries SES SMTP credentials when `emailBackend` is "smtp". */
+export const SMTP_CONNECTION_ID = CONTRACT.connections.smtp;
+
+/** Default name filter of the golden AMI lookup: every bake Packer names. */
+export const AMI_NAME_FILTER = `${CONTRACT.ami.namePrefix}-*`;
+
+/**
+ * Ports: Airflow's from the contract (what the bootstrap renders into airflow.cfg), the
+ * data stores' and web ports as their engines and AWS define them.
+ */
+export const PORTS = {
+  apiServer: CONTRACT.ports["api-server"],
+  flower: CONTRACT.ports["flower"],
+  workerLogServer: CONTRACT.ports["worker-log-server"],
+  triggererLogServer: CONTRACT.ports["triggerer-log-server"],
+  smtpSubmission: CONTRACT.ports["smtp-submission"],
+  redis: 6379,
+  nfs: 2049,
+  mysql: 3306,
+  postgres: 5432,
+  https: 443,
+  http: 80,
+} as const;
+
+/** Key prefixes in the log bucket: remote task logs, EMR logs, ALB access logs. */
+export const LOG_PREFIXES = { remote: "airflow-logs", emr: "emr-logs", alb: "alb" } as const;
+
+/** Terraform version the stacks need: S3-native state locking (`use_lockfile`) came in 1.10. */
+export const REQUIRED_TERRAFORM_VERSION = ">= 1.10";
+
+// --- structural refs: what one construct needs of another ----------------------------
+
+/** Anything with an `id` (VPC, subnet, security group, EFS file system, access point). */
+export interface HasId {
+  /** The resource id. */
+  readonly id: string;
+}
+
+/** Anything with an ARN. */
+export interface HasArn {
+  /** The resource ARN. */
+  readonly arn: string;
+}
+
+/** Anything with a bucket name (an `aws_s3_bucket`). */
+export interface HasBucket {
+  /** Bucket name. */
+  readonly bucket: string;
+}
+
+/** A bucket as IAM needs it (an `aws_s3_bucket`). */
+export interface BucketRef extends HasBucket, HasArn {}
+
+/** Anything with a name (an IAM role, an instance profile). */
+export interface HasName {
+  /** The resource name. */
+  readonly name: string;
+}
+
+// --- errors --------------------------------------------------------------------------
+
+/** Renders a bad value for an error line: JSON, cut at 80 characters. */
+export function showValue(v: unknown): string {
+  if (v === undefined) return "(missing)";
+  const s = JSON.stringify(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/**
+ * A construct prop that cannot be built, as one line: `<construct path>: <field>: got
+ * <value>; allowed: <what>`. `main.ts` prints it like a config error, without a trace.
+ */
+export class PropError extends Error {
+  /**
+   * @param scope the construct (its path names it) or a function's name
+   * @param field the prop, e.g. "drainTimeoutSeconds"
+   * @param got the bad value
+   * @param allowed what would have been accepted
+   */
+  public constructor(scope: IConstruct | string, field: string, got: unknown, allowed: string) {
+    const where = typeof scope === "string" ? scope : scope.node.path;
+    super(`${where}: ${field}: got ${showValue(got)}; allowed: ${allowed}`);
+    this.name = "PropError";
+  }
+}
+
+/**
+ * Checks an S3 key prefix given as a construct prop: segments without a leading or
+ * trailing '/'.
+ */
+export function assertKeyPrefix(scope: IConstruct | string, field: string, value: string): void {
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(value)) {
+    throw new PropError(scope, field, value, "S3 key segments without a leading or trailing '/'");
+  }
+}
+
+// --- the repository ------------------------------------------------------------------
+
+/**
+ * The repository root: the nearest directory above this file with a package.json (from
+ * modules/ under ts-jest and from dist/modules/ when compiled), else the cwd, which is the
+ * project directory when the cdktf CLI runs the app.
+ */
+export function repoRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, "package.json"))) return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
