@@ -27,10 +27,11 @@ rm -f "$root"/etc/airflow/node.env "$root"/etc/airflow/airflow.cfg "$root"/etc/a
   "$root"/etc/airflow/secrets/*
 
 # Machine id: an EMPTY file, not an absent one. systemd (machine-id(5)) generates a fresh id
-# at every boot where the file is empty, mounts it over the file and commits it to disk
+# at a boot that finds the file empty, mounts it over the file and commits it to disk
 # (systemd-machine-id-commit.service), so each instance gets its own. An absent file would
 # also do that but makes the boot a "first boot": ConditionFirstBoot units run and systemd
-# applies the preset policy to every unit, changing what this bake enabled and validated.
+# applies the preset policy, enabling units this bake left disabled (machine-id(5)
+# recommends the empty file for images; amazon-eks-ami ships it empty too).
 : >"$root"/etc/machine-id
 chmod 0444 "$root"/etc/machine-id
 # systemd takes the id from D-Bus's copy when that is a real file (a link to
