@@ -11,7 +11,7 @@ fail() { echo "90-validate: FAILED: $*" >&2; exit 1; }
 check_clean() {
   local id_file="$root/etc/machine-id" dbus_id="$root/var/lib/dbus/machine-id" f
   [ -f "$id_file" ] || fail "/etc/machine-id is missing; it must be an empty file (a fresh id at each boot, no first-boot presets)"
-  [ ! -s "$id_file" ] || fail "/etc/machine-id holds '$(head -c 40 "$id_file")'; it must be empty so that each instance gets its own id"
+  [ ! -s "$id_file" ] || fail "/etc/machine-id holds '$(tr -d '\n' <"$id_file" | head -c 40)'; it must be empty so that each instance gets its own id"
   if [ -e "$dbus_id" ] && [ ! -L "$dbus_id" ]; then
     fail "/var/lib/dbus/machine-id is a file; systemd would copy the builder's id from it"
   fi
