@@ -9,7 +9,7 @@ locals {
   build_dir     = "/tmp/airflow-build"
   tags = {
     Name              = "airflow-golden-${var.airflow_version}"
-    Project           = "airflow-on-aws"
+    Project           = var.project
     AirflowVersion    = var.airflow_version
     GitRevision       = var.git_revision
     BuildTime         = timestamp()

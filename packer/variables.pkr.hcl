@@ -38,6 +38,16 @@ variable "airflow_version" {
   }
 }
 
+variable "project" {
+  type        = string
+  description = "Project tag of the AMI, its snapshots and the builder: the cluster's namePrefix (config default airflow, the stack's Project tag), so cost reports do not split the image from the stack. Pass -var project=<namePrefix> when the config sets another."
+  default     = "airflow"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,10}[a-z0-9]$", var.project))
+    error_message = "The project must be a namePrefix: lowercase letters, digits and '-', 2-12 characters, starting with a letter."
+  }
+}
+
 variable "git_revision" {
   type        = string
   description = "Git commit the image is built from (tagged on the AMI); pass -var git_revision=$(git rev-parse HEAD)."

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP_LIB = ROOT / "packer" / "files" / "bootstrap"
 CONTRACT_FILE = ROOT / "config" / "settings-contract.json"
+PACKER_VARIABLES = ROOT / "packer" / "variables.pkr.hcl"
 sys.path.insert(0, str(BOOTSTRAP_LIB))
 
 
@@ -79,3 +81,11 @@ def run_airflow_probe(probe: str, environment: dict, cwd) -> dict:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def packer_default(name: str) -> str:
+    """The default of a string variable in packer/variables.pkr.hcl."""
+    hcl = PACKER_VARIABLES.read_text()
+    block = re.search(rf'^variable "{name}" \{{(.*?)^\}}', hcl, re.S | re.M)
+    assert block, f"packer/variables.pkr.hcl declares no variable {name}"
+    return re.search(r'^\s+default\s*=\s*"([^"]*)"', block.group(1), re.M).group(1)

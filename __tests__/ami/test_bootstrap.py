@@ -28,6 +28,7 @@ from ami_support import (
     VALID_PARAMS,
     VALID_SECRETS,
     free_port,
+    packer_default,
     run_airflow_probe,
 )
 from kombu.utils.functional import fxrange
@@ -360,9 +361,7 @@ def test_ssm_source_reads_contract_keys_through_the_aws_cli(moto_url, monkeypatc
 
 
 def test_packer_airflow_version_default_matches_the_lock():
-    hcl = (ROOT / "packer" / "variables.pkr.hcl").read_text()
-    block = re.search(r'variable "airflow_version" \{(.*?)\n\}', hcl, re.S).group(1)
-    default = re.search(r'default\s*=\s*"([^"]+)"', block).group(1)
+    default = packer_default("airflow_version")
     pin = re.search(r"^apache-airflow==(\S+)", (ROOT / "requirements.lock").read_text(), re.M).group(1)
     assert default == pin, "packer/variables.pkr.hcl airflow_version must match requirements.lock"
 

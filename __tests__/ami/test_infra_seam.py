@@ -30,7 +30,7 @@ from airflow_node import BootstrapError
 from airflow_node.bootstrap import write_files
 from airflow_node.render import render, to_ini
 from airflow_node.settings import load_node, read_settings
-from ami_support import ROOT, run_airflow_probe
+from ami_support import ROOT, packer_default, run_airflow_probe
 
 # The alternative deployment (LocalExecutor, PostgreSQL, HTTPS, non-default tunables), shared
 # with the infra stage's checkov run (scripts/test-infra.sh).
@@ -470,6 +470,18 @@ def test_real_airflow_parses_the_synthesized_values(contract, clusters, tmp_path
         "airflow.providers.amazon.aws.utils.emailer.send_email",
         "aws_default",
     )
+
+
+def test_the_ami_carries_the_stacks_project_tag(synths):
+    # cost reports group by Project: the image must not land in a bucket of its own
+    def project(env: str) -> str:
+        return synths[env]["provider"]["aws"][0]["default_tags"][0]["tags"]["Project"]
+
+    assert packer_default("project") == project("dev"), (
+        "packer/variables.pkr.hcl project must default to the stack's Project tag (config's namePrefix)"
+    )
+    # it follows namePrefix, hence packer/README.md's -var project=<namePrefix>
+    assert project("alt") == json.loads((FIXTURE_CONFIG_DIR / "alt.json").read_text())["namePrefix"]
 
 
 def test_unknown_reference_kind_fails_naming_it(synths):

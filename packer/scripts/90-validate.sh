@@ -1,10 +1,40 @@
 #!/usr/bin/env bash
 # Checks the image before it is registered; any failure fails the build.
+#
+# IMAGE_ROOT=<dir> runs only the cleanup checks, on a copy of a root file system (the
+# offline test, __tests__/ami/test_image_cleanup.py); unset, it checks the running builder.
 set -euo pipefail
+root=${IMAGE_ROOT:-}
+fail() { echo "90-validate: FAILED: $*" >&2; exit 1; }
+
+# What 80-cleanup.sh removes (it says why) is gone and the machine id is an empty file.
+check_clean() {
+  local id_file="$root/etc/machine-id" dbus_id="$root/var/lib/dbus/machine-id" f
+  [ -f "$id_file" ] || fail "/etc/machine-id is missing; it must be an empty file (a fresh id at each boot, no first-boot presets)"
+  [ ! -s "$id_file" ] || fail "/etc/machine-id holds '$(tr -d '\n' <"$id_file" | head -c 40)'; it must be empty so that each instance gets its own id"
+  if [ -e "$dbus_id" ] && [ ! -L "$dbus_id" ]; then
+    fail "/var/lib/dbus/machine-id is a file; systemd would copy the builder's id from it"
+  fi
+  for f in "$root"/etc/hostname "$root"/etc/ssh/ssh_host_* "$root"/root/.ssh/authorized_keys \
+    "$root"/home/*/.ssh/authorized_keys "$root"/var/lib/cloud/{data,instance,instances,sem}; do
+    if [ -e "$f" ] || [ -L "$f" ]; then
+      fail "${f#"$root"} is still in the image; 80-cleanup.sh must remove it"
+    fi
+  done
+}
+
+if [ -n "$root" ]; then
+  if [ ! -d "$root" ] || [ "$(realpath "$root")" = / ]; then
+    fail "IMAGE_ROOT '$root' must be a directory other than /"
+  fi
+  check_clean
+  echo "90-validate: $root is clean"
+  exit 0
+fi
+
 [ "$(id -u)" -eq 0 ] || { echo "90-validate: run as root" >&2; exit 1; }
 : "${AIRFLOW_VERSION:?AIRFLOW_VERSION is required}"
 VENV=/opt/airflow/venv
-fail() { echo "90-validate: FAILED: $*" >&2; exit 1; }
 
 # Airflow itself, run as the airflow user with a throwaway home (no config baked in)
 tmp_home=$(mktemp -d)
@@ -51,4 +81,6 @@ aws --version >/dev/null 2>&1 || fail "AWS CLI missing"
 code=$(curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/ || true)
 [ "$code" = 401 ] || fail "IMDSv1 answered ($code); http_tokens=required expected"
 [ ! -e /etc/airflow/node.env ] || fail "/etc/airflow/node.env baked into the image"
+# last, so that nothing run above can have put back what the cleanup removed
+check_clean
 echo "90-validate: image ok (Airflow $got)"
