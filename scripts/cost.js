@@ -148,7 +148,7 @@ function line(ctx, service, fields) {
 }
 
 const round = (x) => Math.round(x * 100) / 100;
-const a = (ctx, name) => ctx.prices.assumptions[name].value;
+const assumed = (ctx, name) => ctx.prices.assumptions[name].value;
 
 /** EC2, EBS, detailed monitoring and public IPv4 of one fleet of `count` instances. */
 function instanceLines(ctx, address, spec, counts) {
@@ -195,7 +195,7 @@ function instanceLines(ctx, address, spec, counts) {
     );
   }
   if (spec.detailedMonitoring) {
-    const metrics = a(ctx, "detailed_monitoring_metrics_per_instance");
+    const metrics = assumed(ctx, "detailed_monitoring_metrics_per_instance");
     lines.push(
       line(ctx, "cloudwatch", {
         address,
@@ -333,7 +333,7 @@ const PRICERS = {
   },
 
   aws_nat_gateway(ctx, address) {
-    const gb = a(ctx, "nat_gb_per_month");
+    const gb = assumed(ctx, "nat_gb_per_month");
     return [
       line(ctx, "vpc", {
         address,
@@ -377,7 +377,7 @@ const PRICERS = {
       );
       return [];
     }
-    const lcu = a(ctx, "alb_lcu_per_hour");
+    const lcu = assumed(ctx, "alb_lcu_per_hour");
     const lines = [
       line(ctx, "elb", {
         address,
@@ -446,7 +446,7 @@ const PRICERS = {
 
   aws_efs_file_system(ctx, address, b) {
     const oneZone = b.availability_zone_name !== undefined;
-    const gb = a(ctx, "efs_storage_gb");
+    const gb = assumed(ctx, "efs_storage_gb");
     const lines = [
       line(ctx, "efs", {
         address,
@@ -464,7 +464,7 @@ const PRICERS = {
         ["read", "efs_read_gb_per_month"],
         ["write", "efs_write_gb_per_month"],
       ]) {
-        const q = a(ctx, key);
+        const q = assumed(ctx, key);
         lines.push(
           line(ctx, "efs", {
             address,
@@ -487,7 +487,7 @@ const PRICERS = {
 
   aws_efs_backup_policy(ctx, address, b) {
     const on = b.backup_policy?.status === "ENABLED";
-    const gb = a(ctx, "efs_storage_gb");
+    const gb = assumed(ctx, "efs_storage_gb");
     return [
       line(ctx, "efs", {
         address,
@@ -536,10 +536,10 @@ const PRICERS = {
       return [];
     }
     const flow = ctx.flowLogGroups.has(name);
-    const ingest = a(ctx, flow ? "flow_log_gb_per_month" : "log_group_gb_per_month");
+    const ingest = assumed(ctx, flow ? "flow_log_gb_per_month" : "log_group_gb_per_month");
     const months = b.retention_in_days
       ? b.retention_in_days / (365 / 12)
-      : a(ctx, "log_retention_months_if_forever");
+      : assumed(ctx, "log_retention_months_if_forever");
     return [
       line(ctx, "cloudwatch", {
         address,
@@ -577,7 +577,7 @@ const PRICERS = {
 
   aws_autoscaling_policy(ctx, address, b) {
     const tracking = b.policy_type === "TargetTrackingScaling";
-    const alarms = tracking ? a(ctx, "target_tracking_alarms_per_policy") : 0;
+    const alarms = tracking ? assumed(ctx, "target_tracking_alarms_per_policy") : 0;
     return [
       line(ctx, "cloudwatch", {
         address,
@@ -592,7 +592,7 @@ const PRICERS = {
   },
 
   aws_s3_bucket(ctx, address) {
-    const gb = a(ctx, "s3_gb_per_bucket");
+    const gb = assumed(ctx, "s3_gb_per_bucket");
     return [
       line(ctx, "s3", {
         address,
@@ -717,7 +717,7 @@ function mwaaEquivalent(ctx, stack) {
     return null;
   }
   const inc = svc.included;
-  const metadataGb = a(ctx, "mwaa_metadata_gb");
+  const metadataGb = assumed(ctx, "mwaa_metadata_gb");
   let best = null;
   for (const [cls, spec] of Object.entries(svc.classes)) {
     if (spec.scheduler_vcpu < vcpu) continue;
@@ -793,7 +793,7 @@ function emrPerRun(ctx, stack, stackDir) {
       );
       return null;
     }
-    const hours = a(ctx, "emr_run_hours");
+    const hours = assumed(ctx, "emr_run_hours");
     const nodes = [
       [primary, 1],
       [core, coreCount],
