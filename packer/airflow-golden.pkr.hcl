@@ -1,14 +1,17 @@
 # Golden AMI for every Airflow node (api-server, scheduler, worker, standalone): Amazon
 # Linux 2023 + Python 3.11 venv from requirements.lock + systemd units + the bootstrap
 # that turns an instance into its role at boot. The infra looks it up as
-# "airflow-golden-*" owned by self.
+# "<ami.namePrefix>-*" (config/settings-contract.json) owned by self.
 
 locals {
+  # Names and ids the infra and the bootstrap share with the image, from their one source.
+  contract      = jsondecode(file("${path.root}/../config/settings-contract.json"))
+  ami_prefix    = local.contract.ami.namePrefix
   timestamp     = formatdate("YYYYMMDDhhmmss", timestamp())
   instance_type = var.instance_type != "" ? var.instance_type : (var.architecture == "arm64" ? "t4g.medium" : "t3.medium")
   build_dir     = "/tmp/airflow-build"
   tags = {
-    Name              = "airflow-golden-${var.airflow_version}"
+    Name              = "${local.ami_prefix}-${var.airflow_version}"
     Project           = var.project
     AirflowVersion    = var.airflow_version
     GitRevision       = var.git_revision
@@ -38,7 +41,7 @@ source "amazon-ebs" "golden" {
   source_ami      = data.amazon-ami.al2023.id
   instance_type   = local.instance_type
   subnet_id       = var.subnet_id != "" ? var.subnet_id : null
-  ami_name        = "airflow-golden-${var.airflow_version}-${local.timestamp}"
+  ami_name        = "${local.ami_prefix}-${var.airflow_version}-${local.timestamp}"
   ami_description = "Apache Airflow ${var.airflow_version} node (AL2023 ${var.architecture}), git ${var.git_revision}"
 
   ssh_username         = "ec2-user"
@@ -78,7 +81,7 @@ source "amazon-ebs" "golden" {
 
   tags          = local.tags
   snapshot_tags = local.tags
-  run_tags      = merge(local.tags, { Name = "packer-airflow-golden-builder" })
+  run_tags      = merge(local.tags, { Name = "packer-${local.ami_prefix}-builder" })
 }
 
 build {
@@ -105,6 +108,8 @@ build {
       "BUILD_DIR=${local.build_dir}",
       "AIRFLOW_VERSION=${var.airflow_version}",
       "WORKER_STOP_TIMEOUT=${var.worker_stop_timeout}",
+      "AIRFLOW_UID=${local.contract.airflowUser.uid}",
+      "AIRFLOW_GID=${local.contract.airflowUser.gid}",
     ]
     scripts = [
       "${path.root}/scripts/10-os-packages.sh",

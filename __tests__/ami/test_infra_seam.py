@@ -501,3 +501,39 @@ def _bucket_id(tf: dict) -> str:
         for k, v in tf["resource"]["aws_s3_bucket"].items()
         if str(v.get("bucket")).startswith("airflow-dev-logs-")
     )
+
+
+# Literals that cross languages and cannot read config/settings-contract.json where they
+# stand (DAG code on EFS, the renderer's module constants): each must spell the contract's
+# value. (file, regex capturing the literal, contract path)
+RENDER = "packer/files/bootstrap/airflow_node/render.py"
+CONTRACT_LITERALS = [
+    ("dags/champion_dag_1_emr.py", r'^AWS_CONN_ID = "([^"]+)"$', ("connections", "aws")),
+    ("dags/champion_dag_1_emr.py", r'^SMTP_CONN_ID = "([^"]+)"$', ("connections", "smtp")),
+    ("dags/champion_dag_1_emr.py", r'"Key": "(for-use-with-[^"]+)"', ("emrManagedTag", "key")),
+    ("dags/champion_dag_2_sort.py", r'^AWS_CONN_ID = "([^"]+)"$', ("connections", "aws")),
+    (RENDER, r'^SES_CONN_ID = "([^"]+)"$', ("connections", "aws")),
+    (RENDER, r'"remote_log_conn_id": "([^"]+)"', ("connections", "aws")),
+    (RENDER, r'"smtp_port": "(\d+)"', ("ports", "smtp-submission")),
+    ("__tests__/e2e/e2e_cluster.py", r'^SMTP_CONN_ID = "([^"]+)"$', ("connections", "smtp")),
+]
+
+
+@pytest.mark.parametrize(("path", "pattern", "key"), CONTRACT_LITERALS, ids=lambda v: str(v))
+def test_cross_language_literals_spell_the_contract(path, pattern, key):
+    raw = json.loads((ROOT / "config" / "settings-contract.json").read_text())
+    expected = str(raw[key[0]][key[1]])
+    found = re.findall(pattern, (ROOT / path).read_text(), re.M)
+    assert found, f"{path}: no literal matching {pattern} (moved? update CONTRACT_LITERALS)"
+    assert set(found) == {expected}, f"{path}: {found} differ from settings-contract.json {'.'.join(key)}"
+
+
+def test_the_packer_template_reads_names_and_ids_from_the_contract():
+    # Packer reads the contract itself: no copy of the AMI name or the uid/gid to drift
+    hcl = (ROOT / "packer" / "airflow-golden.pkr.hcl").read_text()
+    assert 'jsondecode(file("${path.root}/../config/settings-contract.json"))' in hcl
+    assert re.search(r'ami_name\s+= "\$\{local\.ami_prefix\}-', hcl)
+    assert "AIRFLOW_UID=${local.contract.airflowUser.uid}" in hcl
+    assert not re.search(r"\b50000\b|airflow-golden-", hcl)
+    user_script = (ROOT / "packer" / "scripts" / "20-airflow-user.sh").read_text()
+    assert not re.search(r"\b50000\b", user_script)

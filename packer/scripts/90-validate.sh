@@ -33,7 +33,7 @@ if [ -n "$root" ]; then
 fi
 
 [ "$(id -u)" -eq 0 ] || { echo "90-validate: run as root" >&2; exit 1; }
-: "${AIRFLOW_VERSION:?AIRFLOW_VERSION is required}"
+: "${AIRFLOW_VERSION:?AIRFLOW_VERSION is required}" "${AIRFLOW_UID:?AIRFLOW_UID is required}"
 VENV=/opt/airflow/venv
 
 # Airflow itself, run as the airflow user with a throwaway home (no config baked in)
@@ -73,7 +73,7 @@ out=$(/opt/airflow/bin/airflow-bootstrap --node-env /nonexistent 2>&1) && fail "
 grep -q "node env file /nonexistent is unreadable" <<<"$out" || fail "unexpected bootstrap output: $out"
 
 # system pieces
-[ "$(id -u airflow)" = 50000 ] || fail "airflow uid is not 50000"
+[ "$(id -u airflow)" = "$AIRFLOW_UID" ] || fail "airflow uid is $(id -u airflow), not $AIRFLOW_UID (settings contract airflowUser)"
 command -v mount.efs >/dev/null || fail "amazon-efs-utils (mount.efs) missing"
 [ -x /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl ] || fail "CloudWatch agent missing"
 aws --version >/dev/null 2>&1 || fail "AWS CLI missing"
