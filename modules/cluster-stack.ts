@@ -1,29 +1,8 @@
 /**
  * The cluster stack `<namePrefix>-<env>`: composition only. Each concern lives in its
- * own module; this file builds them in dependency order and hands typed outputs on.
- *
- * Interface notes (what the compute plane can rely on): `this.key` (ClusterKey: `.arn`,
- * `.key`) encrypts everything; `this.network` exposes `vpc`, `publicSubnets`/
- * `publicSubnetIds` (load balancers only), `privateSubnets`/`privateSubnetIds` (every
- * instance, EMR) and `availabilityZones`; `this.securityGroups` exposes one
- * `SecurityGroup` per role: `albPublic`, `apiServer`, `scheduler`, `database`, `efs`,
- * and with CeleryExecutor only `albInternal`, `worker`, `redis` (undefined with
- * LocalExecutor, whose standalone node takes `apiServer` + `scheduler`), plus
- * `publicPorts` (443+80 with a certificate, else 80) and the rules already wired
- * between them, ALB listeners included; `this.database`
- * exposes `instance`, `engine`, `endpoint`, `port`, `dbName`, `username`,
- * `passwordSecret` (`<namePrefix>/<env>/db-password`, created here) and
- * `passwordSecretVersion` (put its `versionId` into the settings revision so a rotation
- * rolls every node); `this.broker` (undefined with LocalExecutor) exposes
- * `replicationGroup`, `endpoint`, `port`, `authTokenSecret`
- * (`<namePrefix>/<env>/redis-auth-token`, created here) and `authTokenSecretVersion`;
- * `this.storage` exposes `fileSystem`, `accessPoint`, `mountTargets`; `this.buckets`
- * exposes `logs`, `data`, `artifacts` (KMS-encrypted) and `accessLogs` (SSE-S3; point
- * load-balancer access logs at prefix `alb/<name>/`). `this.accountId`/`this.partition`
- * are tokens of shared data sources. Checkov skips: call
- * `skipCheckov(resource, "CKV_AWS_x", "reason")` from modules/checkov.ts next to the
- * resource (resources only: cdktf drops `//` on data sources); the policy aspect (modules/policy-aspect.ts) already forces IMDSv2, EBS
- * encryption and launch-template tags, so node groups need not repeat them.
+ * own module and documents what it hands on; this file builds them in dependency order
+ * and passes each construct the fields it uses. The policy aspect runs last, over
+ * everything (tags, IMDSv2, encryption defaults).
  */
 import { Construct } from "constructs";
 import { Aspects, S3Backend, TerraformStack } from "cdktf";
