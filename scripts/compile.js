@@ -32,9 +32,14 @@ function outputOf(rel) {
 
 /** Everything the emit depends on besides the sources themselves. */
 function buildKey(root) {
-  const tsVersion = JSON.parse(fs.readFileSync(path.join(root, "node_modules/typescript/package.json"), "utf8"))
-    .version;
-  return sha(fs.readFileSync(path.join(root, "tsconfig.json"), "utf8") + tsVersion + fs.readFileSync(__filename));
+  const tsVersion = JSON.parse(
+    fs.readFileSync(path.join(root, "node_modules/typescript/package.json"), "utf8"),
+  ).version;
+  return sha(
+    fs.readFileSync(path.join(root, "tsconfig.json"), "utf8") +
+      tsVersion +
+      fs.readFileSync(path.join(root, "scripts/compile.js")),
+  );
 }
 
 /** The recorded build is current: same key, every source unchanged, every output present. */
@@ -138,7 +143,8 @@ function compile(root = ROOT) {
 if (require.main === module) {
   try {
     const { emitted } = compile();
-    if (emitted.length) process.stderr.write(`compile: ${emitted.length} file(s) transpiled to ${OUT_DIR}/\n`);
+    if (emitted.length)
+      process.stderr.write(`compile: ${emitted.length} file(s) transpiled to ${OUT_DIR}/\n`);
   } catch (e) {
     process.stderr.write(`compile: ${e.message}\n`);
     process.exit(1);
