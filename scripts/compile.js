@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * Transpile-only build of the app for the fast `npm run synth`: main.ts and every file it
- * imports (relative .ts and .json), one file at a time with TypeScript's transpileModule,
- * into dist/ with the layout `tsc -p tsconfig.json` gives. tsconfig sets isolatedModules,
- * which is what makes a file-by-file emit equal to tsc's; type-checking is the lint
- * stage's job (`tsc --noEmit`), and `npm run build` / cdktf.json still run full tsc.
+ * Transpile-only build of the app, for `npm run synth` and cdktf.json's app: main.ts and
+ * every file it imports (relative .ts and .json), one file at a time with TypeScript's
+ * transpileModule, into dist/ with the layout `tsc -p tsconfig.json` gives. tsconfig sets
+ * isolatedModules, which is what makes a file-by-file emit equal to tsc's; type-checking
+ * is the lint stage's job (`tsc --noEmit`), and `npm run build` and the deploy scripts
+ * still run full tsc.
  *
  * A warm run with no source change stats and hashes about 25 files and never loads
  * TypeScript; a change re-emits only the files whose content changed. The record of what
@@ -24,6 +25,16 @@ const OUT_DIR = "dist";
 const RECORD = path.join(OUT_DIR, ".compile.json");
 
 const sha = (text) => crypto.createHash("sha256").update(text).digest("hex").slice(0, 16);
+
+/**
+ * Write by rename, so a concurrent `node dist/main.js` (parallel jest workers, a second
+ * synth) reads the old file or the new one, never half of one.
+ */
+function writeAtomic(file, text) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text);
+  fs.renameSync(tmp, file);
+}
 
 /** Where tsc (rootDir ".", outDir "dist") puts the output of one source file. */
 function outputOf(rel) {
@@ -114,7 +125,7 @@ function compile(root = ROOT) {
     fs.mkdirSync(path.dirname(out), { recursive: true });
     if (rel.endsWith(".json")) {
       // resolveJsonModule: tsc copies an imported JSON file to the same place under dist/
-      fs.writeFileSync(out, text);
+      writeAtomic(out, text);
     } else {
       const result = ts.transpileModule(text, {
         compilerOptions: options,
@@ -126,17 +137,17 @@ function compile(root = ROOT) {
         const line = d.file ? d.file.getLineAndCharacterOfPosition(d.start).line + 1 : "?";
         throw new Error(`${rel}:${line}: ${ts.flattenDiagnosticMessageText(d.messageText, " ")}`);
       }
-      fs.writeFileSync(out, result.outputText);
+      writeAtomic(out, result.outputText);
       if (result.sourceMapText) {
         // transpileModule names the source by its base name; tsc names it relative to the map
         const map = JSON.parse(result.sourceMapText);
         map.sources = [path.relative(path.dirname(out), path.join(root, rel)).split(path.sep).join("/")];
-        fs.writeFileSync(`${out}.map`, JSON.stringify(map));
+        writeAtomic(`${out}.map`, JSON.stringify(map));
       }
     }
     emitted.push(rel);
   }
-  fs.writeFileSync(path.join(root, RECORD), JSON.stringify({ key, sources }, null, 1));
+  writeAtomic(path.join(root, RECORD), JSON.stringify({ key, sources }, null, 1));
   return { emitted, loadedTypeScript: true };
 }
 

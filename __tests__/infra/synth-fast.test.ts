@@ -1,7 +1,8 @@
 /**
- * `npm run synth` skips the cdktf CLI and tsc (scripts/synth.js, scripts/compile.js), so
- * it must write exactly what `npx cdktf synth --output DIR` writes through cdktf.json's
- * app: the same files, byte for byte, manifest.json and assets included, for dev and prod.
+ * `npm run synth` runs the app without the cdktf CLI (scripts/synth.js), so it must give
+ * the app the CLI's environment and write exactly what `npx cdktf synth --output DIR`
+ * writes through cdktf.json's app: the same files, byte for byte, manifest.json and assets
+ * included, for dev and prod.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
