@@ -20,11 +20,7 @@ esac
 ACTIONLINT_VERSION=v1.7.12
 MIN_GO=1.25.0 # actionlint v1.7.12's go.mod directive
 
-need_cmd go "Go >= $MIN_GO from https://go.dev/dl/ (npm run doctor checks it)"
-go_version=$(go env GOVERSION | sed 's/^go//')
-if [ "$(printf '%s\n%s\n' "$MIN_GO" "$go_version" | sort -V | head -n1)" != "$MIN_GO" ]; then
-  die "go $go_version is too old: actionlint $ACTIONLINT_VERSION needs go >= $MIN_GO"
-fi
+need_go "$MIN_GO" "actionlint $ACTIONLINT_VERSION"
 
 TOOL_DIR="$CACHE_DIR/actionlint-$ACTIONLINT_VERSION-go$go_version"
 ACTIONLINT="$TOOL_DIR/actionlint"
