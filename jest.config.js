@@ -9,7 +9,7 @@ module.exports = {
   testMatch: ["**/__tests__/**/*.test.ts"],
   transform: {
     // tsconfig sets isolatedModules, so ts-jest transpiles file by file (fast);
-    // type-checking is `npm run build`'s job.
+    // type-checking is the lint stage's job (tsc --noEmit).
     "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.json" }],
   },
   setupFilesAfterEnv: ["<rootDir>/__tests__/jest.setup.ts"],

@@ -26,11 +26,7 @@ AMAZON_VERSION=1.8.2
 MIN_GO=1.26.3 # Packer v1.16.0's go.mod directive
 WRAPPERS=scripts/go-tools
 
-command -v go >/dev/null || die "go is required (>= $MIN_GO) to build Packer from the module proxy"
-go_version=$(go env GOVERSION | sed 's/^go//')
-if [ "$(printf '%s\n%s\n' "$MIN_GO" "$go_version" | sort -V | head -n1)" != "$MIN_GO" ]; then
-  die "go $go_version is too old: Packer v$PACKER_VERSION needs go >= $MIN_GO"
-fi
+need_go "$MIN_GO" "Packer v$PACKER_VERSION"
 for f in packer/go.mod packer/go.sum packer-plugin-amazon/go.mod packer-plugin-amazon/go.sum; do
   [ -f "$WRAPPERS/$f" ] || die "missing wrapper file $WRAPPERS/$f"
 done

@@ -31,6 +31,15 @@ need_cmd() {
   command -v "$cmd" >/dev/null || die "$cmd is not installed: $* (npm run doctor checks every prerequisite)"
 }
 
+# need_go MIN WHAT -> die unless Go >= MIN is on PATH (WHAT is what needs it); sets go_version
+need_go() {
+  need_cmd go "Go >= $1 from https://go.dev/dl/"
+  go_version=$(go env GOVERSION | sed 's/^go//')
+  if [ "$(printf '%s\n%s\n' "$1" "$go_version" | sort -V | head -n1)" != "$1" ]; then
+    die "go $go_version is too old: $2 needs go >= $1"
+  fi
+}
+
 # parse_env_args USAGE ARG... -> the deploy/destroy command line: sets env_name (exactly
 # one) and approve (an array holding --auto-approve when given); -h prints USAGE.
 parse_env_args() {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Infra stage: type-check, jest (in-process synth + property tests), then the real
-# synthesis of dev (through the cdktf CLI, as `npm run synth` does) and prod, each
+# Infra stage: jest (in-process synth + property tests, the main command against the
+# cdktf CLI), then the real synthesis of dev (`npm run synth`), prod and alt, each
 # gated by checkov with zero unexcused failures (reasoned skips live next to the
 # resources; see modules/checkov.ts and scripts/checkov-gate.js).
 set -euo pipefail
@@ -28,13 +28,14 @@ for want in "2 failed, 2 skipped with reason, 1 stale skips" \
 $gate_out"
 done
 
-log "type-check (tsc)"
-npx tsc -p tsconfig.json
+# Types are checked in the lint stage; the synths below need only the transpiled app.
+log "build (transpile)"
+node scripts/compile.js
 
 log "jest (infra)"
 npx jest --ci
 
-log "synth dev via the cdktf CLI"
+log "synth dev (npm run synth; jest compared it with the cdktf CLI's output)"
 SYNTH_OUT="$work/dev" AIRFLOW_ENV=dev bash scripts/synth.sh
 
 log "synth prod"

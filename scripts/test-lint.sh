@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Lint stage: eslint + prettier (TypeScript/JSON/Markdown), ruff (Python), shellcheck
-# (every bash script). Reports every linter's findings before failing.
+# Lint stage: eslint + prettier (TypeScript/JSON/Markdown), the TypeScript type-check
+# (`npm run synth` only transpiles), ruff (Python), shellcheck (every bash script),
+# actionlint (GitHub workflows). Reports every linter's findings before failing.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -15,6 +16,7 @@ run() { # run NAME CMD... -> records NAME when CMD fails, keeps going
 
 run eslint npx --no-install eslint --max-warnings=0 .
 run prettier npx --no-install prettier --check --log-level=warn .
+run tsc npx --no-install tsc -p tsconfig.json --noEmit
 run ruff-check "$VENV_DIR/bin/ruff" check --config config/ruff.toml .
 run ruff-format "$VENV_DIR/bin/ruff" format --check --config config/ruff.toml .
 
@@ -31,6 +33,11 @@ mapfile -t shell_scripts < <(
     done
 )
 run shellcheck shellcheck -x -P SCRIPTDIR "${shell_scripts[@]}"
+
+# Built once from the Go module proxy into .cache/ (scripts/build-actionlint.sh); it also
+# runs shellcheck on the workflows' `run:` scripts.
+actionlint="$(bash scripts/build-actionlint.sh --path)"
+run actionlint "$actionlint" .github/workflows/*.yml
 
 # `packer fmt -check` runs in the ami stage, next to `packer validate`, with the built packer.
 

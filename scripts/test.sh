@@ -14,6 +14,7 @@ bash scripts/setup-system.sh
 bash scripts/setup-node.sh
 bash scripts/setup-python.sh
 bash scripts/build-packer.sh
+bash scripts/build-actionlint.sh
 bash scripts/fetch-spark-jars.sh
 
 for stage in lint infra ami pipeline e2e; do
