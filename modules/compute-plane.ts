@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import * as path from "node:path";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
-import { type AirflowConfig, UI_PORT_FORWARD_URL } from "./config";
+import { type AirflowConfig, UI_PORT_FORWARD_URL, clusterNames } from "./config";
 import { BucketRef, HasArn, HasId, LOG_PREFIXES, PropError, repoRoot } from "./contract";
 import { ClusterEmail } from "./email";
 import { ClusterIam } from "./iam";
@@ -135,8 +135,12 @@ export class ComputePlane extends Construct {
     }
     this.secrets = new ClusterSecrets(this, "secrets", { config, key: props.key, existing });
 
+    const { resourcePrefix, parameterPrefix, secretPrefix } = clusterNames(config);
     this.iam = new ClusterIam(this, "iam", {
-      config,
+      resourcePrefix,
+      parameterPrefix,
+      secretPrefix,
+      region: config.region,
       logBucket: props.buckets.logs,
       artifactsBucket: props.buckets.artifacts,
       dataBucket: props.buckets.data,

@@ -10,6 +10,12 @@
  * endpoint but its public IP ranges are still "anywhere" to a security group. A
  * prefix-list or interface-endpoint design would narrow it at ~$7/endpoint/AZ/month.
  * Everything else is SG-to-SG on the exact port.
+ *
+ * The rules are a table ({@link securityGroupRules}): a link row `{ from, to, port, why }`
+ * becomes an egress rule on `from` and an ingress rule on `to`; a CIDR row becomes one
+ * rule. Adding a rule is adding a row. A row that names a group the executor does not
+ * create (the worker, broker and internal load balancer exist only with CeleryExecutor)
+ * is skipped, so the table holds every rule of every mode once.
  */
 import { Construct } from "constructs";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
@@ -17,6 +23,119 @@ import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcSecurityGroupEgressRule } from "@cdktf/provider-aws/lib/vpc-security-group-egress-rule";
 import { VpcSecurityGroupIngressRule } from "@cdktf/provider-aws/lib/vpc-security-group-ingress-rule";
 import { PORTS, PropError } from "./contract";
+
+/** Each group's role, which its description states. */
+const GROUP_PURPOSE = {
+  "alb-public": "public UI load balancer",
+  "api-server": "Airflow api-server and Flower nodes",
+  scheduler: "Airflow scheduler, dag-processor and triggerer nodes",
+  database: "Airflow metadata database",
+  efs: "EFS mount targets for DAGs and plugins",
+  "alb-internal": "internal load balancer (Execution API, Flower)",
+  worker: "Airflow Celery worker nodes",
+  redis: "Celery broker (ElastiCache)",
+} as const;
+
+/** A security group by role: its construct id and the `<prefix>-<key>` part of its name. */
+export type GroupKey = keyof typeof GROUP_PURPOSE;
+
+/** The groups of Airflow nodes: the ones that reach the data stores and AWS APIs. */
+const NODES = ["api-server", "scheduler", "worker"] as const;
+
+/**
+ * `from` may open TCP connections to `to` on `port`: an egress rule on `from` (construct
+ * id `<id>-out`) and an ingress rule on `to` (`<id>-in`), both described by `why`.
+ */
+export interface SgLink {
+  /** Construct id stem; it names the Terraform resources, so it never changes. */
+  readonly id: string;
+  /** The group that initiates. */
+  readonly from: GroupKey;
+  /** The group that accepts. */
+  readonly to: GroupKey;
+  /** TCP port. */
+  readonly port: number;
+  /** Rule description: why the path exists. */
+  readonly why: string;
+}
+
+/** One rule between a group and a CIDR: ingress into `group` ("in") or egress from it ("out"). */
+export interface SgCidrRule {
+  /** Construct id; it names the Terraform resource, so it never changes. */
+  readonly id: string;
+  /** The group the rule belongs to. */
+  readonly group: GroupKey;
+  /** "in": the CIDR may connect to `group`; "out": `group` may connect to the CIDR. */
+  readonly direction: "in" | "out";
+  /** IPv4 CIDR block. */
+  readonly cidr: string;
+  /** TCP port. */
+  readonly port: number;
+  /** Rule description: why the path exists. */
+  readonly why: string;
+}
+
+/** Inputs of {@link securityGroupRules}. */
+export interface SecurityGroupRuleInputs {
+  /** Metadata DB port (3306 or 5432). */
+  readonly databasePort: number;
+  /** Listener ports of the public load balancer. */
+  readonly publicPorts: readonly number[];
+  /** CIDRs allowed to reach the public load balancer. */
+  readonly uiAllowedCidrs: readonly string[];
+}
+
+/**
+ * Every rule of the cluster, CeleryExecutor's included, as one table. The
+ * {@link SecurityGroups} construct creates the rows whose groups exist.
+ */
+export function securityGroupRules(i: SecurityGroupRuleInputs): {
+  readonly links: readonly SgLink[];
+  readonly cidrRules: readonly SgCidrRule[];
+} {
+  const anywhere = "0.0.0.0/0";
+  // One row per line reads as the table it is; prettier would spread each row over seven.
+  // prettier-ignore
+  const links: SgLink[] = [
+    { id: "alb-public-to-api", from: "alb-public", to: "api-server", port: PORTS.apiServer, why: "UI traffic to api-server" },
+    // Internal load balancer: Execution API for workers (and the scheduler's dag-processor/triggerer);
+    // Flower only from the api-server node, which is where an operator's SSM port-forwarding session lands.
+    { id: "worker-to-alb-internal", from: "worker", to: "alb-internal", port: PORTS.apiServer, why: "Execution API calls from workers" },
+    { id: "scheduler-to-alb-internal", from: "scheduler", to: "alb-internal", port: PORTS.apiServer, why: "Execution API calls from dag-processor/triggerer" },
+    { id: "api-to-alb-internal-flower", from: "api-server", to: "alb-internal", port: PORTS.flower, why: "Flower via SSM port forwarding on the api-server node" },
+    { id: "alb-internal-to-api", from: "alb-internal", to: "api-server", port: PORTS.apiServer, why: "Execution API to api-server" },
+    { id: "alb-internal-to-flower", from: "alb-internal", to: "api-server", port: PORTS.flower, why: "Flower to api-server node" },
+    // Task log viewing: the api-server fetches live logs from the worker that ran the task.
+    { id: "api-to-worker-logs", from: "api-server", to: "worker", port: PORTS.workerLogServer, why: "live task logs from worker log server" },
+    // Live trigger logs from the triggerer (on the scheduler nodes, or on the standalone node
+    // itself with LocalExecutor, where both groups are attached).
+    { id: "api-to-triggerer-logs", from: "api-server", to: "scheduler", port: PORTS.triggererLogServer, why: "live trigger logs from triggerer log server" },
+    // Data stores accept only the Airflow nodes.
+    ...NODES.flatMap((n): SgLink[] => [
+      { id: `${n}-to-redis`, from: n, to: "redis", port: PORTS.redis, why: `Celery broker from ${n}` },
+      { id: `${n}-to-db`, from: n, to: "database", port: i.databasePort, why: `metadata DB from ${n}` },
+      { id: `${n}-to-efs`, from: n, to: "efs", port: PORTS.nfs, why: `EFS (NFS over TLS) from ${n}` },
+    ]),
+  ];
+  // prettier-ignore
+  const cidrRules: SgCidrRule[] = [
+    // Public load balancer: only the configured CIDRs, only the listener ports.
+    ...i.uiAllowedCidrs.flatMap((cidr, n) => i.publicPorts.map((port): SgCidrRule => (
+      { id: `alb-public-in-${port}-${n}`, group: "alb-public", direction: "in", cidr, port, why: `UI from allowed CIDR ${cidr}` }
+    ))),
+    // Node egress to the internet: HTTPS only (AWS APIs).
+    ...NODES.map((n): SgCidrRule => (
+      { id: `${n}-https-out`, group: n, direction: "out", cidr: anywhere, port: PORTS.https, why: "AWS APIs (SSM, Secrets Manager, CloudWatch, S3, EMR) via NAT/endpoint" }
+    )),
+    // DAG e-mail through SES SMTP (STARTTLS on 587) from the nodes that run tasks and callbacks.
+    ...NODES.filter((n) => n !== "api-server").map((n): SgCidrRule => (
+      { id: `${n}-smtp-out`, group: n, direction: "out", cidr: anywhere, port: PORTS.smtpSubmission, why: "SES SMTP (STARTTLS) for DAG e-mail" }
+    )),
+  ];
+  // Data stores and load balancers initiate nothing: their only egress is the load
+  // balancers' forward rules above.
+  return { links, cidrRules };
+}
 
 /** Props of {@link SecurityGroups}. */
 export interface SecurityGroupsProps {
@@ -77,142 +196,64 @@ export class SecurityGroups extends Construct {
       }
     }
     const p = props.resourcePrefix;
-    const sg = (key: string, what: string) =>
+    const sg = (key: GroupKey): SecurityGroup =>
       new SecurityGroup(this, key, {
         name: `${p}-${key}`,
-        description: `${p}: ${what}`,
+        description: `${p}: ${GROUP_PURPOSE[key]}`,
         vpcId: props.vpc.id,
         tags: { Name: `${p}-${key}` },
         // Rules reference each other across groups; revoke them first so a destroy
         // does not wait on a dependency cycle.
         revokeRulesOnDelete: true,
       });
-    const celery = props.celery ?? true;
-    this.albPublic = sg("alb-public", "public UI load balancer");
-    this.apiServer = sg("api-server", "Airflow api-server and Flower nodes");
-    this.scheduler = sg("scheduler", "Airflow scheduler, dag-processor and triggerer nodes");
-    this.database = sg("database", "Airflow metadata database");
-    this.efs = sg("efs", "EFS mount targets for DAGs and plugins");
+    this.albPublic = sg("alb-public");
+    this.apiServer = sg("api-server");
+    this.scheduler = sg("scheduler");
+    this.database = sg("database");
+    this.efs = sg("efs");
+    if (props.celery ?? true) {
+      this.albInternal = sg("alb-internal");
+      this.worker = sg("worker");
+      this.redis = sg("redis");
+    }
+    const groups: Partial<Record<GroupKey, SecurityGroup>> = {
+      "alb-public": this.albPublic,
+      "api-server": this.apiServer,
+      scheduler: this.scheduler,
+      database: this.database,
+      efs: this.efs,
+      "alb-internal": this.albInternal,
+      worker: this.worker,
+      redis: this.redis,
+    };
     this.databasePort = props.dbEngine === "mysql" ? PORTS.mysql : PORTS.postgres;
     this.publicPorts = props.https ? [PORTS.https, PORTS.http] : [PORTS.http];
 
-    // Public load balancer: only the configured CIDRs, only the listener ports.
-    cidrs.forEach((cidr, i) =>
-      this.publicPorts.forEach((port) =>
-        this.ingressCidr(
-          `alb-public-in-${port}-${i}`,
-          this.albPublic,
-          cidr,
-          port,
-          `UI from allowed CIDR ${cidr}`,
-        ),
-      ),
-    );
-    this.link(
-      "alb-public-to-api",
-      this.albPublic,
-      this.apiServer,
-      PORTS.apiServer,
-      "UI traffic to api-server",
-    );
-
-    const nodes = [
-      { name: "api-server", group: this.apiServer },
-      { name: "scheduler", group: this.scheduler },
-    ];
-    if (celery) {
-      const albInternal = sg("alb-internal", "internal load balancer (Execution API, Flower)");
-      const worker = sg("worker", "Airflow Celery worker nodes");
-      const redis = sg("redis", "Celery broker (ElastiCache)");
-      this.albInternal = albInternal;
-      this.worker = worker;
-      this.redis = redis;
-      nodes.push({ name: "worker", group: worker });
-
-      // Internal load balancer: Execution API for workers (and the scheduler's
-      // dag-processor/triggerer); Flower only from the api-server node, which is where an
-      // operator's SSM port-forwarding session lands.
-      this.link(
-        "worker-to-alb-internal",
-        worker,
-        albInternal,
-        PORTS.apiServer,
-        "Execution API calls from workers",
-      );
-      this.link(
-        "scheduler-to-alb-internal",
-        this.scheduler,
-        albInternal,
-        PORTS.apiServer,
-        "Execution API calls from dag-processor/triggerer",
-      );
-      this.link(
-        "api-to-alb-internal-flower",
-        this.apiServer,
-        albInternal,
-        PORTS.flower,
-        "Flower via SSM port forwarding on the api-server node",
-      );
-      this.link(
-        "alb-internal-to-api",
-        albInternal,
-        this.apiServer,
-        PORTS.apiServer,
-        "Execution API to api-server",
-      );
-      this.link(
-        "alb-internal-to-flower",
-        albInternal,
-        this.apiServer,
-        PORTS.flower,
-        "Flower to api-server node",
-      );
-      // Task log viewing: the api-server fetches live logs from the worker that ran the task.
-      this.link(
-        "api-to-worker-logs",
-        this.apiServer,
-        worker,
-        PORTS.workerLogServer,
-        "live task logs from worker log server",
-      );
-      for (const n of nodes) {
-        this.link(`${n.name}-to-redis`, n.group, redis, PORTS.redis, `Celery broker from ${n.name}`);
-      }
+    const rules = securityGroupRules({
+      databasePort: this.databasePort,
+      publicPorts: this.publicPorts,
+      uiAllowedCidrs: cidrs,
+    });
+    for (const l of rules.links) {
+      const from = groups[l.from];
+      const to = groups[l.to];
+      // A row naming a Celery-only group is skipped with LocalExecutor.
+      if (from && to) this.link(l.id, from, to, l.port, l.why);
     }
-    // Live trigger logs from the triggerer (on the scheduler nodes, or on the standalone
-    // node itself with LocalExecutor, where both groups are attached).
-    this.link(
-      "api-to-triggerer-logs",
-      this.apiServer,
-      this.scheduler,
-      PORTS.triggererLogServer,
-      "live trigger logs from triggerer log server",
-    );
-
-    // Data stores: only from the Airflow nodes. Node egress to the internet: HTTPS only.
-    for (const n of nodes) {
-      this.link(`${n.name}-to-db`, n.group, this.database, this.databasePort, `metadata DB from ${n.name}`);
-      this.link(`${n.name}-to-efs`, n.group, this.efs, PORTS.nfs, `EFS (NFS over TLS) from ${n.name}`);
-      this.egressCidr(
-        `${n.name}-https-out`,
-        n.group,
-        "0.0.0.0/0",
-        PORTS.https,
-        "AWS APIs (SSM, Secrets Manager, CloudWatch, S3, EMR) via NAT/endpoint",
-      );
+    for (const r of rules.cidrRules) {
+      const group = groups[r.group];
+      if (!group) continue; // a Celery-only group with LocalExecutor
+      const rule = {
+        securityGroupId: group.id,
+        cidrIpv4: r.cidr,
+        ipProtocol: "tcp",
+        fromPort: r.port,
+        toPort: r.port,
+        description: r.why,
+      };
+      if (r.direction === "in") new VpcSecurityGroupIngressRule(this, r.id, rule);
+      else new VpcSecurityGroupEgressRule(this, r.id, rule);
     }
-    // DAG e-mail through SES SMTP (STARTTLS on 587) from the nodes that run tasks and callbacks.
-    for (const n of nodes.filter((x) => x.name !== "api-server")) {
-      this.egressCidr(
-        `${n.name}-smtp-out`,
-        n.group,
-        "0.0.0.0/0",
-        PORTS.smtpSubmission,
-        "SES SMTP (STARTTLS) for DAG e-mail",
-      );
-    }
-    // Data stores and load balancers initiate nothing: no egress on them beyond the load
-    // balancers' forward rules created by link() above.
   }
 
   /** Allows `from` to reach `to` on `port`: egress on `from`, ingress on `to`. */
@@ -228,28 +269,6 @@ export class SecurityGroups extends Construct {
     new VpcSecurityGroupEgressRule(this, `${id}-out`, {
       securityGroupId: from.id,
       referencedSecurityGroupId: to.id,
-      ipProtocol: "tcp",
-      fromPort: port,
-      toPort: port,
-      description: why,
-    });
-  }
-
-  private ingressCidr(id: string, to: SecurityGroup, cidr: string, port: number, why: string): void {
-    new VpcSecurityGroupIngressRule(this, id, {
-      securityGroupId: to.id,
-      cidrIpv4: cidr,
-      ipProtocol: "tcp",
-      fromPort: port,
-      toPort: port,
-      description: why,
-    });
-  }
-
-  private egressCidr(id: string, from: SecurityGroup, cidr: string, port: number, why: string): void {
-    new VpcSecurityGroupEgressRule(this, id, {
-      securityGroupId: from.id,
-      cidrIpv4: cidr,
       ipProtocol: "tcp",
       fromPort: port,
       toPort: port,

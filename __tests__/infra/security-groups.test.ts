@@ -1,6 +1,6 @@
 import { Testing } from "cdktf";
 import { Vpc } from "@cdktf/provider-aws/lib/vpc";
-import { SecurityGroups, SecurityGroupsProps } from "../../modules/security-groups";
+import { SecurityGroups, SecurityGroupsProps, securityGroupRules } from "../../modules/security-groups";
 import { Block, bareStack, list } from "./helpers";
 
 function synthGroups(overrides: Partial<SecurityGroupsProps> = {}): string {
@@ -166,4 +166,49 @@ describe("SecurityGroups", () => {
       ].sort(),
     );
   });
+
+  it.each([
+    ["CeleryExecutor", true],
+    ["LocalExecutor", false],
+  ])(
+    "GIVEN the rule table and %s WHEN synthesized THEN the rules are exactly the rows whose groups exist",
+    (_n, celery) => {
+      // GIVEN
+      const uiAllowedCidrs = ["203.0.113.0/24", "198.51.100.0/24"];
+      const stack = bareStack();
+      const groups = new SecurityGroups(stack, "sg", {
+        resourcePrefix: "airflow-dev",
+        vpc: new Vpc(stack, "vpc", { cidrBlock: "10.40.0.0/16" }),
+        dbEngine: "postgres",
+        uiAllowedCidrs,
+        https: true,
+        celery,
+      });
+      const table = securityGroupRules({
+        databasePort: groups.databasePort,
+        publicPorts: groups.publicPorts,
+        uiAllowedCidrs,
+      });
+      // WHEN
+      const synth = Testing.synth(stack);
+      // THEN: each link is one ingress and one egress rule, each CIDR row one rule, nothing else.
+      const present = new Set(
+        list(synth, "aws_security_group").map((g) => String(g.name).replace("airflow-dev-", "")),
+      );
+      const links = table.links.filter((l) => present.has(l.from) && present.has(l.to));
+      const cidrRules = table.cidrRules.filter((r) => present.has(r.group));
+      expect(ingress(synth)).toEqual(
+        [
+          ...links.map((l) => `${l.from} -> ${l.to}:${l.port}`),
+          ...cidrRules.filter((r) => r.direction === "in").map((r) => `${r.cidr} -> ${r.group}:${r.port}`),
+        ].sort(),
+      );
+      expect(egress(synth)).toEqual(
+        [
+          ...links.map((l) => `${l.from} => ${l.to}:${l.port}`),
+          ...cidrRules.filter((r) => r.direction === "out").map((r) => `${r.group} => ${r.cidr}:${r.port}`),
+        ].sort(),
+      );
+    },
+  );
 });
