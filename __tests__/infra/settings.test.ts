@@ -8,7 +8,12 @@ import * as path from "node:path";
 import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
 import { CONTRACT } from "../../modules/contract";
 import { Testing } from "cdktf";
-import { ClusterSettings, ClusterSettingsProps, GENERATED_SECRETS } from "../../modules/settings";
+import {
+  ClusterSecrets,
+  ClusterSettings,
+  ClusterSettingsProps,
+  GENERATED_SECRETS,
+} from "../../modules/settings";
 import { resourcesOf, synthCompute } from "./compute-fixtures";
 
 const contractFile = JSON.parse(
@@ -351,6 +356,29 @@ describe("invalid settings props", () => {
       }),
     ).toThrow(message);
   });
+});
+
+describe("invalid secrets props", () => {
+  it.each([[3], [31], [1.5]])(
+    "GIVEN a recovery window of %d days WHEN synthesized THEN one line names the prop",
+    (recoveryWindowDays) => {
+      expect(() =>
+        Testing.synthScope((scope) => {
+          new ClusterSecrets(scope, "secrets", {
+            resourcePrefix: "airflow-dev",
+            secretPrefix: "airflow/dev",
+            region: "us-east-1",
+            executor: "LocalExecutor",
+            recoveryWindowDays,
+            key: { arn: "arn:aws:kms:x" },
+            existing: {},
+          });
+        }),
+      ).toThrow(
+        new RegExp(`recoveryWindowDays: got ${recoveryWindowDays}; allowed: an integer from 7 to 30`),
+      );
+    },
+  );
 });
 
 describe("settings revision", () => {
