@@ -139,8 +139,9 @@ export class ClusterSecrets extends Construct {
       throw new PropError(this, "executor", props.executor, '"CeleryExecutor" or "LocalExecutor"');
     }
     // Secrets Manager accepts 0 (delete at once) or 7 to 30 days.
-    if (props.recoveryWindowDays !== 0)
+    if (props.recoveryWindowDays !== 0) {
       assertIntIn(this, "recoveryWindowDays", props.recoveryWindowDays, 7, 30);
+    }
     const keys = secretKeysFor(props.executor);
     const needed = keys.filter((k) => !GENERATED_SECRETS.includes(k));
     const missing = needed.filter((k) => !props.existing[k]);
