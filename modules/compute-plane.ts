@@ -2,6 +2,9 @@
  * The compute plane in one construct, so the cluster stack wires it in a few lines and
  * the tests build exactly what the stack builds: e-mail, secrets, IAM, load balancers,
  * artifacts, the settings for nodes, the node groups and the stack outputs.
+ *
+ * This is the one place where the config turns into props: every construct below takes
+ * only the fields it uses, so none of them reads (or needs to be tested with) a config.
  */
 import { existsSync } from "node:fs";
 import * as path from "node:path";
@@ -59,7 +62,7 @@ export interface ComputePlaneProps {
   };
   /**
    * Celery broker (the `Broker` construct) and its AUTH token secret.
-   * @default none - required with CeleryExecutor
+   * @default none - required with CeleryExecutor (the cluster stack builds one exactly then)
    */
   readonly broker?: BrokerEndpoint & {
     readonly authTokenSecret: ExistingSecret["secret"];
@@ -116,24 +119,47 @@ export class ComputePlane extends Construct {
   public constructor(scope: Construct, id: string, props: ComputePlaneProps) {
     super(scope, id);
     const { config } = props;
-    const celery = config.executor === "CeleryExecutor";
-    if (celery && !props.broker) {
-      throw new PropError(this, "broker", undefined, "the Broker construct with CeleryExecutor");
-    }
+    const names = clusterNames(config);
+    const sgs = props.securityGroups;
+    // The Celery-only pieces, all present or all absent; each construct below then takes
+    // its optional Celery part, and its type says what LocalExecutor leaves out.
+    const celery =
+      config.executor === "CeleryExecutor"
+        ? {
+            broker: required(this, "broker", props.broker, "the Broker construct"),
+            albInternal: required(this, "securityGroups.albInternal", sgs.albInternal, "a security group"),
+            worker: required(this, "securityGroups.worker", sgs.worker, "a security group"),
+          }
+        : undefined;
     const repo = repoRoot();
 
-    this.email = new ClusterEmail(this, "email", { config, key: props.key });
+    this.email = new ClusterEmail(this, "email", {
+      resourcePrefix: names.resourcePrefix,
+      parameterPrefix: names.parameterPrefix,
+      region: config.region,
+      notificationEmail: config.notificationEmail,
+      backend: config.emailBackend,
+      key: props.key,
+    });
 
     const existing: Record<string, ExistingSecret> = {
       "db-password": { secret: props.database.passwordSecret, version: props.database.passwordSecretVersion },
     };
-    if (celery && props.broker) {
+    if (celery) {
       existing["redis-auth-token"] = {
-        secret: props.broker.authTokenSecret,
-        version: props.broker.authTokenSecretVersion,
+        secret: celery.broker.authTokenSecret,
+        version: celery.broker.authTokenSecretVersion,
       };
     }
-    this.secrets = new ClusterSecrets(this, "secrets", { config, key: props.key, existing });
+    this.secrets = new ClusterSecrets(this, "secrets", {
+      resourcePrefix: names.resourcePrefix,
+      secretPrefix: names.secretPrefix,
+      region: config.region,
+      executor: config.executor,
+      recoveryWindowDays: config.durability.secretRecoveryWindowDays,
+      key: props.key,
+      existing,
+    });
 
     const { resourcePrefix, parameterPrefix, secretPrefix } = clusterNames(config);
     this.iam = new ClusterIam(this, "iam", {
@@ -151,12 +177,17 @@ export class ComputePlane extends Construct {
     });
 
     this.loadBalancers = new ClusterLoadBalancers(this, "load-balancers", {
-      config,
+      resourcePrefix: names.resourcePrefix,
+      env: config.env,
+      deletionProtection: config.durability.deletionProtection,
       vpc: props.network.vpc,
       publicSubnets: props.network.publicSubnets,
-      privateSubnets: props.network.privateSubnets,
-      publicSecurityGroup: props.securityGroups.albPublic,
-      internalSecurityGroup: props.securityGroups.albInternal,
+      publicSecurityGroup: sgs.albPublic,
+      certificateArn: config.certificateArn,
+      uiDomainName: config.uiDomainName,
+      internal: celery
+        ? { securityGroup: celery.albInternal, subnets: props.network.privateSubnets }
+        : undefined,
       accessLogs: props.buckets.accessLogs
         ? { bucket: props.buckets.accessLogs, prefix: LOG_PREFIXES.alb }
         : undefined,
@@ -176,9 +207,15 @@ export class ComputePlane extends Construct {
     });
 
     this.settings = new ClusterSettings(this, "settings", {
-      config,
+      parameterPrefix: names.parameterPrefix,
       database: props.database,
-      broker: props.broker,
+      broker: celery?.broker,
+      emailBackend: config.emailBackend,
+      alertEmail: config.notificationEmail,
+      scheduler: config.scheduler,
+      parallelism: config.parallelism,
+      workerConcurrency: config.workerConcurrency,
+      allowTriggerInFuture: config.allowTriggerInFuture,
       fileSystem: props.storage.fileSystem,
       accessPoint: props.storage.accessPoint,
       logBucket: props.buckets.logs,
@@ -198,25 +235,45 @@ export class ComputePlane extends Construct {
     });
     this.settingsRevision = settingsRevision(this.settings, this.secrets);
 
-    const sgs = props.securityGroups;
+    const types = config.instanceTypes;
     this.nodes = new AirflowNodeGroups(this, "nodes", {
-      config,
+      resourcePrefix: names.resourcePrefix,
+      parameterPrefix: names.parameterPrefix,
+      secretPrefix: names.secretPrefix,
+      region: config.region,
+      tags: config.tags,
+      image: { architecture: config.architecture, ...config.ami },
+      layout: celery
+        ? {
+            executor: "CeleryExecutor",
+            apiServer: { instanceType: types.apiServer, securityGroups: [sgs.apiServer] },
+            scheduler: {
+              instanceType: types.scheduler,
+              securityGroups: [sgs.scheduler],
+              count: config.schedulerCount,
+            },
+            worker: {
+              instanceType: types.worker,
+              securityGroups: [celery.worker],
+              min: config.workers.min,
+              max: config.workers.max,
+            },
+          }
+        : {
+            executor: "LocalExecutor",
+            // One node does everything: it needs both the api-server's and the scheduler's paths.
+            standalone: { instanceType: types.standalone, securityGroups: [sgs.apiServer, sgs.scheduler] },
+          },
       subnets: props.network.privateSubnets,
-      securityGroups: {
-        "api-server": [sgs.apiServer],
-        scheduler: [sgs.scheduler],
-        worker: sgs.worker ? [sgs.worker] : undefined,
-        // One node does everything: it needs both the api-server's and the scheduler's paths.
-        standalone: [sgs.apiServer, sgs.scheduler],
-      },
       instanceProfile: this.iam.nodeInstanceProfile,
       loadBalancers: this.loadBalancers,
       settingsRevision: this.settingsRevision,
     });
 
     new ComputeOutputs(this, "outputs", {
-      config,
+      parameterPrefix: names.parameterPrefix,
       uiUrl: this.uiUrl,
+      uiAccess: config.uiAccess,
       loadBalancers: this.loadBalancers,
       buckets: props.buckets,
       iam: this.iam,
@@ -224,4 +281,10 @@ export class ComputePlane extends Construct {
       artifacts: this.artifacts,
     });
   }
+}
+
+/** A Celery-only prop the executor needs, or one PropError line naming it. */
+function required<T>(scope: Construct, field: string, value: T | undefined, what: string): T {
+  if (value === undefined) throw new PropError(scope, field, undefined, `${what} with CeleryExecutor`);
+  return value;
 }

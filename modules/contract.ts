@@ -17,6 +17,12 @@ import contractJson from "../config/settings-contract.json";
 /** Node roles; each is a list of systemd units in the contract. */
 export type NodeRole = "api-server" | "scheduler" | "worker" | "standalone";
 
+/** The contract's `executor` parameter: which node layout and which secrets exist. */
+export type Executor = "CeleryExecutor" | "LocalExecutor";
+
+/** The contract's `email/backend` parameter: how DAG e-mail leaves the cluster. */
+export type EmailBackend = "ses" | "smtp";
+
 /** Shape of `config/settings-contract.json`. */
 export interface SettingsContract {
   readonly parameters: readonly {
@@ -152,6 +158,22 @@ export class PropError extends Error {
 export function assertKeyPrefix(scope: IConstruct | string, field: string, value: string): void {
   if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(value)) {
     throw new PropError(scope, field, value, "S3 key segments without a leading or trailing '/'");
+  }
+}
+
+/**
+ * Checks an integer construct prop against its range; `undefined` (an unset optional prop)
+ * passes, so callers check before applying the default.
+ */
+export function assertIntIn(
+  scope: IConstruct | string,
+  field: string,
+  value: number | undefined,
+  min: number,
+  max: number,
+): void {
+  if (value !== undefined && (!Number.isInteger(value) || value < min || value > max)) {
+    throw new PropError(scope, field, value, `an integer from ${min} to ${max}`);
   }
 }
 

@@ -7,7 +7,7 @@
  * with the default config the sender is also the recipient (`alert_email`), so the one
  * verification mail that `deploy` triggers covers both.
  *
- * Transport (`config.emailBackend`): with "ses" (default) the nodes send through the SES
+ * Transport (`backend`): with "ses" (default) the nodes send through the SES
  * API with their instance role (the Amazon provider's SES e-mail backend; the node role
  * may `ses:SendEmail`/`ses:SendRawEmail` as this identity only), so no IAM user or access
  * key exists. With "smtp", SES's SMTP interface is used instead; it cannot use a role and
@@ -27,27 +27,39 @@ import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
 import { Fn } from "cdktf";
 import { Construct } from "constructs";
 import { skipCheckov } from "./checkov";
-import type { AirflowConfig } from "./config";
-import { clusterNames } from "./config";
-import { PORTS, SMTP_CONNECTION_ID } from "./contract";
+import { EmailBackend, HasArn, PORTS, PropError, SMTP_CONNECTION_ID } from "./contract";
 
 /** Properties of {@link ClusterEmail}. */
 export interface ClusterEmailProps {
-  /** The validated deployment config (region, notificationEmail, names). */
-  readonly config: AirflowConfig;
+  /** `<namePrefix>-<env>`: names the SMTP user and the never-deliverable fallback sender. */
+  readonly resourcePrefix: string;
+  /** `/<namePrefix>/<env>`: the connection parameter is `<parameterPrefix>/connections/smtp_default`. */
+  readonly parameterPrefix: string;
+  /** AWS region whose SES endpoint sends the mail. */
+  readonly region: string;
+  /**
+   * Sender address; SES verifies it, and by default it is also the alert recipient.
+   * @default none - no SES identity and a never-deliverable sender, so nothing is mailed
+   */
+  readonly notificationEmail?: string;
+  /**
+   * How DAG e-mail leaves the cluster; "smtp" needs an IAM user's key, "ses" the node role only.
+   * @default "ses"
+   */
+  readonly backend?: EmailBackend;
   /**
    * KMS key of the SecureString connection parameter.
    * @default none - no `smtp_default` connection is created
    */
-  readonly key?: { readonly arn: string };
+  readonly key?: HasArn;
 }
 
-/** SES sender identity (when `config.notificationEmail` is set), and SMTP settings with `emailBackend: "smtp"`. */
+/** SES sender identity (when `notificationEmail` is set), and SMTP settings with `backend: "smtp"`. */
 export class ClusterEmail extends Construct {
   /** The SES identity; undefined when no notification e-mail is configured. */
   public readonly identity?: SesEmailIdentity;
   /**
-   * Sender address: `config.notificationEmail`, else `noreply@<namePrefix>-<env>.invalid`
+   * Sender address: `notificationEmail`, else `noreply@<resourcePrefix>.invalid`
    * (RFC 2606 reserved TLD - syntactically valid for airflow.cfg, never deliverable, and
    * SES refuses it because no identity exists, so nothing is mailed by accident).
    */
@@ -59,21 +71,35 @@ export class ClusterEmail extends Construct {
 
   public constructor(scope: Construct, id: string, props: ClusterEmailProps) {
     super(scope, id);
-    const { config } = props;
-    const names = clusterNames(config);
-    this.smtpHost = `email-smtp.${config.region}.amazonaws.com`;
-    if (!config.notificationEmail) {
-      this.fromEmail = `noreply@${names.resourcePrefix}.invalid`;
+    const backend = props.backend ?? "ses";
+    if (backend !== "ses" && backend !== "smtp") {
+      throw new PropError(this, "backend", backend, '"ses" or "smtp"');
+    }
+    // The address becomes the SES identity and airflow.cfg's from_email: one mailbox, no display name.
+    if (
+      props.notificationEmail !== undefined &&
+      !/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(props.notificationEmail)
+    ) {
+      throw new PropError(
+        this,
+        "notificationEmail",
+        props.notificationEmail,
+        "an e-mail address such as data-team@example.com",
+      );
+    }
+    this.smtpHost = `email-smtp.${props.region}.amazonaws.com`;
+    if (!props.notificationEmail) {
+      this.fromEmail = `noreply@${props.resourcePrefix}.invalid`;
       return;
     }
     // Creating the identity makes SES mail a verification link to the address.
-    const identity = new SesEmailIdentity(this, "sender", { email: config.notificationEmail });
+    const identity = new SesEmailIdentity(this, "sender", { email: props.notificationEmail });
     this.identity = identity;
-    this.fromEmail = config.notificationEmail;
-    if (!props.key || config.emailBackend !== "smtp") return;
+    this.fromEmail = props.notificationEmail;
+    if (!props.key || backend !== "smtp") return;
 
     const user = new IamUser(this, "smtp-user", {
-      name: `${names.resourcePrefix}-ses-smtp`,
+      name: `${props.resourcePrefix}-ses-smtp`,
       path: "/airflow/",
     });
     const why =
@@ -92,8 +118,8 @@ export class ClusterEmail extends Construct {
 
     // Airflow's JSON connection form; every secret part is a reference, never a literal.
     this.smtpConnection = new SsmParameter(this, "smtp-connection", {
-      name: `${names.parameterPrefix}/connections/${SMTP_CONNECTION_ID}`,
-      description: `${names.resourcePrefix}: Airflow connection ${SMTP_CONNECTION_ID} (SES SMTP credentials)`,
+      name: `${props.parameterPrefix}/connections/${SMTP_CONNECTION_ID}`,
+      description: `${props.resourcePrefix}: Airflow connection ${SMTP_CONNECTION_ID} (SES SMTP credentials)`,
       type: "SecureString",
       keyId: props.key.arn,
       value: Fn.jsonencode({
@@ -102,7 +128,7 @@ export class ClusterEmail extends Construct {
         port: PORTS.smtpSubmission,
         login: accessKey.id,
         password: accessKey.sesSmtpPasswordV4,
-        extra: { from_email: config.notificationEmail, disable_ssl: true, disable_tls: false },
+        extra: { from_email: props.notificationEmail, disable_ssl: true, disable_tls: false },
       }),
     });
   }

@@ -7,10 +7,8 @@ import { Lb } from "@cdktf/provider-aws/lib/lb";
 import { LbListener } from "@cdktf/provider-aws/lib/lb-listener";
 import { LbTargetGroup, LbTargetGroupHealthCheck } from "@cdktf/provider-aws/lib/lb-target-group";
 import { Construct } from "constructs";
-import type { AirflowConfig } from "./config";
-import { clusterNames } from "./config";
 import { skipCheckovAll } from "./checkov";
-import { HasId, PORTS, PropError, assertKeyPrefix } from "./contract";
+import { HasBucket, HasId, PORTS, PropError, assertKeyPrefix } from "./contract";
 
 /** Health check path of the Airflow 3 api-server. */
 export const API_HEALTH_PATH = "/api/v2/monitor/health";
@@ -18,29 +16,53 @@ export const API_HEALTH_PATH = "/api/v2/monitor/health";
 /** TLS 1.3 + 1.2 only, forward secrecy (the current ELB recommendation). */
 export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
+/** ALB idle timeout: long enough for the UI's log streaming requests. */
+const IDLE_TIMEOUT_SECONDS = 120;
+
+/** Target deregistration delay: in-flight UI requests are short, and a short drain keeps instance refresh quick. */
+const DEREGISTRATION_DELAY_SECONDS = 30;
+
 /** Properties of {@link ClusterLoadBalancers}. */
 export interface ClusterLoadBalancersProps {
-  /** The validated deployment config (executor, certificateArn, deletionProtection). */
-  readonly config: AirflowConfig;
+  /** `<namePrefix>-<env>`: prefix of the ALB and target group names (cut to 32 characters). */
+  readonly resourcePrefix: string;
+  /** Environment name; the checkov excuse for disabled deletion protection quotes it. */
+  readonly env: string;
+  /** ALB deletion protection (the environment's durability policy). */
+  readonly deletionProtection: boolean;
   /** The VPC (target groups live in it). */
   readonly vpc: HasId;
   /** Public subnets, one per AZ: the internet-facing ALB. */
   readonly publicSubnets: readonly HasId[];
-  /** Private subnets, one per AZ: the internal ALB. */
-  readonly privateSubnets: readonly HasId[];
-  /** Security group of the public ALB (ingress only from `config.uiAllowedCidrs`). */
+  /** Security group of the public ALB (ingress only from the configured UI CIDRs). */
   readonly publicSecurityGroup: HasId;
   /**
-   * Security group of the internal ALB (ingress 8080/5555 only from the nodes).
-   * @default none - required with CeleryExecutor
+   * ACM certificate of the public listener: HTTPS on 443 and a redirect on 80.
+   * @default none - plain HTTP on 80 (checkov skip with reason)
    */
-  readonly internalSecurityGroup?: HasId;
+  readonly certificateArn?: string;
+  /**
+   * DNS name users reach the UI at (a record pointed at the public ALB); the UI URL uses it.
+   * @default the public ALB's DNS name
+   */
+  readonly uiDomainName?: string;
+  /**
+   * The internal ALB, which carries the Execution API (workers -> api-server) and Flower.
+   * Only CeleryExecutor has remote workers, so only it needs one.
+   * @default none - no internal ALB; the Execution API URL is the standalone node's localhost
+   */
+  readonly internal?: {
+    /** Security group of the internal ALB (ingress 8080/5555 only from the nodes). */
+    readonly securityGroup: HasId;
+    /** Private subnets, one per AZ. */
+    readonly subnets: readonly HasId[];
+  };
   /**
    * Where ALB access logs go. The bucket must use SSE-S3 and let the regional ELB log
    * delivery principal write under the prefix.
    * @default none - access logging off (checkov skip with reason)
    */
-  readonly accessLogs?: { readonly bucket: { readonly bucket: string }; readonly prefix: string };
+  readonly accessLogs?: { readonly bucket: HasBucket; readonly prefix: string };
 }
 
 /** Public ALB (+ internal ALB with CeleryExecutor) and the target groups nodes join. */
@@ -70,8 +92,14 @@ export class ClusterLoadBalancers extends Construct {
 
   public constructor(scope: Construct, id: string, props: ClusterLoadBalancersProps) {
     super(scope, id);
-    const { config } = props;
-    const celery = config.executor === "CeleryExecutor";
+    if (!/^[A-Za-z0-9-]+$/.test(props.resourcePrefix)) {
+      throw new PropError(
+        this,
+        "resourcePrefix",
+        props.resourcePrefix,
+        "letters, digits and '-' (ALB names)",
+      );
+    }
     if (props.publicSubnets.length < 2) {
       throw new PropError(
         this,
@@ -80,28 +108,24 @@ export class ClusterLoadBalancers extends Construct {
         "2 or more (an ALB spans two AZs)",
       );
     }
-    if (celery && props.privateSubnets.length < 2) {
+    if (props.internal && props.internal.subnets.length < 2) {
       throw new PropError(
         this,
-        "privateSubnets",
-        props.privateSubnets.length,
+        "internal.subnets",
+        props.internal.subnets.length,
         "2 or more (an ALB spans two AZs)",
       );
     }
-    if (celery && !props.internalSecurityGroup) {
-      throw new PropError(this, "internalSecurityGroup", undefined, "a security group with CeleryExecutor");
-    }
     if (props.accessLogs) assertKeyPrefix(this, "accessLogs.prefix", props.accessLogs.prefix);
-    const names = clusterNames(config);
     const apiPort = PORTS.apiServer;
     const flowerPort = PORTS.flower;
     // ALB and target group names: at most 32 characters.
-    const lbName = (suffix: string): string => `${names.resourcePrefix}-${suffix}`.slice(0, 32);
+    const lbName = (suffix: string): string => `${props.resourcePrefix}-${suffix}`.slice(0, 32);
 
     const lbSkips = (internal: boolean): Record<string, string> => {
       const s: Record<string, string> = {};
-      if (!config.durability.deletionProtection) {
-        s.CKV_AWS_150 = `deletionProtection is off for env "${config.env}" so destroy works; it is on by default outside dev`;
+      if (!props.deletionProtection) {
+        s.CKV_AWS_150 = `deletionProtection is off for env "${props.env}" so destroy works; it is on by default outside dev`;
       }
       if (!props.accessLogs) {
         s.CKV_AWS_91 =
@@ -123,9 +147,8 @@ export class ClusterLoadBalancers extends Construct {
         securityGroups: [sg.id],
         dropInvalidHeaderFields: true,
         desyncMitigationMode: "defensive",
-        enableDeletionProtection: config.durability.deletionProtection,
-        // Long enough for the UI's log streaming requests.
-        idleTimeout: 120,
+        enableDeletionProtection: props.deletionProtection,
+        idleTimeout: IDLE_TIMEOUT_SECONDS,
         accessLogs: props.accessLogs
           ? {
               bucket: props.accessLogs.bucket.bucket,
@@ -169,8 +192,7 @@ export class ClusterLoadBalancers extends Construct {
         protocol: "HTTP",
         targetType: "instance",
         vpcId: props.vpc.id,
-        // In-flight UI requests are short; 30 s keeps instance refresh quick.
-        deregistrationDelay: "30",
+        deregistrationDelay: String(DEREGISTRATION_DELAY_SECONDS),
         healthCheck: health(path, matcher),
       });
       if (behindHttp) skipCheckovAll(tg, tgSkip);
@@ -179,15 +201,15 @@ export class ClusterLoadBalancers extends Construct {
 
     // --- public ALB ------------------------------------------------------------------
     this.publicLb = makeLb("public", false, props.publicSubnets, props.publicSecurityGroup);
-    this.uiTargetGroup = makeTg("ui-tg", "ui", apiPort, API_HEALTH_PATH, !config.certificateArn);
+    this.uiTargetGroup = makeTg("ui-tg", "ui", apiPort, API_HEALTH_PATH, !props.certificateArn);
     const forwardUi = [{ type: "forward", targetGroupArn: this.uiTargetGroup.arn }];
-    if (config.certificateArn) {
+    if (props.certificateArn) {
       const https = new LbListener(this, "https", {
         loadBalancerArn: this.publicLb.arn,
         port: 443,
         protocol: "HTTPS",
         sslPolicy: TLS_POLICY,
-        certificateArn: config.certificateArn,
+        certificateArn: props.certificateArn,
         defaultAction: forwardUi,
       });
       const redirect = new LbListener(this, "http-redirect", {
@@ -199,7 +221,7 @@ export class ClusterLoadBalancers extends Construct {
         ],
       });
       this.publicListeners = [https, redirect];
-      this.uiUrl = `https://${config.uiDomainName ?? this.publicLb.dnsName}`;
+      this.uiUrl = `https://${props.uiDomainName ?? this.publicLb.dnsName}`;
     } else {
       const http = new LbListener(this, "http", {
         loadBalancerArn: this.publicLb.arn,
@@ -213,12 +235,12 @@ export class ClusterLoadBalancers extends Construct {
       skipCheckovAll(http, { CKV_AWS_2: why, CKV_AWS_103: why });
       skipCheckovAll(this.publicLb, { CKV2_AWS_20: why });
       this.publicListeners = [http];
-      this.uiUrl = `http://${config.uiDomainName ?? this.publicLb.dnsName}`;
+      this.uiUrl = `http://${props.uiDomainName ?? this.publicLb.dnsName}`;
     }
 
     // --- internal ALB (Execution API + Flower) -----------------------------------------
-    if (celery && props.internalSecurityGroup) {
-      const internalLb = makeLb("internal", true, props.privateSubnets, props.internalSecurityGroup);
+    if (props.internal) {
+      const internalLb = makeLb("internal", true, props.internal.subnets, props.internal.securityGroup);
       this.internalLb = internalLb;
       this.executionApiTargetGroup = makeTg("execution-api-tg", "exec", apiPort, API_HEALTH_PATH, true);
       // The api-server group uses ELB health, so every target group it joins can get its

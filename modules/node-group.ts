@@ -16,9 +16,7 @@ import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
 import { Fn, Token } from "cdktf";
 import { Construct } from "constructs";
-import type { AirflowConfig } from "./config";
-import { clusterNames } from "./config";
-import { CONTRACT, HasId, NodeRole, PropError } from "./contract";
+import { AMI_NAME_FILTER, CONTRACT, HasArn, HasId, NodeRole, PropError, assertIntIn } from "./contract";
 
 /** Name of the worker group's termination lifecycle hook (the node completes it after draining). */
 export const DRAIN_HOOK_NAME = CONTRACT.workerDrain.lifecycleHookName;
@@ -87,14 +85,34 @@ export function tokenSafeParts(s: string): string[] {
 
 /** Properties of {@link GoldenImage}. */
 export interface GoldenImageProps {
-  /** The validated deployment config (`ami.name`, `ami.owners`, `ami.id`). */
-  readonly config: AirflowConfig;
+  /** CPU architecture of the instance types: an image baked for the other one would not boot. */
+  readonly architecture: "x86_64" | "arm64";
+  /**
+   * Name filter of the Packer-built image; the newest available match wins.
+   * @default AMI_NAME_FILTER - every bake Packer names
+   */
+  readonly name?: string;
+  /**
+   * Accounts (or "self", "amazon") that may own the image.
+   * @default ["self"]
+   */
+  readonly owners?: readonly string[];
+  /**
+   * Exact AMI id; the name lookup is skipped.
+   * @default none - the newest match of `name`
+   */
+  readonly id?: string;
+  /**
+   * Pin the bake by its `GitRevision` tag: the newest match of `name` built from that commit.
+   * @default none - any bake
+   */
+  readonly gitRevision?: string;
 }
 
 /**
  * The Packer-built golden AMI of the instance types' architecture: the newest match of
- * `ami.name` (of the bake tagged `ami.gitRevision` when set), or exactly `ami.id`. Prod pins
- * one of the two, so node groups roll only when someone changes the pin.
+ * `name` (of the bake tagged `gitRevision` when set), or exactly `id`. Prod pins one of
+ * the two, so node groups roll only when someone changes the pin.
  */
 export class GoldenImage extends Construct {
   /** The AMI data source. */
@@ -106,22 +124,31 @@ export class GoldenImage extends Construct {
 
   public constructor(scope: Construct, id: string, props: GoldenImageProps) {
     super(scope, id);
-    const { ami } = props.config;
+    if (props.architecture !== "x86_64" && props.architecture !== "arm64") {
+      throw new PropError(this, "architecture", props.architecture, '"x86_64" or "arm64"');
+    }
+    const owners = props.owners ?? ["self"];
+    if (owners.length === 0) throw new PropError(this, "owners", owners, 'one or more owners such as "self"');
+    if (props.id && props.gitRevision) {
+      throw new PropError(
+        this,
+        "gitRevision",
+        props.gitRevision,
+        "omitted when id is set (one pin, not two)",
+      );
+    }
+    const architecture = { name: "architecture", values: [props.architecture] };
     this.ami = new DataAwsAmi(this, "ami", {
       mostRecent: true,
-      owners: [...ami.owners],
-      // The architecture of the instance types: an image baked for the other one would
-      // not boot, and without the filter the newest image of any kind would win.
-      filter: ami.id
-        ? [
-            { name: "image-id", values: [ami.id] },
-            { name: "architecture", values: [props.config.architecture] },
-          ]
+      owners: [...owners],
+      // Filtering on the architecture keeps the newest image of any other kind from winning.
+      filter: props.id
+        ? [{ name: "image-id", values: [props.id] }, architecture]
         : [
-            { name: "name", values: [ami.name] },
+            { name: "name", values: [props.name ?? AMI_NAME_FILTER] },
             { name: "state", values: ["available"] },
-            { name: "architecture", values: [props.config.architecture] },
-            ...(ami.gitRevision ? [{ name: "tag:GitRevision", values: [ami.gitRevision] }] : []),
+            architecture,
+            ...(props.gitRevision ? [{ name: "tag:GitRevision", values: [props.gitRevision] }] : []),
           ],
     });
     this.imageId = this.ami.id;
@@ -131,8 +158,20 @@ export class GoldenImage extends Construct {
 
 /** Properties of {@link NodeGroup}. */
 export interface NodeGroupProps {
-  /** The validated deployment config (names, region, tags). */
-  readonly config: AirflowConfig;
+  /** `<namePrefix>-<env>`: the group is `<resourcePrefix>-<role>`. */
+  readonly resourcePrefix: string;
+  /** `/<namePrefix>/<env>`: where the bootstrap reads the settings (user-data pointer). */
+  readonly parameterPrefix: string;
+  /** `<namePrefix>/<env>`: where the bootstrap reads the secrets (user-data pointer). */
+  readonly secretPrefix: string;
+  /** AWS region the bootstrap calls SSM and Secrets Manager in. */
+  readonly region: string;
+  /**
+   * Extra tags on the instances and their volumes (Auto Scaling launches them, so the
+   * provider's default tags never reach them).
+   * @default {}
+   */
+  readonly tags?: Readonly<Record<string, string>>;
   /** Node role: selects the systemd units the bootstrap starts. */
   readonly role: NodeRole;
   /** EC2 instance type. */
@@ -153,14 +192,14 @@ export interface NodeGroupProps {
   /** Security groups of the instances. */
   readonly securityGroups: readonly HasId[];
   /** Instance profile of the instances. */
-  readonly instanceProfile: { readonly arn: string };
+  readonly instanceProfile: HasArn;
   /** AIRFLOW_SETTINGS_REVISION (see settings.ts `settingsRevision`). */
   readonly settingsRevision: string;
   /**
    * Target groups the instances register with; the group then uses ELB health checks.
    * @default [] - EC2 health checks
    */
-  readonly targetGroups?: readonly { readonly arn: string }[];
+  readonly targetGroups?: readonly HasArn[];
   /**
    * Root volume size in GiB (gp3, encrypted).
    * @default 30
@@ -170,13 +209,13 @@ export interface NodeGroupProps {
    * Seconds after launch before health checks count (boot + bootstrap + DB migration).
    * @default 600
    */
-  readonly healthCheckGracePeriod?: number;
+  readonly healthCheckGracePeriodSeconds?: number;
   /**
    * Seconds a new instance needs before its metrics count and instance refresh moves on
    * (the group's default_instance_warmup).
    * @default 300
    */
-  readonly instanceWarmup?: number;
+  readonly instanceWarmupSeconds?: number;
   /**
    * Termination lifecycle hook timeout in seconds: how long a terminating instance may
    * drain (Celery warm shutdown) before it is terminated anyway. The node completes the
@@ -203,20 +242,17 @@ export class NodeGroup extends Construct {
 
   public constructor(scope: Construct, id: string, props: NodeGroupProps) {
     super(scope, id);
-    const { config, role } = props;
+    const { role } = props;
     if (!(role in CONTRACT.roles)) {
       throw new PropError(this, "role", role, Object.keys(CONTRACT.roles).join(", "));
     }
-    const intIn = (field: string, v: number | undefined, min: number, max: number): void => {
-      if (v !== undefined && (!Number.isInteger(v) || v < min || v > max)) {
-        throw new PropError(this, field, v, `an integer from ${min} to ${max}`);
-      }
-    };
+    const intIn = (field: string, v: number | undefined, min: number, max: number): void =>
+      assertIntIn(this, field, v, min, max);
     intIn("minSize", props.minSize, 0, 100);
     intIn("maxSize", props.maxSize, 1, 100);
     intIn("rootVolumeGb", props.rootVolumeGb, 8, 16384);
-    intIn("healthCheckGracePeriod", props.healthCheckGracePeriod, 0, 7200);
-    intIn("instanceWarmup", props.instanceWarmup, 0, 3600);
+    intIn("healthCheckGracePeriodSeconds", props.healthCheckGracePeriodSeconds, 0, 7200);
+    intIn("instanceWarmupSeconds", props.instanceWarmupSeconds, 0, 3600);
     // Lifecycle hook heartbeat timeout: 30 s to 2 h.
     intIn("drainTimeoutSeconds", props.drainTimeoutSeconds, 30, 7200);
     intIn("minHealthyPercentage", props.minHealthyPercentage, 0, 100);
@@ -231,20 +267,19 @@ export class NodeGroup extends Construct {
       throw new PropError(this, "securityGroups", 0, "1 or more security groups");
     }
 
-    const names = clusterNames(config);
-    const name = `${names.resourcePrefix}-${role}`;
+    const name = `${props.resourcePrefix}-${role}`;
     const tags: Record<string, string> = {
-      ...config.tags,
+      ...props.tags,
       Name: name,
-      "airflow:cluster": names.resourcePrefix,
+      "airflow:cluster": props.resourcePrefix,
       "airflow:role": role,
     };
 
     this.userData = renderUserData({
       AIRFLOW_ROLE: role,
-      AIRFLOW_PARAMETER_PREFIX: names.parameterPrefix,
-      AIRFLOW_SECRET_PREFIX: names.secretPrefix,
-      AWS_REGION: config.region,
+      AIRFLOW_PARAMETER_PREFIX: props.parameterPrefix,
+      AIRFLOW_SECRET_PREFIX: props.secretPrefix,
+      AWS_REGION: props.region,
       AIRFLOW_SETTINGS_REVISION: props.settingsRevision,
     });
 
@@ -291,7 +326,7 @@ export class NodeGroup extends Construct {
           },
         ]
       : [];
-    const warmup = props.instanceWarmup ?? 300;
+    const warmupSeconds = props.instanceWarmupSeconds ?? 300;
     this.autoScalingGroup = new AutoscalingGroup(this, "group", {
       name,
       minSize: props.minSize,
@@ -304,8 +339,8 @@ export class NodeGroup extends Construct {
       },
       targetGroupArns: targetGroups.map((t) => t.arn),
       healthCheckType: targetGroups.length ? "ELB" : "EC2",
-      healthCheckGracePeriod: props.healthCheckGracePeriod ?? 600,
-      defaultInstanceWarmup: warmup,
+      healthCheckGracePeriod: props.healthCheckGracePeriodSeconds ?? 600,
+      defaultInstanceWarmup: warmupSeconds,
       initialLifecycleHook: hooks,
       // Terraform's default (10 min) is shorter than the drain hook's heartbeat: a destroy
       // would time out while a worker drains. Allow the whole heartbeat plus 15 minutes
@@ -320,7 +355,7 @@ export class NodeGroup extends Construct {
         preferences: {
           minHealthyPercentage: props.minHealthyPercentage ?? 100,
           maxHealthyPercentage: 200,
-          instanceWarmup: String(warmup),
+          instanceWarmup: String(warmupSeconds),
           skipMatching: true,
         },
       },
@@ -341,43 +376,92 @@ export class NodeGroup extends Construct {
 /** What the role layout needs from the load balancers. */
 export interface NodeTargetGroups {
   /** Target groups of the api-server (or standalone) node. */
-  readonly apiServerTargetGroups: readonly { readonly arn: string }[];
+  readonly apiServerTargetGroups: readonly HasArn[];
+}
+
+/** What one role's nodes run on. */
+export interface NodeSpec {
+  /** EC2 instance type. */
+  readonly instanceType: string;
+  /** Security groups of the instances. */
+  readonly securityGroups: readonly HasId[];
+}
+
+/** The Celery worker fleet. */
+export interface WorkerSpec extends NodeSpec {
+  /** Fewest workers. */
+  readonly min: number;
+  /** Most workers; above `min` a target-tracking policy scales between the two. */
+  readonly max: number;
+  /**
+   * Drain time on scale-in / refresh (termination hook timeout), seconds.
+   * @default 3900 - the AMI's worker TimeoutStopSec (3600 s, packer worker_stop_timeout)
+   *   plus 5 minutes, so systemd's warm shutdown always finishes inside the hook
+   */
+  readonly drainSeconds?: number;
+  /**
+   * Average CPU % the target-tracking policy aims for.
+   * @default 60
+   */
+  readonly targetCpuPercent?: number;
+}
+
+/** LocalExecutor: one node runs every component, tasks included. */
+export interface StandaloneLayout {
+  /** Selects this layout. */
+  readonly executor: "LocalExecutor";
+  /** The node; it needs both the api-server's and the scheduler's network paths. */
+  readonly standalone: NodeSpec;
+}
+
+/** CeleryExecutor: an api-server, schedulers and a worker fleet. */
+export interface CeleryLayout {
+  /** Selects this layout. */
+  readonly executor: "CeleryExecutor";
+  /** The api-server: one node, two while a refresh replaces it. */
+  readonly apiServer: NodeSpec;
+  /** Schedulers; each runs scheduler, dag-processor and triggerer. */
+  readonly scheduler: NodeSpec & {
+    /** Schedulers in service (one more while a refresh replaces one). */
+    readonly count: number;
+  };
+  /** Celery workers. */
+  readonly worker: WorkerSpec;
 }
 
 /** Properties of {@link AirflowNodeGroups}. */
 export interface AirflowNodeGroupsProps {
-  /** The validated deployment config (executor, instance types, counts). */
-  readonly config: AirflowConfig;
+  /** `<namePrefix>-<env>`: groups are `<resourcePrefix>-<role>`. */
+  readonly resourcePrefix: string;
+  /** `/<namePrefix>/<env>` (user-data pointer). */
+  readonly parameterPrefix: string;
+  /** `<namePrefix>/<env>` (user-data pointer). */
+  readonly secretPrefix: string;
+  /** AWS region (user-data pointer). */
+  readonly region: string;
+  /**
+   * Extra tags on every instance and volume.
+   * @default {}
+   */
+  readonly tags?: Readonly<Record<string, string>>;
+  /** Which golden AMI every group boots. */
+  readonly image: GoldenImageProps;
+  /** The roles and their sizes; the executor decides which roles exist. */
+  readonly layout: StandaloneLayout | CeleryLayout;
   /** Private subnets. */
   readonly subnets: readonly HasId[];
-  /**
-   * Security groups per role. CeleryExecutor needs api-server, scheduler and worker;
-   * LocalExecutor needs standalone.
-   */
-  readonly securityGroups: Readonly<Partial<Record<NodeRole, readonly HasId[]>>>;
   /** Node instance profile. */
-  readonly instanceProfile: { readonly arn: string };
+  readonly instanceProfile: HasArn;
   /** Load balancer target groups. */
   readonly loadBalancers: NodeTargetGroups;
   /** AIRFLOW_SETTINGS_REVISION. */
   readonly settingsRevision: string;
-  /**
-   * Celery worker drain time on scale-in / refresh (termination hook timeout), seconds.
-   * @default 3900 - the AMI's worker TimeoutStopSec (3600 s, packer worker_stop_timeout)
-   *   plus 5 minutes, so systemd's warm shutdown always finishes inside the hook
-   */
-  readonly workerDrainSeconds?: number;
-  /**
-   * Average CPU % the worker group's target-tracking policy aims for.
-   * @default 60
-   */
-  readonly workerTargetCpuPercent?: number;
 }
 
 /**
- * The node groups of the executor: CeleryExecutor -> api-server (1, up to 2 during a
- * refresh), schedulers (`schedulerCount`; each runs scheduler, dag-processor, triggerer)
- * and workers (`workers.min`..`workers.max`); LocalExecutor -> one standalone node.
+ * The node groups of the layout: CeleryExecutor -> api-server (1, up to 2 during a
+ * refresh), schedulers (`scheduler.count`; each runs scheduler, dag-processor, triggerer)
+ * and workers (`worker.min`..`worker.max`); LocalExecutor -> one standalone node.
  */
 export class AirflowNodeGroups extends Construct {
   /** The golden AMI lookup shared by all groups. */
@@ -387,34 +471,29 @@ export class AirflowNodeGroups extends Construct {
 
   public constructor(scope: Construct, id: string, props: AirflowNodeGroupsProps) {
     super(scope, id);
-    const { config } = props;
-    this.image = new GoldenImage(this, "image", { config });
-    const roles: NodeRole[] =
-      config.executor === "LocalExecutor" ? ["standalone"] : ["api-server", "scheduler", "worker"];
-    const missing = roles.filter((r) => !props.securityGroups[r]?.length);
-    if (missing.length) {
-      throw new PropError(
-        this,
-        "securityGroups",
-        Object.keys(props.securityGroups),
-        `groups for ${roles.join(", ")} with ${config.executor} (missing ${missing.join(", ")})`,
-      );
+    const { layout } = props;
+    if (layout.executor === "CeleryExecutor") {
+      assertIntIn(this, "layout.worker.targetCpuPercent", layout.worker.targetCpuPercent, 1, 100);
     }
-    const sgs = (role: NodeRole): readonly HasId[] => props.securityGroups[role] ?? [];
+    this.image = new GoldenImage(this, "image", props.image);
     const common = {
-      config,
+      resourcePrefix: props.resourcePrefix,
+      parameterPrefix: props.parameterPrefix,
+      secretPrefix: props.secretPrefix,
+      region: props.region,
+      tags: props.tags,
       image: this.image,
       subnets: props.subnets,
       instanceProfile: props.instanceProfile,
       settingsRevision: props.settingsRevision,
     };
     const groups: Partial<Record<NodeRole, NodeGroup>> = {};
-    if (config.executor === "LocalExecutor") {
+    if (layout.executor === "LocalExecutor") {
       groups.standalone = new NodeGroup(this, "standalone", {
         ...common,
         role: "standalone",
-        securityGroups: sgs("standalone"),
-        instanceType: config.instanceTypes.standalone,
+        securityGroups: layout.standalone.securityGroups,
+        instanceType: layout.standalone.instanceType,
         minSize: 1,
         maxSize: 1,
         desiredCapacity: 1,
@@ -426,8 +505,8 @@ export class AirflowNodeGroups extends Construct {
       groups["api-server"] = new NodeGroup(this, "api-server", {
         ...common,
         role: "api-server",
-        securityGroups: sgs("api-server"),
-        instanceType: config.instanceTypes.apiServer,
+        securityGroups: layout.apiServer.securityGroups,
+        instanceType: layout.apiServer.instanceType,
         minSize: 1,
         maxSize: 2,
         desiredCapacity: 1,
@@ -436,33 +515,33 @@ export class AirflowNodeGroups extends Construct {
       groups.scheduler = new NodeGroup(this, "scheduler", {
         ...common,
         role: "scheduler",
-        securityGroups: sgs("scheduler"),
-        instanceType: config.instanceTypes.scheduler,
-        minSize: config.schedulerCount,
-        maxSize: config.schedulerCount + 1,
-        desiredCapacity: config.schedulerCount,
+        securityGroups: layout.scheduler.securityGroups,
+        instanceType: layout.scheduler.instanceType,
+        minSize: layout.scheduler.count,
+        maxSize: layout.scheduler.count + 1,
+        desiredCapacity: layout.scheduler.count,
       });
       const worker = new NodeGroup(this, "worker", {
         ...common,
         role: "worker",
-        securityGroups: sgs("worker"),
-        instanceType: config.instanceTypes.worker,
-        minSize: config.workers.min,
-        maxSize: config.workers.max,
+        securityGroups: layout.worker.securityGroups,
+        instanceType: layout.worker.instanceType,
+        minSize: layout.worker.min,
+        maxSize: layout.worker.max,
         // No desiredCapacity: the scaling policy owns it between min and max.
-        drainTimeoutSeconds: props.workerDrainSeconds ?? DEFAULT_WORKER_DRAIN_SECONDS,
+        drainTimeoutSeconds: layout.worker.drainSeconds ?? DEFAULT_WORKER_DRAIN_SECONDS,
       });
       groups.worker = worker;
-      if (config.workers.max > config.workers.min) {
+      if (layout.worker.max > layout.worker.min) {
         // CPU is a coarse proxy; the better signal (queued+running tasks / concurrency,
         // what the Helm chart's KEDA uses) needs a metric published from the metadata DB.
         new AutoscalingPolicy(this, "worker-cpu", {
-          name: `${clusterNames(config).resourcePrefix}-worker-cpu`,
+          name: `${props.resourcePrefix}-worker-cpu`,
           autoscalingGroupName: worker.autoScalingGroup.name,
           policyType: "TargetTrackingScaling",
           targetTrackingConfiguration: {
             predefinedMetricSpecification: { predefinedMetricType: "ASGAverageCPUUtilization" },
-            targetValue: props.workerTargetCpuPercent ?? 60,
+            targetValue: layout.worker.targetCpuPercent ?? 60,
           },
         });
       }

@@ -4,15 +4,19 @@
  */
 import { TerraformOutput } from "cdktf";
 import { Construct } from "constructs";
-import type { AirflowConfig } from "./config";
-import { UI_PORT_FORWARD_URL, clusterNames } from "./config";
+import { PropError } from "./contract";
 
 /** Properties of {@link ComputeOutputs}. */
 export interface ComputeOutputsProps {
-  /** The validated deployment config. */
-  readonly config: AirflowConfig;
+  /** `/<namePrefix>/<env>`: where the nodes' settings live (the `parameter_prefix` output). */
+  readonly parameterPrefix: string;
   /** Where users open the UI (`ComputePlane.uiUrl`). */
   readonly uiUrl: string;
+  /**
+   * How users reach that URL, which the `ui_url` description tells them: through the
+   * public load balancer, or only through `npm run ui` (SSM port forwarding).
+   */
+  readonly uiAccess: "load-balancer" | "port-forward";
   /** Load balancer URLs. */
   readonly loadBalancers: {
     readonly executionApiUrl: string;
@@ -40,14 +44,16 @@ export interface ComputeOutputsProps {
 export class ComputeOutputs extends Construct {
   public constructor(scope: Construct, id: string, props: ComputeOutputsProps) {
     super(scope, id);
-    const names = clusterNames(props.config);
+    if (props.uiAccess !== "load-balancer" && props.uiAccess !== "port-forward") {
+      throw new PropError(this, "uiAccess", props.uiAccess, '"load-balancer" or "port-forward"');
+    }
     const out = (name: string, value: string, description: string): void => {
       new TerraformOutput(this, name, { value, description }).overrideLogicalId(name);
     };
     out(
       "ui_url",
       props.uiUrl,
-      props.uiUrl === UI_PORT_FORWARD_URL
+      props.uiAccess === "port-forward"
         ? "Airflow UI and REST API through `npm run ui -- <env>` (SSM port forwarding; no uiAllowedCidrs)"
         : "Airflow UI and REST API (public ALB, open to config.uiAllowedCidrs)",
     );
@@ -89,7 +95,7 @@ export class ComputeOutputs extends Construct {
     );
     out("emr_instance_profile_arn", props.iam.emrInstanceProfile.arn, "EMR EC2 instance profile ARN");
     out("node_role_arn", props.iam.nodeRole.arn, "IAM role of every Airflow node");
-    out("parameter_prefix", names.parameterPrefix, "SSM parameter prefix of this cluster's settings");
+    out("parameter_prefix", props.parameterPrefix, "SSM parameter prefix of this cluster's settings");
     out("secret_arn_prefix", props.secretArnPrefix, "ARN prefix of this cluster's Secrets Manager secrets");
   }
 }

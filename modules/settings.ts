@@ -16,10 +16,21 @@ import { Bytes } from "@cdktf/provider-random/lib/bytes";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Fn, Token } from "cdktf";
 import { Construct, IConstruct } from "constructs";
-import type { AirflowConfig, ClusterNames } from "./config";
-import { clusterNames } from "./config";
 import { skipCheckovAll } from "./checkov";
-import { CONTRACT, HasBucket, HasId, LOG_PREFIXES, PropError, UNSET, assertKeyPrefix } from "./contract";
+import {
+  CONTRACT,
+  EmailBackend,
+  Executor,
+  HasArn,
+  HasBucket,
+  HasId,
+  HasName,
+  LOG_PREFIXES,
+  PropError,
+  UNSET,
+  assertIntIn,
+  assertKeyPrefix,
+} from "./contract";
 
 // --- the contract -------------------------------------------------------------------
 
@@ -30,7 +41,7 @@ const pyBool = (b: boolean): string => (b ? "True" : "False");
 const CELERY_ONLY_SECRETS: ReadonlySet<string> = new Set(["redis-auth-token"]);
 
 /** The contract's secret keys that this executor needs. */
-export function secretKeysFor(executor: AirflowConfig["executor"]): string[] {
+export function secretKeysFor(executor: Executor): string[] {
   return CONTRACT.secrets
     .map((s) => s.key)
     .filter((k) => executor === "CeleryExecutor" || !CELERY_ONLY_SECRETS.has(k));
@@ -82,10 +93,21 @@ export const GENERATED_SECRETS: readonly string[] = [
 
 /** Properties of {@link ClusterSecrets}. */
 export interface ClusterSecretsProps {
-  /** The validated deployment config (env, namePrefix, executor). */
-  readonly config: AirflowConfig;
+  /** `<namePrefix>-<env>`: opens each secret's description. */
+  readonly resourcePrefix: string;
+  /** `<namePrefix>/<env>`: each secret is `<secretPrefix>/<contract key>`. */
+  readonly secretPrefix: string;
+  /** AWS region of the secrets (the `arnPrefix` output names it). */
+  readonly region: string;
+  /** The executor, which selects the contract's secrets (the broker's AUTH token is Celery's). */
+  readonly executor: Executor;
+  /**
+   * Days a deleted generated secret stays recoverable (the environment's durability policy);
+   * 0 deletes at once, so `destroy` + `deploy` can reuse the names.
+   */
+  readonly recoveryWindowDays: number;
   /** Customer-managed KMS key that encrypts the secrets (the cluster key). */
-  readonly key: { readonly arn: string };
+  readonly key: HasArn;
   /**
    * Secrets whose value another construct must set itself: `db-password` (the RDS
    * construct) and, with CeleryExecutor, `redis-auth-token` (the broker construct).
@@ -102,8 +124,6 @@ export interface ClusterSecretsProps {
  * its key policy is ours, so access can be revoked in one place, decrypts are attributed
  * in CloudTrail to the calling role, and the node role's `kms:Decrypt` is limited to
  * calls made through Secrets Manager / SSM - with one key ARN for the whole cluster.
- * Deleted secrets stay recoverable for 7 days outside dev; in dev they go at once so
- * `destroy` + `deploy` can reuse the names.
  */
 export class ClusterSecrets extends Construct {
   /** Secret per contract key of this executor. */
@@ -115,9 +135,14 @@ export class ClusterSecrets extends Construct {
 
   public constructor(scope: Construct, id: string, props: ClusterSecretsProps) {
     super(scope, id);
-    const { config } = props;
-    const names = clusterNames(config);
-    const keys = secretKeysFor(config.executor);
+    if (props.executor !== "CeleryExecutor" && props.executor !== "LocalExecutor") {
+      throw new PropError(this, "executor", props.executor, '"CeleryExecutor" or "LocalExecutor"');
+    }
+    // Secrets Manager accepts 0 (delete at once) or 7 to 30 days.
+    if (props.recoveryWindowDays !== 0) {
+      assertIntIn(this, "recoveryWindowDays", props.recoveryWindowDays, 7, 30);
+    }
+    const keys = secretKeysFor(props.executor);
     const needed = keys.filter((k) => !GENERATED_SECRETS.includes(k));
     const missing = needed.filter((k) => !props.existing[k]);
     if (missing.length) {
@@ -130,14 +155,14 @@ export class ClusterSecrets extends Construct {
     }
     const extra = Object.keys(props.existing).filter((k) => !needed.includes(k));
     if (extra.length) {
-      throw new PropError(this, "existing", extra, `only ${needed.join(", ")} with ${config.executor}`);
+      throw new PropError(this, "existing", extra, `only ${needed.join(", ")} with ${props.executor}`);
     }
 
     const partition = new DataAwsPartition(this, "partition");
     const account = new DataAwsCallerIdentity(this, "account");
     this.arnPrefix =
-      `arn:${partition.partition}:secretsmanager:${config.region}:${account.accountId}:` +
-      `secret:${names.secretPrefix}/`;
+      `arn:${partition.partition}:secretsmanager:${props.region}:${account.accountId}:` +
+      `secret:${props.secretPrefix}/`;
 
     const secrets: Record<string, SecretsmanagerSecret> = {};
     const versions: Record<string, SecretsmanagerSecretVersion> = {};
@@ -150,10 +175,10 @@ export class ClusterSecrets extends Construct {
       }
       const description = CONTRACT.secrets.find((s) => s.key === key)?.description ?? key;
       const secret = new SecretsmanagerSecret(this, `secret-${key}`, {
-        name: `${names.secretPrefix}/${key}`,
-        description: `${names.resourcePrefix}: ${description}`,
+        name: `${props.secretPrefix}/${key}`,
+        description: `${props.resourcePrefix}: ${description}`,
         kmsKeyId: props.key.arn,
-        recoveryWindowInDays: config.durability.secretRecoveryWindowDays,
+        recoveryWindowInDays: props.recoveryWindowDays,
       });
       skipCheckovAll(secret, {
         CKV2_AWS_57:
@@ -195,6 +220,8 @@ export class ClusterSecrets extends Construct {
 
 /** What settings need from the metadata database (satisfied by the `Database` construct). */
 export interface DatabaseEndpoint {
+  /** Engine; the bootstrap picks Airflow's SQLAlchemy driver by it. */
+  readonly engine: "mysql" | "postgres";
   /** Endpoint host name (no port). */
   readonly endpoint: string;
   /** Port. */
@@ -213,17 +240,47 @@ export interface BrokerEndpoint {
   readonly port: number;
 }
 
+/** Airflow's `[scheduler]` tunables, stored as `scheduler/*` parameters. */
+export interface SchedulerTuning {
+  /** `[scheduler] max_dagruns_to_create_per_loop` */
+  readonly maxDagrunsToCreatePerLoop: number;
+  /** `[scheduler] max_dagruns_per_loop_to_schedule` */
+  readonly maxDagrunsPerLoopToSchedule: number;
+  /** `[scheduler] use_row_level_locking`; must stay true with more than one scheduler. */
+  readonly useRowLevelLocking: boolean;
+  /** `[scheduler] pool_metrics_interval` */
+  readonly poolMetricsIntervalSeconds: number;
+  /** `[scheduler] orphaned_tasks_check_interval` */
+  readonly orphanedTasksCheckIntervalSeconds: number;
+}
+
 /** Properties of {@link ClusterSettings}. */
 export interface ClusterSettingsProps {
-  /** The validated deployment config. */
-  readonly config: AirflowConfig;
+  /** `/<namePrefix>/<env>`: every parameter is `<parameterPrefix>/<contract key>`. */
+  readonly parameterPrefix: string;
   /** Metadata database. */
   readonly database: DatabaseEndpoint;
   /**
-   * Celery broker.
-   * @default none - required with CeleryExecutor; stored as "none" with LocalExecutor
+   * The Celery broker. Only CeleryExecutor has one, so giving it selects CeleryExecutor
+   * (the `executor` parameter).
+   * @default none - LocalExecutor; `broker/*` are stored as "none"
    */
   readonly broker?: BrokerEndpoint;
+  /** How DAG e-mail leaves the cluster (`email/backend`). */
+  readonly emailBackend: EmailBackend;
+  /**
+   * Recipient of DAG failure alerts (the `alert_email` variable).
+   * @default none - stored as "none" and the DAGs send no alert
+   */
+  readonly alertEmail?: string;
+  /** Scheduler tunables. */
+  readonly scheduler: SchedulerTuning;
+  /** `[core] parallelism`: task slots of the whole cluster. */
+  readonly parallelism: number;
+  /** `[celery] worker_concurrency`: task slots per Celery worker (stored with either executor). */
+  readonly workerConcurrency: number;
+  /** The seed's `[core] allow_trigger_in_future`; Airflow 3 ignores it, the contract still carries it. */
+  readonly allowTriggerInFuture: boolean;
   /** EFS file system holding dags/ and plugins/. */
   readonly fileSystem: HasId;
   /** EFS access point for the airflow user. */
@@ -257,9 +314,9 @@ export interface ClusterSettingsProps {
   /** SMTP host (the region's SES endpoint). */
   readonly smtpHost: string;
   /** EMR service role. */
-  readonly emrServiceRole: { readonly name: string };
+  readonly emrServiceRole: HasName;
   /** EMR EC2 instance profile. */
-  readonly emrInstanceProfile: { readonly name: string };
+  readonly emrInstanceProfile: HasName;
   /** Private subnet the EMR cluster runs in. */
   readonly emrSubnet: HasId;
   /** EMR-managed security groups DAG_1 passes to the job flow (modules/emr-security-groups.ts). */
@@ -291,12 +348,21 @@ export class ClusterSettings extends Construct {
 
   public constructor(scope: Construct, id: string, props: ClusterSettingsProps) {
     super(scope, id);
-    const { config } = props;
-    const celery = config.executor === "CeleryExecutor";
-    if (celery && !props.broker) {
-      throw new PropError(this, "broker", undefined, "the broker endpoint with CeleryExecutor");
+    if (!/^(\/[A-Za-z0-9._-]+)+$/.test(props.parameterPrefix)) {
+      throw new PropError(this, "parameterPrefix", props.parameterPrefix, "an SSM path such as /airflow/dev");
     }
-    const names: ClusterNames = clusterNames(config);
+    const { scheduler, broker } = props;
+    const counts: [string, number][] = [
+      ["scheduler.maxDagrunsToCreatePerLoop", scheduler.maxDagrunsToCreatePerLoop],
+      ["scheduler.maxDagrunsPerLoopToSchedule", scheduler.maxDagrunsPerLoopToSchedule],
+      ["scheduler.poolMetricsIntervalSeconds", scheduler.poolMetricsIntervalSeconds],
+      ["scheduler.orphanedTasksCheckIntervalSeconds", scheduler.orphanedTasksCheckIntervalSeconds],
+      ["parallelism", props.parallelism],
+      ["workerConcurrency", props.workerConcurrency],
+    ];
+    for (const [field, v] of counts) {
+      if (!Number.isInteger(v) || v < 1) throw new PropError(this, field, v, "a positive integer");
+    }
     const remoteLogPrefix = props.remoteLogPrefix ?? LOG_PREFIXES.remote;
     const emrLogPrefix = props.emrLogPrefix ?? LOG_PREFIXES.emr;
     assertKeyPrefix(this, "remoteLogPrefix", remoteLogPrefix);
@@ -304,14 +370,14 @@ export class ClusterSettings extends Construct {
     const str = (n: number): string => (Token.isUnresolved(n) ? Token.asString(n) : String(n));
 
     const parameterValues: Record<string, string> = {
-      executor: config.executor,
-      "db/engine": config.database.engine,
+      executor: broker ? "CeleryExecutor" : "LocalExecutor",
+      "db/engine": props.database.engine,
       "db/endpoint": props.database.endpoint,
       "db/port": str(props.database.port),
       "db/name": props.database.dbName,
       "db/username": props.database.username,
-      "broker/endpoint": celery && props.broker ? props.broker.endpoint : UNSET,
-      "broker/port": celery && props.broker ? str(props.broker.port) : UNSET,
+      "broker/endpoint": broker ? broker.endpoint : UNSET,
+      "broker/port": broker ? str(broker.port) : UNSET,
       "efs/file-system-id": props.fileSystem.id,
       "efs/access-point-id": props.accessPoint.id,
       "logs/remote-base-log-folder": `s3://${props.logBucket.bucket}/${remoteLogPrefix}`,
@@ -319,16 +385,16 @@ export class ClusterSettings extends Construct {
       "api/base-url": props.baseUrl,
       "api/execution-api-url": props.executionApiUrl,
       "smtp/from-email": props.fromEmail,
-      "email/backend": config.emailBackend,
+      "email/backend": props.emailBackend,
       "smtp/host": props.smtpHost,
-      "scheduler/max-dagruns-to-create-per-loop": String(config.scheduler.maxDagrunsToCreatePerLoop),
-      "scheduler/max-dagruns-per-loop-to-schedule": String(config.scheduler.maxDagrunsPerLoopToSchedule),
-      "scheduler/use-row-level-locking": pyBool(config.scheduler.useRowLevelLocking),
-      "scheduler/pool-metrics-interval": String(config.scheduler.poolMetricsIntervalSeconds),
-      "scheduler/orphaned-tasks-check-interval": String(config.scheduler.orphanedTasksCheckIntervalSeconds),
-      "core/allow-trigger-in-future": pyBool(config.allowTriggerInFuture),
-      "core/parallelism": String(config.parallelism),
-      "celery/worker-concurrency": String(config.workerConcurrency),
+      "scheduler/max-dagruns-to-create-per-loop": String(scheduler.maxDagrunsToCreatePerLoop),
+      "scheduler/max-dagruns-per-loop-to-schedule": String(scheduler.maxDagrunsPerLoopToSchedule),
+      "scheduler/use-row-level-locking": pyBool(scheduler.useRowLevelLocking),
+      "scheduler/pool-metrics-interval": String(scheduler.poolMetricsIntervalSeconds),
+      "scheduler/orphaned-tasks-check-interval": String(scheduler.orphanedTasksCheckIntervalSeconds),
+      "core/allow-trigger-in-future": pyBool(props.allowTriggerInFuture),
+      "core/parallelism": String(props.parallelism),
+      "celery/worker-concurrency": String(props.workerConcurrency),
     };
     const variableValues: Record<string, string> = {
       data_bucket: props.dataBucket.bucket,
@@ -341,7 +407,7 @@ export class ClusterSettings extends Construct {
       emr_primary_security_group_id: props.emrSecurityGroups.primary.id,
       emr_core_security_group_id: props.emrSecurityGroups.core.id,
       emr_service_access_security_group_id: props.emrSecurityGroups.serviceAccess.id,
-      alert_email: config.notificationEmail ?? UNSET,
+      alert_email: props.alertEmail ?? UNSET,
     };
     checkKeys(
       this,
@@ -357,7 +423,7 @@ export class ClusterSettings extends Construct {
     );
     this.parameterValues = parameterValues;
     this.variableValues = variableValues;
-    this.parameterPrefix = names.parameterPrefix;
+    this.parameterPrefix = props.parameterPrefix;
 
     const reason =
       "Non-secret settings by design (endpoints, ids, tunables); every secret lives in Secrets " +
@@ -385,7 +451,7 @@ export class ClusterSettings extends Construct {
       parameters[p.key] = make(
         "param",
         p.key,
-        `${names.parameterPrefix}/${p.key}`,
+        `${props.parameterPrefix}/${p.key}`,
         parameterValues[p.key],
         p.description,
       );
@@ -395,7 +461,7 @@ export class ClusterSettings extends Construct {
       variables[v.key] = make(
         "var",
         v.key,
-        `${names.parameterPrefix}/variables/${v.key}`,
+        `${props.parameterPrefix}/variables/${v.key}`,
         variableValues[v.key],
         `Airflow Variable ${v.key}: ${v.description}`,
       );

@@ -21,13 +21,9 @@ import { RandomProvider } from "@cdktf/provider-random/lib/provider";
 import { App, TerraformStack, Testing } from "cdktf";
 // Types of the Terraform matchers that jest.setup.ts registers (toHaveResourceWithProperties, ...).
 import "cdktf/lib/testing/adapters/jest";
-import { AirflowConfig, AirflowConfigInput, parseConfig } from "../../modules/config";
+import { AirflowConfig, AirflowConfigInput } from "../../modules/config";
 import { ComputePlane, ComputePlaneProps } from "../../modules/compute-plane";
-
-/** A validated config from a partial input (env defaults to dev). */
-export function makeConfig(input: Partial<AirflowConfigInput> = {}): AirflowConfig {
-  return parseConfig({ env: "dev", ...input }, "test");
-}
+import { config } from "./helpers";
 
 /** Stand-ins for what the core constructs hand to the compute plane. */
 export interface CoreFixture {
@@ -82,6 +78,7 @@ export function coreFixture(config: AirflowConfig): CoreFixture {
         serviceAccess: sg("emr-service-access"),
       },
       database: {
+        engine: config.database.engine,
         endpoint: "db.fixture.internal",
         port: 3306,
         dbName: "airflow",
@@ -129,9 +126,14 @@ export function synthCompute(
   input: Partial<AirflowConfigInput> = {},
   extra: Partial<ComputePlaneProps> = {},
 ): { json: string; parsed: SynthJson; plane: ComputePlane } {
-  const config = makeConfig(input);
-  const fx = coreFixture(config);
-  const plane = new ComputePlane(fx.stack, "compute", { config, ...fx.props, ...sourceDirs(), ...extra });
+  const cluster = config(input);
+  const fx = coreFixture(cluster);
+  const plane = new ComputePlane(fx.stack, "compute", {
+    config: cluster,
+    ...fx.props,
+    ...sourceDirs(),
+    ...extra,
+  });
   const json = Testing.synth(fx.stack);
   return { json, parsed: JSON.parse(json) as SynthJson, plane };
 }

@@ -6,8 +6,10 @@ import { IamUser } from "@cdktf/provider-aws/lib/iam-user";
 import { SesEmailIdentity } from "@cdktf/provider-aws/lib/ses-email-identity";
 import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
 import { Testing } from "cdktf";
-import { ClusterEmail } from "../../modules/email";
-import { makeConfig } from "./compute-fixtures";
+import { ClusterEmail, ClusterEmailProps } from "../../modules/email";
+
+/** The dev cluster's names; each test adds what it is about. */
+const names = { resourcePrefix: "airflow-dev", parameterPrefix: "/airflow/dev", region: "us-east-1" };
 
 describe("ClusterEmail", () => {
   it.each([
@@ -16,7 +18,7 @@ describe("ClusterEmail", () => {
   ])("in %s uses the SMTP host %s", (region, host) => {
     let email: ClusterEmail | undefined;
     Testing.synthScope((scope) => {
-      email = new ClusterEmail(scope, "email", { config: makeConfig({ region }) });
+      email = new ClusterEmail(scope, "email", { ...names, region });
     });
     expect(email?.smtpHost).toBe(host);
   });
@@ -25,9 +27,7 @@ describe("ClusterEmail", () => {
     // GIVEN a notification address
     let email: ClusterEmail | undefined;
     const json = Testing.synthScope((scope) => {
-      email = new ClusterEmail(scope, "email", {
-        config: makeConfig({ notificationEmail: "team@example.com" }),
-      });
+      email = new ClusterEmail(scope, "email", { ...names, notificationEmail: "team@example.com" });
     });
     // THEN one identity for that address, used as the sender
     expect(json).toHaveResourceWithProperties(SesEmailIdentity, { email: "team@example.com" });
@@ -38,7 +38,7 @@ describe("ClusterEmail", () => {
   it("without one creates no identity and uses a never-deliverable sender", () => {
     let email: ClusterEmail | undefined;
     const json = Testing.synthScope((scope) => {
-      email = new ClusterEmail(scope, "email", { config: makeConfig() });
+      email = new ClusterEmail(scope, "email", names);
     });
     expect(json).not.toHaveResource(SesEmailIdentity);
     expect(email?.identity).toBeUndefined();
@@ -52,11 +52,10 @@ describe("smtp_default connection", () => {
     // GIVEN emailBackend smtp, notificationEmail and the cluster key
     const json = Testing.synthScope((scope) => {
       new ClusterEmail(scope, "email", {
-        config: makeConfig({
-          emailBackend: "smtp",
-          notificationEmail: "team@example.com",
-          region: "eu-west-1",
-        }),
+        ...names,
+        backend: "smtp",
+        notificationEmail: "team@example.com",
+        region: "eu-west-1",
         key: { arn: "arn:aws:kms:eu-west-1:123456789012:key/k" },
       });
     });
@@ -90,22 +89,37 @@ describe("smtp_default connection", () => {
     expect(json).toHaveResourceWithProperties(IamUser, { name: "airflow-dev-ses-smtp" });
   });
 
-  it.each([
-    [
-      "no notification e-mail",
-      { config: makeConfig({ emailBackend: "smtp" }), key: { arn: "arn:aws:kms:x" } },
-    ],
-    ["no key", { config: makeConfig({ emailBackend: "smtp", notificationEmail: "team@example.com" }) }],
+  it.each<[string, Partial<ClusterEmailProps>]>([
+    ["no notification e-mail", { backend: "smtp", key: { arn: "arn:aws:kms:x" } }],
+    ["no key", { backend: "smtp", notificationEmail: "team@example.com" }],
     // The default: the nodes send through the SES API with their instance role, so there is no access key.
-    [
-      "the ses backend (default)",
-      { config: makeConfig({ notificationEmail: "team@example.com" }), key: { arn: "arn:aws:kms:x" } },
-    ],
+    ["the ses backend (default)", { notificationEmail: "team@example.com", key: { arn: "arn:aws:kms:x" } }],
   ])("is not created with %s", (_name, props) => {
     const json = Testing.synthScope((scope) => {
-      new ClusterEmail(scope, "email", props);
+      new ClusterEmail(scope, "email", { ...names, ...props });
     });
     expect(json).not.toHaveResource(SsmParameter);
     expect(json).not.toHaveResource(IamUser);
+  });
+});
+
+describe("invalid e-mail props", () => {
+  it.each<[string, Partial<ClusterEmailProps>, RegExp]>([
+    [
+      "an unknown backend",
+      { backend: "sendmail" as "ses" },
+      /backend: got "sendmail"; allowed: "ses" or "smtp"/,
+    ],
+    [
+      "a display name instead of an address",
+      { notificationEmail: "Team <team@example.com>" },
+      /notificationEmail: got "Team <team@example.com>"; allowed: an e-mail address/,
+    ],
+  ])("GIVEN %s WHEN synthesized THEN one line names the prop", (_name, props, message) => {
+    expect(() =>
+      Testing.synthScope((scope) => {
+        new ClusterEmail(scope, "email", { ...names, ...props });
+      }),
+    ).toThrow(message);
   });
 });

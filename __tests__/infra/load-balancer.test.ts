@@ -9,7 +9,9 @@ import { LbTargetGroup } from "@cdktf/provider-aws/lib/lb-target-group";
 import { Testing } from "cdktf";
 import { checkovSkips } from "../../modules/checkov";
 import { ClusterLoadBalancers, ClusterLoadBalancersProps, TLS_POLICY } from "../../modules/load-balancer";
-import { makeConfig, resourcesOf, synthCompute } from "./compute-fixtures";
+import { ComputePlane } from "../../modules/compute-plane";
+import { coreFixture, resourcesOf, sourceDirs, synthCompute } from "./compute-fixtures";
+import { config } from "./helpers";
 
 const CERT = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012";
 
@@ -147,40 +149,53 @@ describe("LocalExecutor", () => {
 
 describe("invalid wiring", () => {
   const subnet = { id: "subnet-1" };
-  it.each([
+  it.each<[string, Partial<ClusterLoadBalancersProps>, RegExp]>([
+    ["one public subnet", { publicSubnets: [subnet] }, /publicSubnets: got 1; allowed: 2 or more/],
     [
-      "one public subnet",
-      { publicSubnets: [subnet], privateSubnets: [subnet, subnet] },
-      /publicSubnets: got 1; allowed: 2 or more/,
-    ],
-    [
-      "no internal security group with Celery",
-      { publicSubnets: [subnet, subnet], privateSubnets: [subnet, subnet], internalSecurityGroup: undefined },
-      /internalSecurityGroup: got \(missing\); allowed: a security group with CeleryExecutor/,
+      "an internal ALB in one subnet",
+      { internal: { securityGroup: { id: "sg-2" }, subnets: [subnet] } },
+      /internal.subnets: got 1; allowed: 2 or more/,
     ],
     [
       "an access-log prefix with a slash",
-      {
-        publicSubnets: [subnet, subnet],
-        privateSubnets: [subnet, subnet],
-        accessLogs: { bucket: { bucket: "b" }, prefix: "/alb/" },
-      },
+      { accessLogs: { bucket: { bucket: "b" }, prefix: "/alb/" } },
       /accessLogs.prefix: got "\/alb\/"/,
     ],
-  ])("rejects %s", (_name, overrides, message) => {
+    [
+      "a resource prefix no ALB name may carry",
+      { resourcePrefix: "airflow_dev" },
+      /resourcePrefix: got "airflow_dev"; allowed: letters, digits and '-'/,
+    ],
+  ])("GIVEN %s WHEN synthesized THEN one line names the prop", (_name, overrides, message) => {
     expect(() =>
       Testing.synthScope((scope) => {
         const base: ClusterLoadBalancersProps = {
-          config: makeConfig(),
+          resourcePrefix: "airflow-dev",
+          env: "dev",
+          deletionProtection: false,
           vpc: { id: "vpc-1" },
           publicSubnets: [subnet, subnet],
-          privateSubnets: [subnet, subnet],
           publicSecurityGroup: { id: "sg-1" },
-          internalSecurityGroup: { id: "sg-2" },
+          internal: { securityGroup: { id: "sg-2" }, subnets: [subnet, subnet] },
         };
         new ClusterLoadBalancers(scope, "lbs", { ...base, ...overrides });
       }),
     ).toThrow(message);
+  });
+
+  it("GIVEN CeleryExecutor without the internal ALB's security group WHEN synthesized THEN the compute plane names it", () => {
+    const celery = config();
+    const fx = coreFixture(celery);
+    const securityGroups = { ...fx.props.securityGroups, albInternal: undefined };
+    expect(
+      () =>
+        new ComputePlane(fx.stack, "compute", {
+          config: celery,
+          ...fx.props,
+          securityGroups,
+          ...sourceDirs(),
+        }),
+    ).toThrow(/securityGroups.albInternal: got \(missing\); allowed: a security group with CeleryExecutor/);
   });
 });
 

@@ -11,13 +11,14 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import {
   GoldenImage,
+  GoldenImageProps,
   NodeGroup,
   NodeGroupProps,
   renderUserData,
   tokenSafeParts,
 } from "../../modules/node-group";
 import { CONTRACT } from "../../modules/contract";
-import { makeConfig, resourcesOf, synthCompute } from "./compute-fixtures";
+import { resourcesOf, synthCompute } from "./compute-fixtures";
 
 /**
  * The shell script inside `${base64encode(join("", [...]))}`: literal parts are decoded,
@@ -218,12 +219,9 @@ describe("LocalExecutor", () => {
 });
 
 describe("golden image selection", () => {
-  const amiFilters = (config: ReturnType<typeof makeConfig>) => {
-    const json = Testing.synthScope((scope) => {
-      new GoldenImage(scope, "image", { config });
-    });
-    return Object.values(JSON.parse(json).data.aws_ami as Record<string, { filter: unknown[] }>)[0].filter;
-  };
+  // Through the whole compute plane, so the config -> props wiring is what is tested.
+  const amiFilters = (input: Parameters<typeof synthCompute>[0]) =>
+    Object.values(synthCompute(input).parsed.data?.aws_ami ?? {})[0].filter;
 
   it.each([
     [
@@ -263,7 +261,7 @@ describe("golden image selection", () => {
       ],
     ],
   ] as const)("GIVEN %s WHEN synthesized THEN the AMI lookup filters on it", (_name, overrides, filters) => {
-    expect(amiFilters(makeConfig(overrides as Parameters<typeof makeConfig>[0]))).toEqual(filters);
+    expect(amiFilters(overrides as Parameters<typeof synthCompute>[0])).toEqual(filters);
   });
 
   it("GIVEN the prod config WHEN synthesized THEN its AMI is pinned, so a deploy rolls nodes only when the pin changes", () => {
@@ -301,9 +299,30 @@ describe("renderUserData", () => {
   });
 });
 
+describe("invalid golden image props", () => {
+  it.each<[string, GoldenImageProps, RegExp]>([
+    [
+      "both pins",
+      { architecture: "x86_64", id: "ami-0123456789abcdef0", gitRevision: "c8e1283" },
+      /gitRevision: got "c8e1283"; allowed: omitted when id is set/,
+    ],
+    ["no owner", { architecture: "arm64", owners: [] }, /owners: got \[\]; allowed: one or more owners/],
+    ["an unknown architecture", { architecture: "i386" as "x86_64" }, /architecture: got "i386"/],
+  ])("GIVEN %s WHEN synthesized THEN one line names the prop", (_name, props, message) => {
+    expect(() =>
+      Testing.synthScope((scope) => {
+        new GoldenImage(scope, "image", props);
+      }),
+    ).toThrow(message);
+  });
+});
+
 describe("invalid node group props", () => {
   const base = (): Omit<NodeGroupProps, "image"> => ({
-    config: makeConfig(),
+    resourcePrefix: "airflow-dev",
+    parameterPrefix: "/airflow/dev",
+    secretPrefix: "airflow/dev",
+    region: "us-east-1",
     role: "worker",
     instanceType: "m6i.large",
     minSize: 1,
@@ -329,6 +348,11 @@ describe("invalid node group props", () => {
     ["no subnets", { subnets: [] }, /subnets: got 0; allowed: 1 or more/],
     ["no security groups", { securityGroups: [] }, /securityGroups: got 0; allowed: 1 or more/],
     [
+      "a grace period longer than two hours",
+      { healthCheckGracePeriodSeconds: 7201 },
+      /healthCheckGracePeriodSeconds: got 7201; allowed: an integer from 0 to 7200/,
+    ],
+    [
       "an unknown role",
       { role: "webserver" },
       /role: got "webserver"; allowed: api-server, scheduler, worker, standalone/,
@@ -336,7 +360,7 @@ describe("invalid node group props", () => {
   ])("rejects %s", (_name, overrides, message) => {
     expect(() =>
       Testing.synthScope((scope) => {
-        const image = new GoldenImage(scope, "image", { config: makeConfig() });
+        const image = new GoldenImage(scope, "image", { architecture: "x86_64" });
         new NodeGroup(scope, "group", { ...base(), image, ...(overrides as Partial<NodeGroupProps>) });
       }),
     ).toThrow(message);

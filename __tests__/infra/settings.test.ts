@@ -7,7 +7,13 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
 import { CONTRACT } from "../../modules/contract";
-import { GENERATED_SECRETS } from "../../modules/settings";
+import { Testing } from "cdktf";
+import {
+  ClusterSecrets,
+  ClusterSettings,
+  ClusterSettingsProps,
+  GENERATED_SECRETS,
+} from "../../modules/settings";
 import { resourcesOf, synthCompute } from "./compute-fixtures";
 
 const contractFile = JSON.parse(
@@ -260,12 +266,14 @@ describe("the contract is the one source of truth", () => {
       const { ClusterSecrets } = require("../../modules/settings") as typeof import("../../modules/settings");
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { Testing } = require("cdktf") as typeof import("cdktf");
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { makeConfig } = require("./compute-fixtures") as typeof import("./compute-fixtures");
       expect(() =>
         Testing.synthScope((scope) => {
           new ClusterSecrets(scope, "secrets", {
-            config: makeConfig(),
+            resourcePrefix: "airflow-dev",
+            secretPrefix: "airflow/dev",
+            region: "us-east-1",
+            executor: "CeleryExecutor",
+            recoveryWindowDays: 0,
             key: { arn: "arn:aws:kms:x" },
             existing: {},
           });
@@ -273,6 +281,104 @@ describe("the contract is the one source of truth", () => {
       ).toThrow(/existing: got \[\]; allowed: secrets for db-password, redis-auth-token/);
     });
   });
+});
+
+describe("invalid settings props", () => {
+  const id = (n: string) => ({ id: n });
+  const base: ClusterSettingsProps = {
+    parameterPrefix: "/airflow/dev",
+    database: {
+      engine: "mysql",
+      endpoint: "db.internal",
+      port: 3306,
+      dbName: "airflow",
+      username: "airflow",
+    },
+    emailBackend: "ses",
+    scheduler: {
+      maxDagrunsToCreatePerLoop: 10,
+      maxDagrunsPerLoopToSchedule: 20,
+      useRowLevelLocking: true,
+      poolMetricsIntervalSeconds: 5,
+      orphanedTasksCheckIntervalSeconds: 300,
+    },
+    parallelism: 32,
+    workerConcurrency: 16,
+    allowTriggerInFuture: false,
+    fileSystem: id("fs-1"),
+    accessPoint: id("fsap-1"),
+    logBucket: { bucket: "logs" },
+    dataBucket: { bucket: "data" },
+    artifactsBucket: { bucket: "artifacts" },
+    dagsUri: "s3://artifacts/dags/",
+    sparkJobUri: "s3://artifacts/spark-jobs/0123456789abcdef/job.py",
+    baseUrl: "http://localhost:8080",
+    executionApiUrl: "http://localhost:8080/execution/",
+    fromEmail: "noreply@airflow-dev.invalid",
+    smtpHost: "email-smtp.us-east-1.amazonaws.com",
+    emrServiceRole: { name: "emr-service" },
+    emrInstanceProfile: { name: "emr-ec2" },
+    emrSubnet: id("subnet-1"),
+    emrSecurityGroups: { primary: id("sg-1"), core: id("sg-2"), serviceAccess: id("sg-3") },
+  };
+
+  it("GIVEN valid props WHEN synthesized THEN no broker means LocalExecutor", () => {
+    const json = Testing.synthScope((scope) => {
+      new ClusterSettings(scope, "settings", base);
+    });
+    expect(json).toHaveResourceWithProperties(SsmParameter, {
+      name: "/airflow/dev/executor",
+      insecure_value: "LocalExecutor",
+    });
+  });
+
+  it.each<[string, Partial<ClusterSettingsProps>, RegExp]>([
+    [
+      "a parameter prefix without a leading slash",
+      { parameterPrefix: "airflow/dev" },
+      /parameterPrefix: got "airflow\/dev"/,
+    ],
+    [
+      "a parameter prefix with a trailing slash",
+      { parameterPrefix: "/airflow/dev/" },
+      /parameterPrefix: got "\/airflow\/dev\/"/,
+    ],
+    ["zero parallelism", { parallelism: 0 }, /parallelism: got 0; allowed: a positive integer/],
+    [
+      "a fractional scheduler interval",
+      { scheduler: { ...base.scheduler, poolMetricsIntervalSeconds: 2.5 } },
+      /scheduler.poolMetricsIntervalSeconds: got 2.5; allowed: a positive integer/,
+    ],
+  ])("GIVEN %s WHEN synthesized THEN one line names the prop", (_name, overrides, message) => {
+    expect(() =>
+      Testing.synthScope((scope) => {
+        new ClusterSettings(scope, "settings", { ...base, ...overrides });
+      }),
+    ).toThrow(message);
+  });
+});
+
+describe("invalid secrets props", () => {
+  it.each([[3], [31], [1.5]])(
+    "GIVEN a recovery window of %d days WHEN synthesized THEN one line names the prop",
+    (recoveryWindowDays) => {
+      expect(() =>
+        Testing.synthScope((scope) => {
+          new ClusterSecrets(scope, "secrets", {
+            resourcePrefix: "airflow-dev",
+            secretPrefix: "airflow/dev",
+            region: "us-east-1",
+            executor: "LocalExecutor",
+            recoveryWindowDays,
+            key: { arn: "arn:aws:kms:x" },
+            existing: {},
+          });
+        }),
+      ).toThrow(
+        new RegExp(`recoveryWindowDays: got ${recoveryWindowDays}; allowed: an integer from 7 to 30`),
+      );
+    },
+  );
 });
 
 describe("settings revision", () => {

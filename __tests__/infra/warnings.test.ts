@@ -1,5 +1,5 @@
 import { configWarnings } from "../../modules/warnings";
-import { makeConfig } from "./compute-fixtures";
+import { config } from "./helpers";
 
 describe("config warnings", () => {
   const quiet = {
@@ -9,7 +9,7 @@ describe("config warnings", () => {
   };
 
   it("GIVEN a config with nothing surprising WHEN checked THEN there is no warning", () => {
-    expect(configWarnings(makeConfig(quiet), "config/dev.json")).toEqual([]);
+    expect(configWarnings(config(quiet), "config/dev.json")).toEqual([]);
   });
 
   // GIVEN one surprising choice WHEN checked THEN exactly one line names the field and the fix
@@ -35,14 +35,14 @@ describe("config warnings", () => {
       /^config\/dev\.json: ami is not pinned, .*set ami\.gitRevision \(or ami\.id\)/,
     ],
   ])("%s", (_name, change, line) => {
-    const warnings = configWarnings(makeConfig({ ...quiet, ...change }), "config/dev.json");
+    const warnings = configWarnings(config({ ...quiet, ...change }), "config/dev.json");
     expect(warnings).toEqual([expect.stringMatching(line)]);
   });
 
   it.each([{ ami: { gitRevision: "c8e1283" } }, { ami: { id: "ami-0123456789abcdef0" } }])(
     "GIVEN a pinned AMI outside dev (%j) WHEN checked THEN it is not flagged",
     (ami) => {
-      expect(configWarnings(makeConfig({ ...quiet, env: "stage", ...ami }), "config/dev.json")).toEqual([]);
+      expect(configWarnings(config({ ...quiet, env: "stage", ...ami }), "config/dev.json")).toEqual([]);
     },
   );
 });
