@@ -24,9 +24,13 @@ DAG_2 is triggered, never scheduled, so it is created unpaused (its ``is_paused_
 if someone pauses it later, the trigger fails at once (``fail_when_dag_is_paused``) instead of
 leaving a queued run that this DAG would wait hours for.
 
-The cluster id comes from the EMR link the create operator records right after RunJobFlow
-returns, not from its return value: if the task fails after the cluster exists (a throttled
-DescribeCluster, say), terminate_emr_cluster still knows what to terminate.
+Task outputs travel as XComArgs, never as hand-written ``xcom_pull`` templates: the sensor and
+the trigger take ``create_emr_cluster.output`` (the cluster id it returns; both run only after it
+succeeded). terminate_emr_cluster instead takes the id cluster_was_created returns, which that
+task reads from the EMR link the create operator records right after RunJobFlow returns: if
+create_emr_cluster fails after the cluster exists (a throttled DescribeCluster, say), the cluster
+is still terminated. (An XComArg of that link cannot be used: an XCom key that was never pushed
+fails the task that asks for it, where "no cluster" must skip the teardown instead.)
 
 Waiting without holding a worker slot: wait_for_dag_2 is deferrable (the triggerer, one on every
 scheduler node, polls the metadata DB), and so are DAG_2's EMR step sensors. wait_for_cluster_ready
@@ -72,10 +76,6 @@ CLUSTER_POKE_SECONDS = 30
 CREATE_TASK_ID = "create_emr_cluster"
 # EmrCreateJobFlowOperator pushes this XCom (its console link) as soon as RunJobFlow returns.
 CLUSTER_LINK_XCOM_KEY = "emr_cluster"
-CLUSTER_ID = (
-    f"{{{{ (ti.xcom_pull(task_ids='{CREATE_TASK_ID}', key='{CLUSTER_LINK_XCOM_KEY}') or {{}})"
-    ".get('job_flow_id') }}"
-)
 # Tasks whose failure means the pipeline failed (cleanup and reporting tasks judge themselves).
 PIPELINE_TASK_IDS = [
     CREATE_TASK_ID,
@@ -155,7 +155,9 @@ def created_cluster_id(ti) -> str | None:
     return link.get("job_flow_id")
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+# multiple_outputs as Airflow would infer it from `-> dict` (one XCom per key besides the whole
+# dict), stated so that editing the annotation cannot change the XCom layout.
+@task(multiple_outputs=True, trigger_rule=TriggerRule.ALL_DONE, retries=0)
 def summarize_outcome() -> dict:
     """Collect this run's and DAG_2's task states into the email's subject and body."""
     context = get_current_context()
@@ -167,6 +169,8 @@ def summarize_outcome() -> dict:
     failed = [t for t in PIPELINE_TASK_IDS if own_states.get(t) == "failed"]
     blocked = [t for t in PIPELINE_TASK_IDS if own_states.get(t) == "upstream_failed"]
 
+    # Pulled here, not passed as trigger_dag_2.output["trigger_run_id"]: when DAG_2 was never
+    # triggered that XCom does not exist, and an XComArg of it would fail this task.
     dag_2_run_id = ti.xcom_pull(task_ids="trigger_dag_2", key="trigger_run_id")
     dag_2_failed: list[str] = []
     if dag_2_run_id:
@@ -198,9 +202,9 @@ def summarize_outcome() -> dict:
 
 
 @task.short_circuit(trigger_rule=TriggerRule.ALL_DONE, retries=0, ignore_downstream_trigger_rules=False)
-def cluster_was_created() -> bool:
-    """Skip terminate_emr_cluster (only) when RunJobFlow never returned a cluster id."""
-    return bool(created_cluster_id(get_current_context()["ti"]))
+def cluster_was_created() -> str | None:
+    """The cluster to terminate; None skips terminate_emr_cluster (only): RunJobFlow made none."""
+    return created_cluster_id(get_current_context()["ti"])
 
 
 @task.short_circuit(trigger_rule=TriggerRule.ALL_DONE, retries=0, ignore_downstream_trigger_rules=False)
@@ -306,7 +310,7 @@ with DAG(
     wait_for_cluster_ready = EmrJobFlowSensor(
         task_id="wait_for_cluster_ready",
         aws_conn_id=AWS_CONN_ID,
-        job_flow_id=CLUSTER_ID,
+        job_flow_id=create_emr_cluster.output,
         target_states=["WAITING", "RUNNING"],
         failed_states=["TERMINATING", "TERMINATED", "TERMINATED_WITH_ERRORS"],
         deferrable=CLUSTER_READY_DEFERRABLE,
@@ -319,7 +323,7 @@ with DAG(
     trigger_dag_2 = TriggerDagRunOperator(
         task_id="trigger_dag_2",
         trigger_dag_id=DAG_2_ID,
-        conf={"cluster_id": CLUSTER_ID},
+        conf={"cluster_id": create_emr_cluster.output},
         logical_date="{{ dag_run.run_after }}",
         reset_dag_run=True,  # a cleared trigger re-runs its DAG_2 run (see module docstring)
         fail_when_dag_is_paused=True,
@@ -339,10 +343,12 @@ with DAG(
         retries=0,  # DAG_2's failure is final for this run
     )
 
+    created_cluster = cluster_was_created()
+
     terminate_emr_cluster = EmrTerminateJobFlowOperator(
         task_id="terminate_emr_cluster",
         aws_conn_id=AWS_CONN_ID,
-        job_flow_id=CLUSTER_ID,
+        job_flow_id=created_cluster,
         trigger_rule=TriggerRule.ALL_DONE,
     )
 
@@ -353,7 +359,7 @@ with DAG(
         wait_for_cluster_ready,
         trigger_dag_2,
         wait_for_dag_2,
-        cluster_was_created(),
+        created_cluster,
         terminate_emr_cluster,
         outcome,
         alert_email_configured(),
