@@ -12,7 +12,9 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { AMI_NAME_FILTER, repoRoot, showValue } from "./contract";
+import { AMI_NAME_FILTER, Architecture, UiAccess, repoRoot, showValue } from "./contract";
+
+export type { Architecture } from "./contract";
 
 /** Raised for any invalid configuration; `message` holds one line per problem. */
 export class ConfigError extends Error {
@@ -53,9 +55,6 @@ const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
 
 const CIDR_ALLOWED = "an IPv4 CIDR block such as 203.0.113.0/24";
 const cidr = z.cidrv4({ error: CIDR_ALLOWED });
-
-/** CPU architectures an EC2 instance type (and so the golden AMI) can have. */
-export type Architecture = "x86_64" | "arm64";
 
 /**
  * The CPU architecture of an EC2 instance type: Graviton families carry a `g` among the
@@ -409,7 +408,7 @@ export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtec
    * in which case `[api] base_url` is the forwarded local address so the login redirect
    * comes back to it.
    */
-  readonly uiAccess: "load-balancer" | "port-forward";
+  readonly uiAccess: UiAccess;
 }
 
 /** `[api] base_url` when the UI is reached by SSM port forwarding (`scripts/ui.sh` forwards this port). */

@@ -23,6 +23,18 @@ export type Executor = "CeleryExecutor" | "LocalExecutor";
 /** The contract's `email/backend` parameter: how DAG e-mail leaves the cluster. */
 export type EmailBackend = "ses" | "smtp";
 
+/** The contract's `db/engine` parameter: the metadata database's engine. */
+export type DatabaseEngine = "mysql" | "postgres";
+
+/** CPU architectures an EC2 instance type (and so the golden AMI) can have. */
+export type Architecture = "x86_64" | "arm64";
+
+/**
+ * How users reach the UI: through the public load balancer, or only by SSM port forwarding
+ * to an api-server (`npm run ui`).
+ */
+export type UiAccess = "load-balancer" | "port-forward";
+
 /** Shape of `config/settings-contract.json`. */
 export interface SettingsContract {
   readonly parameters: readonly {

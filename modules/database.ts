@@ -31,10 +31,9 @@ import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Id as RandomId } from "@cdktf/provider-random/lib/id";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
-import { PORTS, PropError } from "./contract";
+import { DatabaseEngine, PORTS, PropError } from "./contract";
 
 /** Metadata DB engines Airflow 3 supports here. */
-export type DatabaseEngine = "mysql" | "postgres";
 
 /** Props of {@link Database}. */
 export interface DatabaseProps {

@@ -16,7 +16,16 @@ import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
 import { Fn, Token } from "cdktf";
 import { Construct } from "constructs";
-import { AMI_NAME_FILTER, CONTRACT, HasArn, HasId, NodeRole, PropError, assertIntIn } from "./contract";
+import {
+  AMI_NAME_FILTER,
+  Architecture,
+  CONTRACT,
+  HasArn,
+  HasId,
+  NodeRole,
+  PropError,
+  assertIntIn,
+} from "./contract";
 
 /** Name of the worker group's termination lifecycle hook (the node completes it after draining). */
 export const DRAIN_HOOK_NAME = CONTRACT.workerDrain.lifecycleHookName;
@@ -86,7 +95,7 @@ export function tokenSafeParts(s: string): string[] {
 /** Properties of {@link GoldenImage}. */
 export interface GoldenImageProps {
   /** CPU architecture of the instance types: an image baked for the other one would not boot. */
-  readonly architecture: "x86_64" | "arm64";
+  readonly architecture: Architecture;
   /**
    * Name filter of the Packer-built image; the newest available match wins.
    * @default AMI_NAME_FILTER - every bake Packer names

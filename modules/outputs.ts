@@ -4,7 +4,7 @@
  */
 import { TerraformOutput } from "cdktf";
 import { Construct } from "constructs";
-import { PropError } from "./contract";
+import { PropError, UiAccess } from "./contract";
 
 /** Properties of {@link ComputeOutputs}. */
 export interface ComputeOutputsProps {
@@ -16,7 +16,7 @@ export interface ComputeOutputsProps {
    * How users reach that URL, which the `ui_url` description tells them: through the
    * public load balancer, or only through `npm run ui` (SSM port forwarding).
    */
-  readonly uiAccess: "load-balancer" | "port-forward";
+  readonly uiAccess: UiAccess;
   /** Load balancer URLs. */
   readonly loadBalancers: {
     readonly executionApiUrl: string;

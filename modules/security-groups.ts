@@ -22,7 +22,7 @@ import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcSecurityGroupEgressRule } from "@cdktf/provider-aws/lib/vpc-security-group-egress-rule";
 import { VpcSecurityGroupIngressRule } from "@cdktf/provider-aws/lib/vpc-security-group-ingress-rule";
-import { PORTS, PropError } from "./contract";
+import { DatabaseEngine, PORTS, PropError } from "./contract";
 
 /** Each group's role, which its description states. */
 const GROUP_PURPOSE = {
@@ -144,7 +144,7 @@ export interface SecurityGroupsProps {
   /** The VPC. */
   readonly vpc: Vpc;
   /** Metadata DB engine; picks 3306 or 5432. */
-  readonly dbEngine: "mysql" | "postgres";
+  readonly dbEngine: DatabaseEngine;
   /**
    * CIDRs allowed to reach the public load balancer.
    * @default [] - no public ingress at all (reach the UI via SSM port forwarding)

@@ -19,6 +19,7 @@ import { Construct, IConstruct } from "constructs";
 import { skipCheckovAll } from "./checkov";
 import {
   CONTRACT,
+  DatabaseEngine,
   EmailBackend,
   Executor,
   HasArn,
@@ -221,7 +222,7 @@ export class ClusterSecrets extends Construct {
 /** What settings need from the metadata database (satisfied by the `Database` construct). */
 export interface DatabaseEndpoint {
   /** Engine; the bootstrap picks Airflow's SQLAlchemy driver by it. */
-  readonly engine: "mysql" | "postgres";
+  readonly engine: DatabaseEngine;
   /** Endpoint host name (no port). */
   readonly endpoint: string;
   /** Port. */
