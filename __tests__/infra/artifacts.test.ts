@@ -56,9 +56,11 @@ describe("ClusterArtifacts", () => {
     ".DS_Store": "junk",
   });
   const spark = tree({ "sort_job.py": "spark job v1" });
+  // WHEN synthesized
   const { json, objects, artifacts } = synth(dags, spark);
 
-  it("uploads each DAG file under dags/<relative path>, junk excluded", () => {
+  it("GIVEN a dags folder with junk WHEN synthesized THEN each DAG file is uploaded under dags/<relative path>, junk excluded", () => {
+    // THEN the objects are the DAG tree (junk excluded) and the content-addressed Spark job
     const keys = objects.map((o) => o.key).sort();
     expect(keys).toEqual([
       "dags/.airflowignore",
@@ -70,13 +72,13 @@ describe("ClusterArtifacts", () => {
     expect(artifacts.dagsUri).toMatch(/^s3:\/\/\$\{TfToken\[TOKEN\.\d+\]\}\/dags\/$/);
   });
 
-  it("publishes the content-addressed URI of the Spark job", () => {
+  it("GIVEN one Spark job WHEN synthesized THEN its content-addressed URI is published", () => {
     expect(artifacts.sparkJobUri).toMatch(
       new RegExp(`/spark-jobs/${sha("spark job v1").slice(0, 16)}/sort_job\\.py$`),
     );
   });
 
-  it("re-uploads on content change via source_hash, encrypted with the bucket key", () => {
+  it("GIVEN a DAG file WHEN synthesized THEN its object re-uploads on content change via source_hash and is encrypted with the bucket key", () => {
     expect(json).toHaveResourceWithProperties(S3Object, {
       key: "dags/dag_one.py",
       source_hash: sha("one"),
@@ -85,14 +87,14 @@ describe("ClusterArtifacts", () => {
     });
   });
 
-  it("references sources by a stack-relative, content-hashed asset path (machine independent)", () => {
+  it("GIVEN sources in a temp folder WHEN synthesized THEN each object's source is a stack-relative, content-hashed asset path (machine independent)", () => {
     for (const o of objects) {
       expect(String(o.source)).toMatch(/^assets\/[\w-]+\/[0-9A-F]+\/[^/]+$/);
       expect(String(o.source)).not.toContain(tmpdir());
     }
   });
 
-  it("gives the same JSON for the same content in a different place", () => {
+  it("GIVEN the same content in other folders WHEN synthesized THEN the JSON is identical", () => {
     const again = synth(
       tree({ "dag_one.py": "one", "common/helpers.py": "helpers", ".airflowignore": "common/\n" }),
       tree({ "sort_job.py": "spark job v1" }),
@@ -100,7 +102,7 @@ describe("ClusterArtifacts", () => {
     expect(again).toBe(json);
   });
 
-  it("gives the Spark job a new key when its content changes", () => {
+  it("GIVEN the Spark job's content changed WHEN synthesized THEN its key is new, named by the new content hash", () => {
     const changed = synth(dags, tree({ "sort_job.py": "spark job v2" })).artifacts;
     expect(changed.sparkJobUri).not.toBe(artifacts.sparkJobUri);
     expect(changed.sparkJobUri).toContain(sha("spark job v2").slice(0, 16));
@@ -111,14 +113,17 @@ describe("edge cases", () => {
   it.each([
     ["missing", "/nonexistent/dags-dir", "/nonexistent/spark-dir"],
     ["empty", tree({}), tree({})],
-  ])("%s folders upload nothing and publish 'none' as the job URI", (_name, dagsDir, sparkDir) => {
-    const { objects, artifacts } = synth(dagsDir, sparkDir);
-    expect(objects).toEqual([]);
-    expect(artifacts.sparkJobUri).toBe("none");
-    expect(artifacts.dagsUri).toMatch(/\/dags\/$/);
-  });
+  ])(
+    "GIVEN %s folders WHEN synthesized THEN nothing is uploaded, the job URI is 'none' and the dags URI still ends in dags/",
+    (_name, dagsDir, sparkDir) => {
+      const { objects, artifacts } = synth(dagsDir, sparkDir);
+      expect(objects).toEqual([]);
+      expect(artifacts.sparkJobUri).toBe("none");
+      expect(artifacts.dagsUri).toMatch(/\/dags\/$/);
+    },
+  );
 
-  it("several Spark scripts need sparkJob, and the error lists them", () => {
+  it("GIVEN several Spark scripts WHEN synthesized without sparkJob THEN the error lists them, and with sparkJob the named one is published", () => {
     const spark = tree({ "a.py": "a", "b.py": "b" });
     expect(() => synth(tree({}), spark)).toThrow(
       /sparkJob: got \(missing\); allowed: one of a\.py, b\.py \(.* holds 2 scripts\)/,
@@ -126,18 +131,18 @@ describe("edge cases", () => {
     expect(synth(tree({}), spark, "b.py").artifacts.sparkJobUri).toMatch(/\/b\.py$/);
   });
 
-  it("an unknown sparkJob is named in the error", () => {
+  it("GIVEN an unknown sparkJob WHEN synthesized THEN the error names it", () => {
     expect(() => synth(tree({}), tree({ "a.py": "a" }), "nope.py")).toThrow(/sparkJob: got "nope\.py"/);
   });
 
-  it("lists files sorted, skipping caches", () => {
+  it("GIVEN a tree with cache folders WHEN listFiles runs THEN it returns the files sorted, caches skipped", () => {
     const root = tree({ "b.py": "", "a/z.py": "", "a/__pycache__/z.pyc": "", ".ruff_cache/x": "" });
     expect(listFiles(root)).toEqual(["a/z.py", "b.py"]);
   });
 });
 
 describe("in the cluster", () => {
-  it("uploads the repository's dags/ and publishes spark-jobs/sort_customers.py by default", () => {
+  it("GIVEN no source directories WHEN the compute plane is synthesized THEN the repository's dags/ is uploaded and spark-jobs/sort_customers.py is the published job", () => {
     // GIVEN no source directories WHEN the compute plane is synthesized
     const { parsed } = synthCompute({}, { dagsDir: undefined, sparkJobsDir: undefined });
     // THEN the repo's DAG files are objects and the pipeline's Spark job is the published URI

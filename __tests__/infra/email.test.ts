@@ -15,7 +15,7 @@ describe("ClusterEmail", () => {
   it.each([
     ["us-east-1", "email-smtp.us-east-1.amazonaws.com"],
     ["eu-central-1", "email-smtp.eu-central-1.amazonaws.com"],
-  ])("in %s uses the SMTP host %s", (region, host) => {
+  ])("GIVEN region %s WHEN synthesized THEN the SMTP host is %s", (region, host) => {
     let email: ClusterEmail | undefined;
     Testing.synthScope((scope) => {
       email = new ClusterEmail(scope, "email", { ...names, region });
@@ -23,8 +23,8 @@ describe("ClusterEmail", () => {
     expect(email?.smtpHost).toBe(host);
   });
 
-  it("with notificationEmail creates the SES identity and sends from it", () => {
-    // GIVEN a notification address
+  it("GIVEN notificationEmail WHEN synthesized THEN an SES identity for it exists and is the sender", () => {
+    // GIVEN a notification address WHEN synthesized
     let email: ClusterEmail | undefined;
     const json = Testing.synthScope((scope) => {
       email = new ClusterEmail(scope, "email", { ...names, notificationEmail: "team@example.com" });
@@ -35,11 +35,13 @@ describe("ClusterEmail", () => {
     expect(email?.identity).toBeDefined();
   });
 
-  it("without one creates no identity and uses a never-deliverable sender", () => {
+  it("GIVEN no notificationEmail WHEN synthesized THEN there is no SES identity and the sender is never deliverable", () => {
+    // GIVEN no notification address WHEN synthesized
     let email: ClusterEmail | undefined;
     const json = Testing.synthScope((scope) => {
       email = new ClusterEmail(scope, "email", names);
     });
+    // THEN no identity, and a sender in a reserved domain
     expect(json).not.toHaveResource(SesEmailIdentity);
     expect(email?.identity).toBeUndefined();
     // RFC 2606 .invalid: valid syntax for airflow.cfg (the bootstrap checks it), never delivered.
@@ -48,8 +50,8 @@ describe("ClusterEmail", () => {
 });
 
 describe("smtp_default connection", () => {
-  it("with the smtp backend, an identity and a key: a SES-only IAM user and a SecureString connection of references", () => {
-    // GIVEN emailBackend smtp, notificationEmail and the cluster key
+  it("GIVEN the smtp backend, notificationEmail and a key WHEN synthesized THEN smtp_default is a SecureString connection of references to a SES-only IAM user's key", () => {
+    // GIVEN emailBackend smtp, notificationEmail and the cluster key WHEN synthesized
     const json = Testing.synthScope((scope) => {
       new ClusterEmail(scope, "email", {
         ...names,
@@ -94,7 +96,7 @@ describe("smtp_default connection", () => {
     ["no key", { backend: "smtp", notificationEmail: "team@example.com" }],
     // The default: the nodes send through the SES API with their instance role, so there is no access key.
     ["the ses backend (default)", { notificationEmail: "team@example.com", key: { arn: "arn:aws:kms:x" } }],
-  ])("is not created with %s", (_name, props) => {
+  ])("GIVEN %s WHEN synthesized THEN neither the connection nor its IAM user is created", (_name, props) => {
     const json = Testing.synthScope((scope) => {
       new ClusterEmail(scope, "email", { ...names, ...props });
     });

@@ -16,10 +16,10 @@ import { config } from "./helpers";
 const CERT = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012";
 
 describe("public ALB", () => {
-  // GIVEN the default dev cluster (no certificate)
+  // GIVEN the default dev cluster (no certificate) WHEN synthesized
   const { json, parsed, plane } = synthCompute();
 
-  it("is internet-facing in the public subnets, drops invalid headers, logs to the access-log bucket", () => {
+  it("GIVEN the default dev cluster WHEN synthesized THEN it is internet-facing in the public subnets, drops invalid headers and logs to the access-log bucket", () => {
     expect(json).toHaveResourceWithProperties(Lb, {
       internal: false,
       load_balancer_type: "application",
@@ -30,7 +30,7 @@ describe("public ALB", () => {
     });
   });
 
-  it("health-checks the api-server on :8080 at /api/v2/monitor/health", () => {
+  it("GIVEN the default dev cluster WHEN synthesized THEN its UI target group health-checks the api-server on :8080 at /api/v2/monitor/health", () => {
     expect(json).toHaveResourceWithProperties(LbTargetGroup, {
       name: "airflow-dev-ui",
       port: 8080,
@@ -39,7 +39,7 @@ describe("public ALB", () => {
     });
   });
 
-  it("without a certificate serves plain HTTP on 80, excused in checkov with a reason", () => {
+  it("GIVEN no certificate WHEN synthesized THEN it serves plain HTTP on 80 only, excused in checkov with a reason", () => {
     const [http] = plane.loadBalancers.publicListeners;
     expect(plane.loadBalancers.publicListeners).toHaveLength(1);
     expect(http.portInput).toBe(80);
@@ -49,7 +49,7 @@ describe("public ALB", () => {
     expect(checkovSkips(plane.loadBalancers.publicLb).map((s) => s.id)).toContain("CKV2_AWS_20");
   });
 
-  it("never exposes Flower (5555) on the public ALB", () => {
+  it("GIVEN the default dev cluster WHEN synthesized THEN its only listener is :80, so Flower (5555) is never exposed", () => {
     const publicListeners = Object.values(resourcesOf(parsed, "aws_lb_listener")).filter((l) =>
       String(l.load_balancer_arn).includes("_public_"),
     );
@@ -57,24 +57,26 @@ describe("public ALB", () => {
   });
 });
 
-describe("with a certificate", () => {
-  // GIVEN certificateArn
+describe("public ALB with a certificate", () => {
+  // GIVEN certificateArn WHEN synthesized
   const { json, parsed, plane } = synthCompute({ certificateArn: CERT, uiAllowedCidrs: ["203.0.113.0/24"] });
 
-  it("needs no checkov excuse for its listeners", () => {
+  it("GIVEN certificateArn WHEN synthesized THEN its listeners and the UI target group need no checkov excuse, and the ALB none for CKV2_AWS_20", () => {
     for (const l of plane.loadBalancers.publicListeners) expect(checkovSkips(l)).toEqual([]);
     // HTTPS listener in front: checkov's HTTP target-group check passes, so no skip (a stale one fails CI).
     expect(checkovSkips(plane.loadBalancers.uiTargetGroup)).toEqual([]);
     expect(checkovSkips(plane.loadBalancers.publicLb).map((s) => s.id)).not.toContain("CKV2_AWS_20");
   });
 
-  it("terminates TLS 1.2+ on 443 and redirects 80 to HTTPS", () => {
+  it("GIVEN certificateArn WHEN synthesized THEN TLS 1.2+ terminates on 443 and 80 redirects to HTTPS", () => {
+    // THEN an HTTPS listener with the certificate and the TLS policy
     expect(json).toHaveResourceWithProperties(LbListener, {
       port: 443,
       protocol: "HTTPS",
       ssl_policy: TLS_POLICY,
       certificate_arn: CERT,
     });
+    // and an HTTP listener that only redirects
     expect(json).toHaveResourceWithProperties(LbListener, {
       port: 80,
       protocol: "HTTP",
@@ -87,7 +89,7 @@ describe("with a certificate", () => {
     });
   });
 
-  it("publishes an https:// base URL", () => {
+  it("GIVEN certificateArn WHEN synthesized THEN the published base URL is https://", () => {
     const base = Object.values(resourcesOf(parsed, "aws_ssm_parameter")).find(
       (p) => p.name === "/airflow/dev/api/base-url",
     );
@@ -104,9 +106,10 @@ describe("with a certificate", () => {
 });
 
 describe("internal ALB (CeleryExecutor)", () => {
+  // GIVEN the default dev cluster (CeleryExecutor) WHEN synthesized
   const { json, parsed } = synthCompute();
 
-  it("is internal, in the private subnets, behind its own security group", () => {
+  it("GIVEN CeleryExecutor WHEN synthesized THEN it is internal, in the private subnets, behind its own security group", () => {
     expect(json).toHaveResourceWithProperties(Lb, {
       internal: true,
       subnets: ["${aws_subnet.priv-a.id}", "${aws_subnet.priv-b.id}"],
@@ -117,17 +120,20 @@ describe("internal ALB (CeleryExecutor)", () => {
   it.each([
     ["execution API", 8080, "airflow-dev-exec", "/api/v2/monitor/health", "200"],
     ["Flower", 5555, "airflow-dev-flower", "/healthcheck", "200-499"],
-  ])("forwards %s on :%d to target group %s (health %s, %s)", (_what, port, tgName, healthPath, matcher) => {
-    expect(json).toHaveResourceWithProperties(LbTargetGroup, {
-      name: tgName,
-      port,
-      health_check: expect.objectContaining({ path: healthPath, matcher }),
-    });
-    const listener = Object.values(resourcesOf(parsed, "aws_lb_listener")).find((l) => l.port === port);
-    expect(String(listener?.load_balancer_arn)).toMatch(/_internal_/);
-  });
+  ])(
+    "GIVEN CeleryExecutor WHEN synthesized THEN it forwards %s on :%d to target group %s (health %s, %s)",
+    (_what, port, tgName, healthPath, matcher) => {
+      expect(json).toHaveResourceWithProperties(LbTargetGroup, {
+        name: tgName,
+        port,
+        health_check: expect.objectContaining({ path: healthPath, matcher }),
+      });
+      const listener = Object.values(resourcesOf(parsed, "aws_lb_listener")).find((l) => l.port === port);
+      expect(String(listener?.load_balancer_arn)).toMatch(/_internal_/);
+    },
+  );
 
-  it("registers the api-server group with all three target groups", () => {
+  it("GIVEN CeleryExecutor WHEN synthesized THEN the api-server group is registered with all three target groups and ELB-health-checked", () => {
     const asg = Object.values(resourcesOf(parsed, "aws_autoscaling_group")).find(
       (g) => g.name === "airflow-dev-api-server",
     );
@@ -137,7 +143,7 @@ describe("internal ALB (CeleryExecutor)", () => {
 });
 
 describe("LocalExecutor", () => {
-  it("has no internal ALB and no Flower", () => {
+  it("GIVEN LocalExecutor WHEN synthesized THEN there is no internal ALB and no Flower, only the UI target group", () => {
     const { parsed } = synthCompute({ executor: "LocalExecutor" });
     const lbs = Object.values(resourcesOf(parsed, "aws_lb"));
     expect(lbs.map((l) => l.internal)).toEqual([false]);
@@ -167,6 +173,7 @@ describe("invalid wiring", () => {
       /resourcePrefix: got "airflow_dev"; allowed: letters, digits and '-'/,
     ],
   ])("GIVEN %s WHEN synthesized THEN one line names the prop", (_name, overrides, message) => {
+    // GIVEN valid props with one override WHEN synthesized THEN the error names that prop
     expect(() =>
       Testing.synthScope((scope) => {
         const base: ClusterLoadBalancersProps = {
@@ -184,9 +191,11 @@ describe("invalid wiring", () => {
   });
 
   it("GIVEN CeleryExecutor without the internal ALB's security group WHEN synthesized THEN the compute plane names it", () => {
+    // GIVEN a CeleryExecutor core without the internal ALB's security group
     const celery = config();
     const fx = coreFixture(celery);
     const securityGroups = { ...fx.props.securityGroups, albInternal: undefined };
+    // WHEN the compute plane is built THEN the error names the missing prop
     expect(
       () =>
         new ComputePlane(fx.stack, "compute", {
@@ -203,30 +212,33 @@ describe("stack outputs", () => {
   it.each([
     ["CeleryExecutor", true],
     ["LocalExecutor", false],
-  ] as const)("with %s name the URLs, buckets, EMR roles and settings locations", (executor, flower) => {
-    // GIVEN the compute plane WHEN synthesized THEN outputs carry stable names and descriptions
-    const { parsed } = synthCompute({ executor, uiAllowedCidrs: ["203.0.113.0/24"] });
-    const outputs = parsed.output ?? {};
-    const expected = [
-      "artifacts_bucket",
-      "dags_uri",
-      "data_bucket",
-      "emr_instance_profile_arn",
-      "emr_instance_profile_name",
-      "emr_service_role_arn",
-      "emr_service_role_name",
-      "execution_api_url",
-      ...(flower ? ["flower_url"] : []),
-      "log_bucket",
-      "node_role_arn",
-      "parameter_prefix",
-      "secret_arn_prefix",
-      "spark_job_uri",
-      "ui_url",
-    ];
-    expect(Object.keys(outputs).sort()).toEqual(expected);
-    for (const o of Object.values(outputs)) expect(o.description?.length).toBeGreaterThan(10);
-    expect(outputs.parameter_prefix.value).toBe("/airflow/dev");
-    expect(outputs.ui_url.value).toMatch(/^http:\/\/\$\{aws_lb\.[\w-]+\.dns_name\}$/);
-  });
+  ] as const)(
+    "GIVEN %s WHEN synthesized THEN the outputs name the URLs, buckets, EMR roles and settings locations, each described",
+    (executor, flower) => {
+      // GIVEN the compute plane WHEN synthesized THEN outputs carry stable names and descriptions
+      const { parsed } = synthCompute({ executor, uiAllowedCidrs: ["203.0.113.0/24"] });
+      const outputs = parsed.output ?? {};
+      const expected = [
+        "artifacts_bucket",
+        "dags_uri",
+        "data_bucket",
+        "emr_instance_profile_arn",
+        "emr_instance_profile_name",
+        "emr_service_role_arn",
+        "emr_service_role_name",
+        "execution_api_url",
+        ...(flower ? ["flower_url"] : []),
+        "log_bucket",
+        "node_role_arn",
+        "parameter_prefix",
+        "secret_arn_prefix",
+        "spark_job_uri",
+        "ui_url",
+      ];
+      expect(Object.keys(outputs).sort()).toEqual(expected);
+      for (const o of Object.values(outputs)) expect(o.description?.length).toBeGreaterThan(10);
+      expect(outputs.parameter_prefix.value).toBe("/airflow/dev");
+      expect(outputs.ui_url.value).toMatch(/^http:\/\/\$\{aws_lb\.[\w-]+\.dns_name\}$/);
+    },
+  );
 });

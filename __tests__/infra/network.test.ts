@@ -27,11 +27,14 @@ describe("subnetCidr", () => {
     ["10.40.0.0/16", 4, 13, "10.40.208.0/20"],
     ["192.168.10.0/24", 4, 9, "192.168.10.144/28"],
     ["10.40.7.9/16", 4, 1, "10.40.16.0/20"],
-  ])("cidrsubnet(%s, %d, %d) = %s", (cidr, bits, num, expected) => {
-    expect(subnetCidr(cidr, bits, num)).toBe(expected);
-  });
+  ])(
+    "GIVEN %s, %d new bits and net number %d WHEN subnetCidr computes THEN it is %s, as Terraform's cidrsubnet",
+    (cidr, bits, num, expected) => {
+      expect(subnetCidr(cidr, bits, num)).toBe(expected);
+    },
+  );
 
-  it("refuses subnets smaller than /28", () => {
+  it("GIVEN a /25 and 4 new bits WHEN subnetCidr computes THEN one line refuses subnets smaller than /28", () => {
     expect(() => subnetCidr("10.0.0.0/25", 4, 0)).toThrow(
       "newBits: got 4; allowed: at most 3 for 10.0.0.0/25",
     );
@@ -89,7 +92,9 @@ describe("Network", () => {
   });
 
   it("GIVEN the network WHEN synthesized THEN S3 goes through a gateway endpoint on the private route tables", () => {
+    // WHEN
     const synth = synthNetwork({ natPerAz: true });
+    // THEN
     expect(synth).toHaveResourceWithProperties(VpcEndpoint, {
       service_name: "com.amazonaws.us-east-1.s3",
       vpc_endpoint_type: "Gateway",
@@ -102,7 +107,9 @@ describe("Network", () => {
   });
 
   it("GIVEN the network WHEN synthesized THEN all traffic is flow-logged to CloudWatch and the default SG is emptied", () => {
+    // WHEN
     const synth = synthNetwork();
+    // THEN
     expect(synth).toHaveResourceWithProperties(FlowLog, {
       traffic_type: "ALL",
       log_destination_type: "cloud-watch-logs",

@@ -66,14 +66,22 @@ describe("launch templates (CeleryExecutor)", () => {
   const { json, parsed } = synthCompute();
   const templates = resourcesOf(parsed, "aws_launch_template");
 
-  it.each([["api-server"], ["scheduler"], ["worker"]])("%s requires IMDSv2 with one hop", (role) => {
-    expect(json).toHaveResourceWithProperties(LaunchTemplate, {
-      name: `airflow-dev-${role}`,
-      metadata_options: { http_endpoint: "enabled", http_tokens: "required", http_put_response_hop_limit: 1 },
-    });
-  });
+  it.each([["api-server"], ["scheduler"], ["worker"]])(
+    "GIVEN the %s role WHEN synthesized THEN its launch template requires IMDSv2 with one hop",
+    (role) => {
+      expect(json).toHaveResourceWithProperties(LaunchTemplate, {
+        name: `airflow-dev-${role}`,
+        metadata_options: {
+          http_endpoint: "enabled",
+          http_tokens: "required",
+          http_put_response_hop_limit: 1,
+        },
+      });
+    },
+  );
 
-  it("boots from the golden AMI with an encrypted gp3 root volume and the node profile", () => {
+  it("GIVEN the default dev cluster WHEN synthesized THEN every template boots from the golden AMI with an encrypted gp3 root volume and the node profile", () => {
+    // THEN each template: the looked-up AMI, its root device as encrypted gp3, the node instance profile
     for (const lt of Object.values(templates)) {
       expect(lt.image_id).toMatch(/^\$\{data\.aws_ami\.[\w-]+\.id\}$/);
       expect(lt.block_device_mappings).toEqual([
@@ -88,7 +96,8 @@ describe("launch templates (CeleryExecutor)", () => {
     }
   });
 
-  it("looks the AMI up by name (newest available) when no id is configured", () => {
+  it("GIVEN no AMI id WHEN synthesized THEN the AMI is looked up by name (newest available)", () => {
+    // THEN one lookup: our own images, by name pattern, available, of the nodes' architecture
     expect(json).toHaveDataSourceWithProperties(DataAwsAmi, {
       most_recent: true,
       owners: ["self"],
@@ -101,8 +110,9 @@ describe("launch templates (CeleryExecutor)", () => {
   });
 
   it.each(Object.keys(CONTRACT.roles).filter((r) => r !== "standalone"))(
-    "%s user-data writes exactly the contract's keys to node.env, then runs the bootstrap",
+    "GIVEN the %s role WHEN synthesized THEN its user-data writes exactly the contract's keys to node.env, then runs the bootstrap",
     (role) => {
+      // THEN node.env holds exactly the contract's keys with this role's values
       const lt = Object.values(templates).find((t) => t.name === `airflow-dev-${role}`);
       const script = userDataScript(lt?.user_data);
       const body = /<<'NODE_ENV'\n([\s\S]*?)\nNODE_ENV\n/.exec(script)?.[1] ?? "";
@@ -115,12 +125,13 @@ describe("launch templates (CeleryExecutor)", () => {
         AWS_REGION: "us-east-1",
       });
       expect(env.AIRFLOW_SETTINGS_REVISION).toMatch(/^<sha256\(jsonencode\(/);
+      // and the script is bash that ends by handing over to the bootstrap
       expect(script).toMatch(/^#!\/bin\/bash\n/);
       expect(script.trimEnd().split("\n").pop()).toBe("exec /opt/airflow/bin/airflow-bootstrap");
     },
   );
 
-  it("user-data holds no secret: no password/token words, no random values, no secret strings", () => {
+  it("GIVEN the default dev cluster WHEN synthesized THEN no user-data holds a secret: no password/token words, no random values, no secret strings", () => {
     for (const lt of Object.values(templates)) {
       const script = userDataScript(lt.user_data).replace(/<sha256\(jsonencode\(.*\)\)>/s, "<revision>");
       expect(script).not.toMatch(/password|token|secret_string|random_|fernet|jwt/i);
@@ -129,11 +140,13 @@ describe("launch templates (CeleryExecutor)", () => {
 });
 
 describe("auto scaling groups", () => {
+  // GIVEN 3 schedulers and 2..7 workers WHEN synthesized
   const { json, parsed } = synthCompute({ schedulerCount: 3, workers: { min: 2, max: 7 } });
   const groups = resourcesOf(parsed, "aws_autoscaling_group");
   const group = (role: string) => Object.values(groups).find((g) => g.name === `airflow-dev-${role}`);
 
-  it("roll with a rolling instance refresh (launch before terminate) whenever the template changes", () => {
+  it("GIVEN every group WHEN synthesized THEN it rolls with a rolling instance refresh (launch before terminate) whenever the template changes", () => {
+    // THEN each group: refresh launches before terminating, follows the latest template version, private subnets, 300 s warm-up
     for (const g of Object.values(groups)) {
       expect(g.instance_refresh).toEqual({
         strategy: "Rolling",
@@ -151,11 +164,15 @@ describe("auto scaling groups", () => {
   it.each([
     ["api-server", 1, 2, 1],
     ["scheduler", 3, 4, 3],
-  ])("%s runs min %d / max %d / desired %d", (role, min, max, desired) => {
-    expect(group(role)).toMatchObject({ min_size: min, max_size: max, desired_capacity: desired });
-  });
+  ])(
+    "GIVEN the %s group WHEN synthesized THEN it runs min %d / max %d / desired %d",
+    (role, min, max, desired) => {
+      expect(group(role)).toMatchObject({ min_size: min, max_size: max, desired_capacity: desired });
+    },
+  );
 
-  it("workers scale between workers.min and workers.max, owned by a target-tracking policy", () => {
+  it("GIVEN workers 2..7 WHEN synthesized THEN the worker group scales between workers.min and workers.max, owned by a target-tracking policy", () => {
+    // THEN the bounds are set, desired is left to the policy, and that policy is the only one
     const w = group("worker");
     expect(w).toMatchObject({ min_size: 2, max_size: 7, health_check_type: "EC2" });
     expect(w?.desired_capacity).toBeUndefined();
@@ -167,7 +184,8 @@ describe("auto scaling groups", () => {
     ]);
   });
 
-  it("workers drain through a termination lifecycle hook (warm Celery shutdown)", () => {
+  it("GIVEN the worker group WHEN synthesized THEN workers drain through a termination lifecycle hook (warm Celery shutdown), the api-server has none", () => {
+    // THEN only the worker group carries the drain hook
     expect(group("worker")?.initial_lifecycle_hook).toEqual([
       {
         name: "drain",
@@ -179,7 +197,7 @@ describe("auto scaling groups", () => {
     expect(group("api-server")?.initial_lifecycle_hook ?? []).toEqual([]);
   });
 
-  it("the api-server is load-balanced and health-checked through the ALB", () => {
+  it("GIVEN the api-server group WHEN synthesized THEN it is load-balanced and health-checked through the ALB", () => {
     expect(json).toHaveResourceWithProperties(AutoscalingGroup, {
       name: "airflow-dev-api-server",
       health_check_type: "ELB",
@@ -187,7 +205,7 @@ describe("auto scaling groups", () => {
     });
   });
 
-  it("propagates Name/role tags to the instances", () => {
+  it("GIVEN the scheduler group WHEN synthesized THEN its airflow:role tag propagates to the instances", () => {
     expect(group("scheduler")?.tag).toEqual(
       expect.arrayContaining([{ key: "airflow:role", value: "scheduler", propagate_at_launch: true }]),
     );
@@ -195,7 +213,7 @@ describe("auto scaling groups", () => {
 });
 
 describe("LocalExecutor", () => {
-  it("collapses to one standalone node behind the public ALB", () => {
+  it("GIVEN LocalExecutor WHEN synthesized THEN the cluster collapses to one standalone node behind the public ALB", () => {
     // GIVEN LocalExecutor WHEN synthesized
     const { parsed } = synthCompute({ executor: "LocalExecutor" });
     const groups = Object.values(resourcesOf(parsed, "aws_autoscaling_group"));
@@ -289,11 +307,11 @@ describe("renderUserData", () => {
       { ...good, AIRFLOW_ROLE: "worker\nEVIL=1" },
       /AIRFLOW_ROLE: got/,
     ],
-  ])("rejects %s", (_name, env, message) => {
+  ])("GIVEN %s WHEN renderUserData runs THEN it is refused, naming the key", (_name, env, message) => {
     expect(() => renderUserData(env as Record<string, string>)).toThrow(message);
   });
 
-  it("splits a script into literal parts and whole tokens", () => {
+  it("GIVEN a script with a token WHEN tokenSafeParts splits it THEN literal parts and whole tokens come apart", () => {
     expect(tokenSafeParts("a=${TfToken[TOKEN.1]}\nb")).toEqual(["a=", "${TfToken[TOKEN.1]}", "\nb"]);
     expect(tokenSafeParts("plain")).toEqual(["plain"]);
   });
@@ -357,7 +375,7 @@ describe("invalid node group props", () => {
       { role: "webserver" },
       /role: got "webserver"; allowed: api-server, scheduler, worker, standalone/,
     ],
-  ])("rejects %s", (_name, overrides, message) => {
+  ])("GIVEN %s WHEN synthesized THEN one line names the prop", (_name, overrides, message) => {
     expect(() =>
       Testing.synthScope((scope) => {
         const image = new GoldenImage(scope, "image", { architecture: "x86_64" });

@@ -31,42 +31,45 @@ const secretNames = (parsed: ReturnType<typeof synthCompute>["parsed"]): string[
     .map((s) => String(s.name))
     .sort();
 
-describe.each([["CeleryExecutor"], ["LocalExecutor"]] as const)("with %s", (executor) => {
-  // GIVEN a dev cluster with this executor (and e-mail, so the SMTP connection exists too)
-  // WHEN the compute plane is synthesized
-  const { json, parsed } = synthCompute({ executor, notificationEmail: "team@example.com" });
+describe.each([["CeleryExecutor"], ["LocalExecutor"]] as const)(
+  "GIVEN %s and a notification e-mail WHEN synthesized",
+  (executor) => {
+    // GIVEN a dev cluster with this executor (and e-mail, so the SMTP connection exists too)
+    // WHEN the compute plane is synthesized
+    const { json, parsed } = synthCompute({ executor, notificationEmail: "team@example.com" });
 
-  it("creates exactly one String parameter per contract key and variable key, nothing else", () => {
-    // THEN the set of names equals the contract file's set (read from disk, not via the module)
-    const expected = [
-      ...contractFile.parameters.map((p) => `/airflow/dev/${p.key}`),
-      ...contractFile.variables.keys.map((v) => `/airflow/dev/variables/${v.key}`),
-    ].sort();
-    expect(paramNames(parsed)).toEqual(expected);
-    for (const p of Object.values(resourcesOf(parsed, "aws_ssm_parameter"))) {
-      if (!String(p.name).includes("/connections/")) expect(p.type).toBe("String");
-    }
-  });
-
-  it("has a secret for every contract secret this executor needs", () => {
-    const expected = contractFile.secrets
-      .map((s) => s.key)
-      .filter((k) => executor === "CeleryExecutor" || k !== "redis-auth-token")
-      .map((k) => `airflow/dev/${k}`)
-      .sort();
-    expect(secretNames(parsed)).toEqual(expected);
-  });
-
-  it("records the executor", () => {
-    expect(json).toHaveResourceWithProperties(SsmParameter, {
-      name: "/airflow/dev/executor",
-      insecure_value: executor,
+    it("THEN there is exactly one String parameter per contract key and variable key, nothing else", () => {
+      // THEN the set of names equals the contract file's set (read from disk, not via the module)
+      const expected = [
+        ...contractFile.parameters.map((p) => `/airflow/dev/${p.key}`),
+        ...contractFile.variables.keys.map((v) => `/airflow/dev/variables/${v.key}`),
+      ].sort();
+      expect(paramNames(parsed)).toEqual(expected);
+      for (const p of Object.values(resourcesOf(parsed, "aws_ssm_parameter"))) {
+        if (!String(p.name).includes("/connections/")) expect(p.type).toBe("String");
+      }
     });
-  });
-});
+
+    it("THEN there is a secret for every contract secret this executor needs, nothing else", () => {
+      const expected = contractFile.secrets
+        .map((s) => s.key)
+        .filter((k) => executor === "CeleryExecutor" || k !== "redis-auth-token")
+        .map((k) => `airflow/dev/${k}`)
+        .sort();
+      expect(secretNames(parsed)).toEqual(expected);
+    });
+
+    it("THEN the executor parameter records it", () => {
+      expect(json).toHaveResourceWithProperties(SsmParameter, {
+        name: "/airflow/dev/executor",
+        insecure_value: executor,
+      });
+    });
+  },
+);
 
 describe("parameter values", () => {
-  // GIVEN non-default tunables
+  // GIVEN non-default tunables (the tuned config) WHEN synthesized
   const { json } = synthCompute({
     scheduler: {
       maxDagrunsToCreatePerLoop: 7,
@@ -99,14 +102,14 @@ describe("parameter values", () => {
     ["artifacts/dags-uri", "s3://${aws_s3_bucket.artifacts.bucket}/dags/"],
     ["efs/file-system-id", "${aws_efs_file_system.efs.id}"],
     ["efs/access-point-id", "${aws_efs_access_point.efs-ap.id}"],
-  ])("%s = %s", (key, value) => {
+  ])("GIVEN the tuned config WHEN synthesized THEN parameter %s = %s", (key, value) => {
     expect(json).toHaveResourceWithProperties(SsmParameter, {
       name: `/airflow/dev/${key}`,
       insecure_value: value,
     });
   });
 
-  it("points workers at the internal ALB's /execution/ mount", () => {
+  it("GIVEN CeleryExecutor WHEN synthesized THEN the execution API URL points workers at the internal ALB's /execution/ mount", () => {
     expect(json).toHaveResourceWithProperties(SsmParameter, {
       name: "/airflow/dev/api/execution-api-url",
       insecure_value: expect.stringMatching(
@@ -139,14 +142,15 @@ describe("parameter values", () => {
     ["emr_log_uri", "s3://${aws_s3_bucket.logs.bucket}/emr-logs/"],
     ["emr_subnet_id", "${aws_subnet.priv-a.id}"],
     ["alert_email", "team@example.com"],
-  ])("variable %s = %s", (key, value) => {
+  ])("GIVEN the tuned config WHEN synthesized THEN variable %s = %s", (key, value) => {
     expect(json).toHaveResourceWithProperties(SsmParameter, {
       name: `/airflow/dev/variables/${key}`,
       insecure_value: value,
     });
   });
 
-  it("names the EMR roles and the content-hashed Spark job", () => {
+  it("GIVEN the tuned config WHEN synthesized THEN variables name the EMR roles and the content-hashed Spark job", () => {
+    // THEN the role variables reference the IAM constructs and the job URI carries its content hash
     expect(json).toHaveResourceWithProperties(SsmParameter, {
       name: "/airflow/dev/variables/emr_service_role",
       insecure_value: expect.stringMatching(/^\$\{aws_iam_role\.compute_iam_emr-service-role_\w+\.name\}$/),
@@ -165,8 +169,10 @@ describe("parameter values", () => {
     });
   });
 
-  it("with LocalExecutor stores the broker as 'none' and runs tasks against the local api-server", () => {
+  it("GIVEN LocalExecutor WHEN synthesized THEN the broker is stored as 'none' and tasks run against the local api-server", () => {
+    // GIVEN LocalExecutor WHEN synthesized
     const local = synthCompute({ executor: "LocalExecutor" }).json;
+    // THEN
     expect(local).toHaveResourceWithProperties(SsmParameter, {
       name: "/airflow/dev/broker/endpoint",
       insecure_value: "none",
@@ -179,13 +185,13 @@ describe("parameter values", () => {
 });
 
 describe("secrets never appear as values", () => {
-  // GIVEN the whole compute plane (both executors)
+  // GIVEN the whole compute plane (both executors) WHEN synthesized
   const plans = [
     synthCompute({ notificationEmail: "team@example.com" }),
     synthCompute({ executor: "LocalExecutor" }),
   ];
 
-  it("every secret_string is a single reference to a random resource, never a literal", () => {
+  it("GIVEN either executor WHEN synthesized THEN every secret_string is a single reference to a random resource, never a literal", () => {
     for (const { parsed } of plans) {
       const versions = Object.values(resourcesOf(parsed, "aws_secretsmanager_secret_version"));
       expect(versions.length).toBeGreaterThan(0);
@@ -195,7 +201,8 @@ describe("secrets never appear as values", () => {
     }
   });
 
-  it("no random value reference and no secret name leaks into user-data or parameters", () => {
+  it("GIVEN either executor WHEN synthesized THEN no random value or secret value reference leaks into user-data or parameters", () => {
+    // THEN neither launch templates nor parameters mention a random value or a secret's value
     for (const { parsed } of plans) {
       const suspicious =
         /random_(password|bytes)|secret_string|aws_secretsmanager_secret_version\.[\w-]+\.secret/;
@@ -216,8 +223,9 @@ describe("secrets never appear as values", () => {
     }
   });
 
-  it("the fernet key is url-safe base64 of 32 random bytes", () => {
+  it("GIVEN CeleryExecutor WHEN synthesized THEN the fernet key is url-safe base64 of 32 random bytes", () => {
     const { parsed } = plans[0];
+    // THEN one random_bytes of 32, and the fernet secret is its base64 made url-safe
     const bytes = Object.values(resourcesOf(parsed, "random_bytes"));
     expect(bytes).toEqual([{ length: 32 }]);
     const fernet = Object.entries(resourcesOf(parsed, "aws_secretsmanager_secret_version")).find(([k]) =>
@@ -229,7 +237,7 @@ describe("secrets never appear as values", () => {
   });
 
   it.each(GENERATED_SECRETS.filter((k) => k !== "fernet-key").map((k) => [k]))(
-    "%s comes from a random_password without special characters",
+    "GIVEN CeleryExecutor WHEN synthesized THEN %s comes from a random_password of 32+ characters without special characters",
     (key) => {
       const { parsed } = plans[0];
       const passwords = resourcesOf(parsed, "random_password");
@@ -244,7 +252,7 @@ describe("secrets never appear as values", () => {
 describe("the contract is the one source of truth", () => {
   afterEach(() => jest.resetModules());
 
-  it("a key added to the contract without a wired value fails synth naming the key", () => {
+  it("GIVEN a contract key without a wired value WHEN synthesized THEN the error names the key", () => {
     // GIVEN a contract with one more parameter than the infra wires
     jest.isolateModules(() => {
       jest.doMock("../../config/settings-contract.json", () => ({
@@ -260,12 +268,14 @@ describe("the contract is the one source of truth", () => {
     });
   });
 
-  it("a missing core secret fails synth naming the key", () => {
+  it("GIVEN no existing core secrets WHEN ClusterSecrets is synthesized THEN the error names the missing keys", () => {
+    // GIVEN CeleryExecutor secrets with no existing core secret
     jest.isolateModules(() => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { ClusterSecrets } = require("../../modules/settings") as typeof import("../../modules/settings");
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { Testing } = require("cdktf") as typeof import("cdktf");
+      // WHEN synthesized THEN the error names db-password and redis-auth-token
       expect(() =>
         Testing.synthScope((scope) => {
           new ClusterSecrets(scope, "secrets", {
@@ -362,6 +372,7 @@ describe("invalid secrets props", () => {
   it.each([[3], [31], [1.5]])(
     "GIVEN a recovery window of %d days WHEN synthesized THEN one line names the prop",
     (recoveryWindowDays) => {
+      // GIVEN that window WHEN synthesized THEN the error names it and the allowed range
       expect(() =>
         Testing.synthScope((scope) => {
           new ClusterSecrets(scope, "secrets", {
@@ -382,7 +393,7 @@ describe("invalid secrets props", () => {
 });
 
 describe("settings revision", () => {
-  it("is a Terraform sha256 over every parameter value and every secret version id, not over variables", () => {
+  it("GIVEN the compute plane WHEN synthesized THEN the revision is a Terraform sha256 over every parameter value and every secret version id, not over variables", () => {
     // GIVEN the compute plane WHEN synthesized
     const { parsed } = synthCompute();
     const lts = Object.values(resourcesOf(parsed, "aws_launch_template"));
