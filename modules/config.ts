@@ -172,11 +172,11 @@ function s3Reserved(bucket: string): string | undefined {
 
 /**
  * The longest name of each limited family, spelled the way the modules spell them from
- * `<namePrefix>-<env>`: buckets.ts `<prefix>-access-logs-<account>-<region>` and the state
- * bucket, load-balancer.ts `<prefix>-ui`/`-int` (ALBs) and `-flower` (the longest target
- * group), iam.ts `<prefix>-emr-service`, database.ts `<prefix>-metadata`, broker.ts
- * `<prefix>-broker`. config.test.ts synthesizes the stack with the longest prefix and env
- * and fails if any synthesized name is longer than the one listed here.
+ * `<prefix>` = `<namePrefix>-<env>`: buckets.ts `<prefix>-access-logs-<account>-<region>`
+ * and the state bucket; load-balancer.ts `<prefix>-ui`/`-int` (ALBs) and `-flower` (the
+ * longest target group); database.ts `<prefix>-rds-monitoring` (the longest IAM role) and
+ * `<prefix>-metadata`; broker.ts `<prefix>-broker`. config.test.ts synthesizes the stack
+ * with the longest prefix and env and fails if a synthesized name is longer than these.
  * @param c the fields the names come from (an unset account id counts as 12 digits)
  */
 export function derivedNames(c: {
@@ -202,7 +202,7 @@ export function derivedNames(c: {
     },
     loadBalancer: { what: "load balancer names", limit: 32, names: [`${p}-int`, `${p}-ui`] },
     targetGroup: { what: "target group names", limit: 32, names: [`${p}-flower`] },
-    iamRole: { what: "IAM role names", limit: 64, names: [`${p}-emr-service`] },
+    iamRole: { what: "IAM role names", limit: 64, names: [`${p}-rds-monitoring`] },
     dbInstance: { what: "RDS instance identifiers", limit: 63, names: [`${p}-metadata`] },
     cacheCluster: { what: "ElastiCache replication group ids", limit: 40, names: [`${p}-broker`] },
   };

@@ -1,13 +1,21 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { Testing } from "cdktf";
+import { AirflowClusterStack } from "../../modules/cluster-stack";
 import {
+  ALB_MIN_SUBNET_PREFIX,
   ConfigError,
+  SUBNET_NEW_BITS,
+  VPC_MAX_PREFIX,
   clusterNames,
+  derivedNames,
   instanceArchitecture,
   loadConfig,
   parseConfig,
 } from "../../modules/config";
+import { Network } from "../../modules/network";
+import { bareStack, list } from "./helpers";
 
 /** The problem lines of the ConfigError a parse raises (fails the test if none). */
 function problems(input: Record<string, unknown>): readonly string[] {
@@ -640,5 +648,77 @@ describe("instanceArchitecture", () => {
     ["a1.large", "arm64"],
   ])("%s is %s", (type, arch) => {
     expect(instanceArchitecture(type)).toBe(arch);
+  });
+});
+
+describe("the guards follow what the modules build", () => {
+  it("GIVEN the smallest VPC config allows and the most AZs WHEN Network is synthesized THEN every subnet can hold a load balancer", () => {
+    // GIVEN
+    const smallest = parseConfig({ env: "dev", vpcCidr: `10.40.0.0/${VPC_MAX_PREFIX}`, azCount: 6 }, "test");
+    const stack = bareStack();
+    // WHEN
+    new Network(stack, "network", {
+      resourcePrefix: "airflow-dev",
+      region: smallest.region,
+      cidr: smallest.vpcCidr,
+      azCount: smallest.azCount,
+      flowLogRetentionDays: 30,
+    });
+    const prefixes = list(Testing.synth(stack), "aws_subnet").map((s) =>
+      Number(String(s.cidr_block).split("/")[1]),
+    );
+    // THEN: 12 subnets, each exactly as config.ts's address plan assumes, and /27 or larger
+    expect(prefixes).toHaveLength(12);
+    expect(new Set(prefixes)).toEqual(new Set([VPC_MAX_PREFIX + SUBNET_NEW_BITS]));
+    expect(Math.max(...prefixes)).toBeLessThanOrEqual(ALB_MIN_SUBNET_PREFIX);
+  });
+
+  it("GIVEN the longest prefix, env and real region WHEN the stack is synthesized THEN no name is longer than the longest config.ts checks", () => {
+    // GIVEN
+    const c = parseConfig(
+      {
+        env: "warehous",
+        namePrefix: "dataplatform",
+        region: "ap-southeast-2",
+        accountId: "123456789012",
+        uiAllowedCidrs: ["203.0.113.0/24"],
+        certificateArn:
+          "arn:aws:acm:ap-southeast-2:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+      },
+      "test",
+    );
+    // WHEN (the account id is a data source at synth: give it its real length)
+    const synth = Testing.synth(
+      new AirflowClusterStack(Testing.app(), clusterNames(c).clusterStack, { config: c }),
+    ).replace(/\$\{data\.aws_caller_identity\.[^}]+\}/g, "123456789012");
+    const families = derivedNames(c);
+    const synthesized: Record<keyof typeof families, string[]> = {
+      bucket: [...list(synth, "aws_s3_bucket").map((r) => String(r.bucket)), c.stateBucketName],
+      loadBalancer: list(synth, "aws_lb").map((r) => String(r.name)),
+      targetGroup: list(synth, "aws_lb_target_group").map((r) => String(r.name)),
+      iamRole: list(synth, "aws_iam_role").map((r) => String(r.name)),
+      dbInstance: list(synth, "aws_db_instance").map((r) => String(r.identifier)),
+      cacheCluster: list(synth, "aws_elasticache_replication_group").map((r) =>
+        String(r.replication_group_id),
+      ),
+    };
+    // THEN: a name longer than the family's longest in derivedNames (a new suffix in a
+    // module) or than AWS's limit is listed
+    const tooLong = (Object.entries(synthesized) as [keyof typeof families, string[]][]).flatMap(
+      ([family, names]) => {
+        const checked = Math.max(...families[family].names.map((n) => n.length));
+        expect(names.length).toBeGreaterThan(0);
+        return names
+          .filter((n) => n.length > checked || n.length > families[family].limit)
+          .map(
+            (n) => `${family}: ${n} (${n.length} > ${checked} checked, ${families[family].limit} allowed)`,
+          );
+      },
+    );
+    expect(tooLong).toEqual([]);
+    // load balancer and target group names are used whole: none was cut to collide
+    for (const family of ["loadBalancer", "targetGroup"] as const) {
+      expect(new Set(synthesized[family]).size).toBe(synthesized[family].length);
+    }
   });
 });
