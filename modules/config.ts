@@ -265,278 +265,278 @@ const schedulerSchema = z
   })
   .prefault({});
 
-const fields = z.strictObject({
-  /** Environment name; also the config file name (`config/<env>.json`). */
-  env: pattern(
-    /^[a-z][a-z0-9]{0,7}$/,
-    "lowercase letters and digits, 1-8 characters, starting with a letter",
-  ),
-  /** Prefix of every resource, parameter and secret name. */
-  namePrefix: pattern(
-    /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/,
-    "lowercase letters, digits and '-', 2-12 characters, starting with a letter",
-  ).default("airflow"),
-  region: pattern(
-    /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$/,
-    "an AWS region code such as us-east-1",
-  ).default("us-east-1"),
-  /**
-   * Number of availability zones to spread subnets over. Default: the length of
-   * `availabilityZones` when given, else 2.
-   */
-  azCount: intRange(2, 6).optional(),
-  /**
-   * Explicit AZ names, e.g. ["us-east-1a", "us-east-1b"]. Pinning them keeps subnets
-   * from moving if AWS adds a zone; without it the first `azCount` available zones
-   * are used.
-   */
-  availabilityZones: z
-    .array(pattern(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9][a-z]$/, "an AZ name such as us-east-1a"), {
-      error: 'a list of 2-6 AZ names such as ["us-east-1a", "us-east-1b"]',
-    })
-    .min(2, { error: "a list of 2-6 distinct AZ names" })
-    .max(6, { error: "a list of 2-6 distinct AZ names" })
-    .refine((v) => new Set(v).size === v.length, { error: "a list of 2-6 distinct AZ names" })
-    .optional(),
-  /** The VPC; /23 at the smallest, and large enough for the cluster's peak (see the address plan above). */
-  vpcCidr: cidrBlock(16, VPC_MAX_PREFIX, VPC_ALLOWED).default("10.40.0.0/16"),
-  executor: oneOf(["CeleryExecutor", "LocalExecutor"]).default("CeleryExecutor"),
-  instanceTypes: z
-    .strictObject({
-      apiServer: instanceType("t3.large"),
-      scheduler: instanceType("t3.large"),
-      worker: instanceType("m6i.large"),
-      standalone: instanceType("t3.xlarge"),
-    })
-    .prefault({}),
-  workers: z
-    .strictObject({
-      min: int(0, 100, 1),
-      max: int(1, 100, 4),
-    })
-    .prefault({}),
-  schedulerCount: int(1, 4, 2),
-  database: z
-    .strictObject({
-      engine: oneOf(["mysql", "postgres"]).default("mysql"),
-      instanceClass: pattern(
-        new RegExp(`^db\\.${FAMILY}\\.${SIZE}$`),
-        `an RDS instance class db.<family>.<size> such as db.t4g.medium (sizes: ${SIZES})`,
-      ).default("db.t4g.medium"),
-      /** Default: false in dev, true elsewhere. */
-      multiAz: z.boolean({ error: "true or false" }).optional(),
-      allocatedStorageGb: int(20, 65536, 20),
-      /** Automated backups are never switched off, hence the minimum of 1. */
-      backupRetentionDays: int(1, 35, 7),
-      /** Bump to rotate the DB password on the next deploy (see modules/database.ts). */
-      passwordVersion: int(1, 1000000, 1),
-    })
-    .prefault({}),
-  redis: z
-    .strictObject({
-      nodeType: pattern(
-        new RegExp(`^cache\\.${FAMILY}\\.${SIZE}$`),
-        `an ElastiCache node type cache.<family>.<size> such as cache.t4g.small (sizes: ${SIZES})`,
-      ).default("cache.t4g.small"),
-      /** Read replicas; with one or more, automatic failover and Multi-AZ are on. */
-      replicas: int(0, 5, 1),
-      /** Bump to rotate the AUTH token on the next deploy, without downtime (see modules/broker.ts). */
-      authTokenVersion: int(1, 1000000, 1),
-    })
-    .prefault({}),
-  efs: z
-    .strictObject({
-      /** One Zone storage: cheaper, but the file system lives in a single AZ. */
-      oneZone: bool(false),
-    })
-    .prefault({}),
-  logRetentionDays: z
-    .number({ error: `one of ${LOG_RETENTION_DAYS.join(", ")}` })
-    .refine((v) => (LOG_RETENTION_DAYS as readonly number[]).includes(v), {
-      error: `one of ${LOG_RETENTION_DAYS.join(", ")}`,
-    })
-    .default(30),
-  /**
-   * How DAG e-mail leaves the cluster: "ses" (the Amazon provider's SES e-mail backend,
-   * authenticated by the node's instance role; no IAM user or access key) or "smtp"
-   * (the SES SMTP interface through the `smtp_default` connection, whose credentials are
-   * an IAM user's access key).
-   */
-  emailBackend: oneOf(["ses", "smtp"]).default("ses"),
-  notificationEmail: z.email({ error: "an e-mail address such as data-team@example.com" }).optional(),
-  ami: z
-    .strictObject({
-      /** Name filter of the Packer-built golden AMI; the newest match wins. */
-      name: pattern(
-        /^[A-Za-z0-9()[\]./\-'@_* ]{3,128}$/,
-        `an AMI name filter such as ${AMI_NAME_FILTER}`,
-      ).default(AMI_NAME_FILTER),
-      owners: z
-        .array(
-          pattern(
-            /^(self|amazon|aws-marketplace|[0-9]{12})$/,
-            'an AMI owner: "self", "amazon", "aws-marketplace" or a 12-digit account id',
-          ),
-          { error: 'a list of AMI owners such as ["self"]' },
-        )
-        .min(1, { error: 'a non-empty list of AMI owners such as ["self"]' })
-        .default(["self"]),
-      /** Explicit AMI id; when set the name lookup is skipped. */
-      id: pattern(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, "an AMI id such as ami-0123456789abcdef0").optional(),
-      /**
-       * Pin the bake by its `GitRevision` tag (the `git_revision` Packer was given): the
-       * newest match of `name` built from that commit. Like `id`, it stops a deploy from
-       * rolling the node groups onto whatever was baked last.
-       */
-      gitRevision: pattern(
-        /^[0-9a-f]{7,40}$/,
-        "the git commit the AMI was baked from (7-40 hex digits)",
-      ).optional(),
-    })
-    .prefault({}),
-  /**
-   * CIDRs allowed to reach the public UI load balancer; empty = no public load balancer
-   * ingress. Outside dev they need `certificateArn` (the UI is HTTPS-only once reachable
-   * from outside the VPC), and 0.0.0.0/0 needs `uiAllowPublicInternet`.
-   */
-  uiAllowedCidrs: z.array(uiCidr, { error: "a list of IPv4 CIDR blocks" }).default([]),
-  /** Explicit opt-in to `uiAllowedCidrs: ["0.0.0.0/0"]`: the login page open to the whole internet. */
-  uiAllowPublicInternet: bool(false),
-  /** ACM certificate for the public load balancer; with it the UI is served over HTTPS. */
-  certificateArn: pattern(
-    /^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate\/[0-9a-f-]{36}$/,
-    "an ACM certificate ARN such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>",
-  ).optional(),
-  /**
-   * DNS name users reach the UI at (a record you point at the public load balancer).
-   * It becomes `[api] base_url`; with `certificateArn` it must be a name the certificate
-   * covers, since an ACM certificate can never cover the ALB's own *.elb.amazonaws.com name.
-   * Default: the load balancer's DNS name.
-   */
-  uiDomainName: pattern(
-    /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/,
-    "a lowercase DNS name such as airflow.example.com",
-  ).optional(),
-  scheduler: schedulerSchema,
-  /**
-   * The seed's `allow_trigger_in_future`. Airflow 3 removed the option (`airflow config
-   * update` lists it as removed): the scheduler starts a run only once its `run_after`
-   * has passed, so a future-dated trigger simply waits. Kept for the settings contract
-   * key `core/allow-trigger-in-future`; it has no effect on Airflow 3.
-   */
-  allowTriggerInFuture: bool(false),
-  /** `[core] parallelism` */
-  parallelism: int(1, 4096, 32),
-  /** `[celery] worker_concurrency` */
-  workerConcurrency: int(1, 512, 16),
-  /**
-   * AWS account id the environment deploys to. It makes the default state bucket name
-   * unique to the account; `npm run deploy` passes the caller's account instead
-   * (AIRFLOW_ACCOUNT_ID) when this is unset.
-   */
-  accountId: pattern(/^[0-9]{12}$/, "a 12-digit AWS account id such as 123456789012").optional(),
-  /** Default: true unless env is "dev". */
-  deletionProtection: z.boolean({ error: "true or false" }).optional(),
-  /**
-   * Name of the Terraform state bucket created by the state stack. Bucket names are
-   * global: the default `<namePrefix>-tfstate-<accountId>-<region>` is unique to the
-   * account; without an account id it falls back to `<namePrefix>-tfstate-<region>-<hash>`,
-   * which anyone could have taken (synth warns; `npm run deploy` always knows the account).
-   */
-  stateBucketName: pattern(
-    /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/,
-    "an S3 bucket name: 3-63 lowercase letters, digits and '-'",
-  ).optional(),
-  /** Extra tags on every taggable resource (merged by the policy aspect). */
-  tags: z
-    .record(
-      pattern(/^(?!aws:)[\w .:/=+\-@]{1,128}$/, "a tag key of 1-128 characters not starting with aws:"),
-      pattern(/^[\w .:/=+\-@]{0,256}$/, "a tag value of up to 256 characters"),
-      { error: "an object of tag keys to string values" },
-    )
-    .default({}),
-});
-
-const schema = fields.superRefine((c, ctx) => {
-  if (c.availabilityZones) {
-    c.availabilityZones.forEach((az, i) => {
-      if (!az.startsWith(c.region) || az.length !== c.region.length + 1) {
+const schema = z
+  .strictObject({
+    /** Environment name; also the config file name (`config/<env>.json`). */
+    env: pattern(
+      /^[a-z][a-z0-9]{0,7}$/,
+      "lowercase letters and digits, 1-8 characters, starting with a letter",
+    ),
+    /** Prefix of every resource, parameter and secret name. */
+    namePrefix: pattern(
+      /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/,
+      "lowercase letters, digits and '-', 2-12 characters, starting with a letter",
+    ).default("airflow"),
+    region: pattern(
+      /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$/,
+      "an AWS region code such as us-east-1",
+    ).default("us-east-1"),
+    /**
+     * Number of availability zones to spread subnets over. Default: the length of
+     * `availabilityZones` when given, else 2.
+     */
+    azCount: intRange(2, 6).optional(),
+    /**
+     * Explicit AZ names, e.g. ["us-east-1a", "us-east-1b"]. Pinning them keeps subnets
+     * from moving if AWS adds a zone; without it the first `azCount` available zones
+     * are used.
+     */
+    availabilityZones: z
+      .array(pattern(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9][a-z]$/, "an AZ name such as us-east-1a"), {
+        error: 'a list of 2-6 AZ names such as ["us-east-1a", "us-east-1b"]',
+      })
+      .min(2, { error: "a list of 2-6 distinct AZ names" })
+      .max(6, { error: "a list of 2-6 distinct AZ names" })
+      .refine((v) => new Set(v).size === v.length, { error: "a list of 2-6 distinct AZ names" })
+      .optional(),
+    /** The VPC; /23 at the smallest, and large enough for the cluster's peak (see the address plan above). */
+    vpcCidr: cidrBlock(16, VPC_MAX_PREFIX, VPC_ALLOWED).default("10.40.0.0/16"),
+    executor: oneOf(["CeleryExecutor", "LocalExecutor"]).default("CeleryExecutor"),
+    instanceTypes: z
+      .strictObject({
+        apiServer: instanceType("t3.large"),
+        scheduler: instanceType("t3.large"),
+        worker: instanceType("m6i.large"),
+        standalone: instanceType("t3.xlarge"),
+      })
+      .prefault({}),
+    workers: z
+      .strictObject({
+        min: int(0, 100, 1),
+        max: int(1, 100, 4),
+      })
+      .prefault({}),
+    schedulerCount: int(1, 4, 2),
+    database: z
+      .strictObject({
+        engine: oneOf(["mysql", "postgres"]).default("mysql"),
+        instanceClass: pattern(
+          new RegExp(`^db\\.${FAMILY}\\.${SIZE}$`),
+          `an RDS instance class db.<family>.<size> such as db.t4g.medium (sizes: ${SIZES})`,
+        ).default("db.t4g.medium"),
+        /** Default: false in dev, true elsewhere. */
+        multiAz: z.boolean({ error: "true or false" }).optional(),
+        allocatedStorageGb: int(20, 65536, 20),
+        /** Automated backups are never switched off, hence the minimum of 1. */
+        backupRetentionDays: int(1, 35, 7),
+        /** Bump to rotate the DB password on the next deploy (see modules/database.ts). */
+        passwordVersion: int(1, 1000000, 1),
+      })
+      .prefault({}),
+    redis: z
+      .strictObject({
+        nodeType: pattern(
+          new RegExp(`^cache\\.${FAMILY}\\.${SIZE}$`),
+          `an ElastiCache node type cache.<family>.<size> such as cache.t4g.small (sizes: ${SIZES})`,
+        ).default("cache.t4g.small"),
+        /** Read replicas; with one or more, automatic failover and Multi-AZ are on. */
+        replicas: int(0, 5, 1),
+        /** Bump to rotate the AUTH token on the next deploy, without downtime (see modules/broker.ts). */
+        authTokenVersion: int(1, 1000000, 1),
+      })
+      .prefault({}),
+    efs: z
+      .strictObject({
+        /** One Zone storage: cheaper, but the file system lives in a single AZ. */
+        oneZone: bool(false),
+      })
+      .prefault({}),
+    logRetentionDays: z
+      .number({ error: `one of ${LOG_RETENTION_DAYS.join(", ")}` })
+      .refine((v) => (LOG_RETENTION_DAYS as readonly number[]).includes(v), {
+        error: `one of ${LOG_RETENTION_DAYS.join(", ")}`,
+      })
+      .default(30),
+    /**
+     * How DAG e-mail leaves the cluster: "ses" (the Amazon provider's SES e-mail backend,
+     * authenticated by the node's instance role; no IAM user or access key) or "smtp"
+     * (the SES SMTP interface through the `smtp_default` connection, whose credentials are
+     * an IAM user's access key).
+     */
+    emailBackend: oneOf(["ses", "smtp"]).default("ses"),
+    notificationEmail: z.email({ error: "an e-mail address such as data-team@example.com" }).optional(),
+    ami: z
+      .strictObject({
+        /** Name filter of the Packer-built golden AMI; the newest match wins. */
+        name: pattern(
+          /^[A-Za-z0-9()[\]./\-'@_* ]{3,128}$/,
+          `an AMI name filter such as ${AMI_NAME_FILTER}`,
+        ).default(AMI_NAME_FILTER),
+        owners: z
+          .array(
+            pattern(
+              /^(self|amazon|aws-marketplace|[0-9]{12})$/,
+              'an AMI owner: "self", "amazon", "aws-marketplace" or a 12-digit account id',
+            ),
+            { error: 'a list of AMI owners such as ["self"]' },
+          )
+          .min(1, { error: 'a non-empty list of AMI owners such as ["self"]' })
+          .default(["self"]),
+        /** Explicit AMI id; when set the name lookup is skipped. */
+        id: pattern(/^ami-[0-9a-f]{8}([0-9a-f]{9})?$/, "an AMI id such as ami-0123456789abcdef0").optional(),
+        /**
+         * Pin the bake by its `GitRevision` tag (the `git_revision` Packer was given): the
+         * newest match of `name` built from that commit. Like `id`, it stops a deploy from
+         * rolling the node groups onto whatever was baked last.
+         */
+        gitRevision: pattern(
+          /^[0-9a-f]{7,40}$/,
+          "the git commit the AMI was baked from (7-40 hex digits)",
+        ).optional(),
+      })
+      .prefault({}),
+    /**
+     * CIDRs allowed to reach the public UI load balancer; empty = no public load balancer
+     * ingress. Outside dev they need `certificateArn` (the UI is HTTPS-only once reachable
+     * from outside the VPC), and 0.0.0.0/0 needs `uiAllowPublicInternet`.
+     */
+    uiAllowedCidrs: z.array(uiCidr, { error: "a list of IPv4 CIDR blocks" }).default([]),
+    /** Explicit opt-in to `uiAllowedCidrs: ["0.0.0.0/0"]`: the login page open to the whole internet. */
+    uiAllowPublicInternet: bool(false),
+    /** ACM certificate for the public load balancer; with it the UI is served over HTTPS. */
+    certificateArn: pattern(
+      /^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate\/[0-9a-f-]{36}$/,
+      "an ACM certificate ARN such as arn:aws:acm:us-east-1:123456789012:certificate/<uuid>",
+    ).optional(),
+    /**
+     * DNS name users reach the UI at (a record you point at the public load balancer).
+     * It becomes `[api] base_url`; with `certificateArn` it must be a name the certificate
+     * covers, since an ACM certificate can never cover the ALB's own *.elb.amazonaws.com name.
+     * Default: the load balancer's DNS name.
+     */
+    uiDomainName: pattern(
+      /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/,
+      "a lowercase DNS name such as airflow.example.com",
+    ).optional(),
+    scheduler: schedulerSchema,
+    /**
+     * The seed's `allow_trigger_in_future`. Airflow 3 removed the option (`airflow config
+     * update` lists it as removed): the scheduler starts a run only once its `run_after`
+     * has passed, so a future-dated trigger simply waits. Kept for the settings contract
+     * key `core/allow-trigger-in-future`; it has no effect on Airflow 3.
+     */
+    allowTriggerInFuture: bool(false),
+    /** `[core] parallelism` */
+    parallelism: int(1, 4096, 32),
+    /** `[celery] worker_concurrency` */
+    workerConcurrency: int(1, 512, 16),
+    /**
+     * AWS account id the environment deploys to. It makes the default state bucket name
+     * unique to the account; `npm run deploy` passes the caller's account instead
+     * (AIRFLOW_ACCOUNT_ID) when this is unset.
+     */
+    accountId: pattern(/^[0-9]{12}$/, "a 12-digit AWS account id such as 123456789012").optional(),
+    /** Default: true unless env is "dev". */
+    deletionProtection: z.boolean({ error: "true or false" }).optional(),
+    /**
+     * Name of the Terraform state bucket created by the state stack. Bucket names are
+     * global: the default `<namePrefix>-tfstate-<accountId>-<region>` is unique to the
+     * account; without an account id it falls back to `<namePrefix>-tfstate-<region>-<hash>`,
+     * which anyone could have taken (synth warns; `npm run deploy` always knows the account).
+     */
+    stateBucketName: pattern(
+      /^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/,
+      "an S3 bucket name: 3-63 lowercase letters, digits and '-'",
+    ).optional(),
+    /** Extra tags on every taggable resource (merged by the policy aspect). */
+    tags: z
+      .record(
+        pattern(/^(?!aws:)[\w .:/=+\-@]{1,128}$/, "a tag key of 1-128 characters not starting with aws:"),
+        pattern(/^[\w .:/=+\-@]{0,256}$/, "a tag value of up to 256 characters"),
+        { error: "an object of tag keys to string values" },
+      )
+      .default({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.availabilityZones) {
+      c.availabilityZones.forEach((az, i) => {
+        if (!az.startsWith(c.region) || az.length !== c.region.length + 1) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["availabilityZones", i],
+            input: az,
+            message: `an AZ of region ${c.region}, such as ${c.region}a`,
+          });
+        }
+      });
+      if (c.azCount !== undefined && c.azCount !== c.availabilityZones.length) {
         ctx.addIssue({
           code: "custom",
-          path: ["availabilityZones", i],
-          input: az,
-          message: `an AZ of region ${c.region}, such as ${c.region}a`,
+          path: ["azCount"],
+          input: c.azCount,
+          message: `${c.availabilityZones.length} (the number of availabilityZones) or omitted`,
         });
       }
-    });
-    if (c.azCount !== undefined && c.azCount !== c.availabilityZones.length) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["azCount"],
-        input: c.azCount,
-        message: `${c.availabilityZones.length} (the number of availabilityZones) or omitted`,
-      });
     }
-  }
-  // One golden AMI serves every node group, so every role in use needs one architecture.
-  const roles: (keyof typeof c.instanceTypes)[] =
-    c.executor === "CeleryExecutor" ? ["apiServer", "scheduler", "worker"] : ["standalone"];
-  const first = roles[0];
-  const arch = instanceArchitecture(c.instanceTypes[first]);
-  for (const role of roles.slice(1)) {
-    if (instanceArchitecture(c.instanceTypes[role]) !== arch) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["instanceTypes", role],
-        input: c.instanceTypes[role],
-        message: `an ${arch} instance type like instanceTypes.${first} (${JSON.stringify(c.instanceTypes[first])}): one golden AMI serves every role`,
-      });
-    }
-  }
-  if (c.ami.id && c.ami.gitRevision) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["ami", "gitRevision"],
-      input: c.ami.gitRevision,
-      message: "omitted when ami.id is set (pin by id or by git revision, not both)",
-    });
-  }
-  if (c.workers.min > c.workers.max) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["workers", "min"],
-      input: c.workers.min,
-      message: `an integer no greater than workers.max (${c.workers.max})`,
-    });
-  }
-  const issue = (path: (string | number)[], message: string): void =>
-    ctx.addIssue({ code: "custom", path, message });
-  // requirements.lock is resolved for x86_64-manylinux_2_28 only (scripts/lock-python.sh),
-  // so the Packer bake is proven for x86_64 alone; an own image (ami.id or another name) may be arm64.
-  if (arch === "arm64" && !c.ami.id && c.ami.name === AMI_NAME_FILTER) {
-    issue(
-      ["instanceTypes", first],
-      `an x86_64 instance type: the golden AMI ("${AMI_NAME_FILTER}") is built for x86_64 only (requirements.lock is resolved for x86_64); for arm64 set ami.id or ami.name to your own image`,
-    );
-  }
-  // An owner alias lets images published by other accounts match the name filter.
-  if (!c.ami.id) {
-    c.ami.owners.forEach((owner, i) => {
-      if (owner === "amazon" || owner === "aws-marketplace") {
-        issue(
-          ["ami", "owners", i],
-          `"self" or a 12-digit account id while ami.id is unset: images under "${owner}" are published by other accounts, so a stranger's image could match ami.name`,
-        );
+    // One golden AMI serves every node group, so every role in use needs one architecture.
+    const roles: (keyof typeof c.instanceTypes)[] =
+      c.executor === "CeleryExecutor" ? ["apiServer", "scheduler", "worker"] : ["standalone"];
+    const first = roles[0];
+    const arch = instanceArchitecture(c.instanceTypes[first]);
+    for (const role of roles.slice(1)) {
+      if (instanceArchitecture(c.instanceTypes[role]) !== arch) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["instanceTypes", role],
+          input: c.instanceTypes[role],
+          message: `an ${arch} instance type like instanceTypes.${first} (${JSON.stringify(c.instanceTypes[first])}): one golden AMI serves every role`,
+        });
       }
-    });
-  }
-  checkAddressPlan(c, issue);
-  checkUiExposure(c, issue);
-  checkNames(c, issue);
-});
+    }
+    if (c.ami.id && c.ami.gitRevision) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ami", "gitRevision"],
+        input: c.ami.gitRevision,
+        message: "omitted when ami.id is set (pin by id or by git revision, not both)",
+      });
+    }
+    if (c.workers.min > c.workers.max) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["workers", "min"],
+        input: c.workers.min,
+        message: `an integer no greater than workers.max (${c.workers.max})`,
+      });
+    }
+    const issue = (path: (string | number)[], message: string): void =>
+      ctx.addIssue({ code: "custom", path, message });
+    // requirements.lock is resolved for x86_64-manylinux_2_28 only (scripts/lock-python.sh),
+    // so the Packer bake is proven for x86_64 alone; an own image (ami.id or another name) may be arm64.
+    if (arch === "arm64" && !c.ami.id && c.ami.name === AMI_NAME_FILTER) {
+      issue(
+        ["instanceTypes", first],
+        `an x86_64 instance type: the golden AMI ("${AMI_NAME_FILTER}") is built for x86_64 only (requirements.lock is resolved for x86_64); for arm64 set ami.id or ami.name to your own image`,
+      );
+    }
+    // An owner alias lets images published by other accounts match the name filter.
+    if (!c.ami.id) {
+      c.ami.owners.forEach((owner, i) => {
+        if (owner === "amazon" || owner === "aws-marketplace") {
+          issue(
+            ["ami", "owners", i],
+            `"self" or a 12-digit account id while ami.id is unset: images under "${owner}" are published by other accounts, so a stranger's image could match ami.name`,
+          );
+        }
+      });
+    }
+    checkAddressPlan(c, issue);
+    checkUiExposure(c, issue);
+    checkNames(c, issue);
+  });
 
 /** What the cross-field checks need of the parsed input. */
-type Checked = z.output<typeof fields>;
+type Checked = z.output<typeof schema>;
 /** Adds one issue at `path`. */
 type Report = (path: (string | number)[], message: string) => void;
 
