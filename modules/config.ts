@@ -232,13 +232,16 @@ const FAMILY = String.raw`(?:[a-z]{1,4}\d{1,2}[a-z]{0,6}(?:-flex|-\d{1,2}tb|-m\d
 /** An EC2 size: nano..xlarge, <n>xlarge, metal or metal-<n>xl. */
 const SIZE = String.raw`(?:nano|micro|small|medium|large|xlarge|[1-9]\d{0,2}xlarge|metal(?:-\d{1,3}xl)?)`;
 const SIZES = "nano, micro, small, medium, large, xlarge, <n>xlarge, metal";
+const INSTANCE_TYPE = new RegExp(`^${FAMILY}\\.${SIZE}$`);
+
+/** `namePrefix`: 2-12 lowercase letters, digits and '-'; AWS's rules follow in checkNames. */
+const NAME_PREFIX = /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/;
 
 /** Instance types: family.size, e.g. t3.large, m6i.xlarge, m7g.large. */
 const instanceType = (def: string) =>
-  pattern(
-    new RegExp(`^${FAMILY}\\.${SIZE}$`),
-    `an EC2 instance type <family>.<size> such as m6i.large (sizes: ${SIZES})`,
-  ).default(def);
+  pattern(INSTANCE_TYPE, `an EC2 instance type <family>.<size> such as m6i.large (sizes: ${SIZES})`).default(
+    def,
+  );
 
 const schedulerSchema = z
   .strictObject({
@@ -274,7 +277,7 @@ const schema = z
     ),
     /** Prefix of every resource, parameter and secret name. */
     namePrefix: pattern(
-      /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/,
+      NAME_PREFIX,
       "lowercase letters, digits and '-', 2-12 characters, starting with a letter",
     ).default("airflow"),
     region: pattern(
@@ -513,7 +516,8 @@ const schema = z
       ctx.addIssue({ code: "custom", path, message });
     // requirements.lock is resolved for x86_64-manylinux_2_28 only (scripts/lock-python.sh),
     // so the Packer bake is proven for x86_64 alone; an own image (ami.id or another name) may be arm64.
-    if (arch === "arm64" && !c.ami.id && c.ami.name === AMI_NAME_FILTER) {
+    const typed = INSTANCE_TYPE.test(c.instanceTypes[first]); // else it has its line already
+    if (typed && arch === "arm64" && !c.ami.id && c.ami.name === AMI_NAME_FILTER) {
       issue(
         ["instanceTypes", first],
         `an x86_64 instance type: the golden AMI ("${AMI_NAME_FILTER}") is built for x86_64 only (requirements.lock is resolved for x86_64); for arm64 set ami.id or ami.name to your own image`,
@@ -535,16 +539,14 @@ const schema = z
     checkNames(c, issue);
   });
 
-/** What the cross-field checks need of the parsed input. */
-type Checked = z.output<typeof schema>;
 /** Adds one issue at `path`. */
 type Report = (path: (string | number)[], message: string) => void;
 
 /** The VPC holds the busiest private subnet at its peak (see the address plan above). */
-function checkAddressPlan(c: Checked, issue: Report): void {
+function checkAddressPlan(c: Parsed, issue: Report): void {
   const vpc = parseCidr(c.vpcCidr);
   // A block refused on its own already has its line.
-  if (!vpc || vpc.bits < 16 || vpc.bits > VPC_MAX_PREFIX) return;
+  if (!vpc || vpc.bits < 16 || vpc.bits > VPC_MAX_PREFIX || networkCidr(vpc) !== c.vpcCidr) return;
   const need = privateAddressesNeeded({
     executor: c.executor,
     azs: c.availabilityZones?.length ?? c.azCount ?? 2,
@@ -562,7 +564,7 @@ function checkAddressPlan(c: Checked, issue: Report): void {
 }
 
 /** A UI reachable from outside the VPC: distinct blocks, HTTPS outside dev, the internet only on request. */
-function checkUiExposure(c: Checked, issue: Report): void {
+function checkUiExposure(c: Parsed, issue: Report): void {
   const blocks = c.uiAllowedCidrs.map(parseCidr);
   blocks.forEach((b, i) => {
     if (!b) return;
@@ -588,13 +590,14 @@ function checkUiExposure(c: Checked, issue: Report): void {
 }
 
 /** Names AWS would refuse once the modules derive them from namePrefix and env. */
-function checkNames(c: Checked, issue: Report): void {
+function checkNames(c: Parsed, issue: Report): void {
   if (c.stateBucketName) {
     const reserved = s3Reserved(c.stateBucketName);
     if (reserved) {
       issue(["stateBucketName"], `an S3 bucket name not using the reserved affix "${reserved}"`);
     }
   }
+  if (!NAME_PREFIX.test(c.namePrefix)) return; // refused on its own already
   const families = derivedNames(c);
   const prefixProblem = ((): string | undefined => {
     if (c.namePrefix.includes("--")) {
@@ -607,8 +610,10 @@ function checkNames(c: Checked, issue: Report): void {
       return `a prefix that does not give S3 bucket names the reserved affix "${s3Reserved(bucket)}" (${bucket})`;
     }
     for (const f of Object.values(families)) {
-      const longest = f.names.reduce((a, b) => (b.length > a.length ? b : a));
-      if (longest.length > f.limit && longest !== c.stateBucketName) {
+      // An explicit stateBucketName is not the prefix's doing (its own pattern limits it).
+      const derived = f.names.filter((n) => n !== c.stateBucketName);
+      const longest = derived.reduce((a, b) => (b.length > a.length ? b : a));
+      if (longest.length > f.limit) {
         const room = f.limit - (longest.length - c.namePrefix.length);
         return `at most ${room} characters with env "${c.env}" and region "${c.region}": ${f.what} are at most ${f.limit} characters and ${longest} has ${longest.length}`;
       }

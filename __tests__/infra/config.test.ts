@@ -404,6 +404,21 @@ describe("config validation", () => {
       "test: namePrefix: got \"Airflow\"; allowed: lowercase letters, digits and '-', 2-12 characters, starting with a letter",
     ],
     [
+      "name prefix ending in a hyphen (one line, though it also has two in a row)",
+      { namePrefix: "air--" },
+      "test: namePrefix: got \"air--\"; allowed: lowercase letters, digits and '-', 2-12 characters, starting with a letter",
+    ],
+    [
+      "a misspelt Graviton type (one line: the architecture is judged once the type is valid)",
+      { instanceTypes: { apiServer: "t4g.largee", scheduler: "t4g.large", worker: "t4g.large" } },
+      'test: instanceTypes.apiServer: got "t4g.largee"; allowed: an EC2 instance type <family>.<size> such as m6i.large (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
+    ],
+    [
+      "a small VPC with host bits set (one line: its size is judged once the block is clean)",
+      { vpcCidr: "10.40.1.0/23", workers: { max: 40 } },
+      'test: vpcCidr: got "10.40.1.0/23"; allowed: a block with no host bits set, here 10.40.0.0/23',
+    ],
+    [
       "name prefix with consecutive hyphens",
       { namePrefix: "air--flow" },
       'test: namePrefix: got "air--flow"; allowed: no two consecutive hyphens (RDS and ElastiCache identifiers refuse them)',
