@@ -53,8 +53,162 @@ const pattern = (re: RegExp, allowed: string) => z.string({ error: allowed }).re
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `one of ${values.map((v) => JSON.stringify(v)).join(", ")}` });
 
+// --- IPv4 blocks ------------------------------------------------------------------------
+
+/** An IPv4 CIDR block as numbers: `start` is the (network) address, `bits` the prefix length. */
+interface Ipv4Block {
+  readonly start: number;
+  readonly bits: number;
+}
+
+const IPV4_CIDR = /^(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\.(0|[1-9]\d{0,2})\/(\d{1,2})$/;
+
+/** Parses "a.b.c.d/n"; undefined unless every octet is 0-255 and n is 0-32. */
+function parseCidr(v: string): Ipv4Block | undefined {
+  const m = IPV4_CIDR.exec(v);
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  const bits = Number(m[5]);
+  if (octets.some((o) => o > 255) || bits > 32) return undefined;
+  return { start: octets.reduce((acc, o) => acc * 256 + o, 0), bits };
+}
+
+const blockSize = (bits: number): number => 2 ** (32 - bits);
+
+/** "a.b.c.d/n" of the block's network address (host bits cleared). */
+function networkCidr(b: Ipv4Block): string {
+  const net = b.start - (b.start % blockSize(b.bits));
+  return `${[24, 16, 8, 0].map((shift) => Math.floor(net / 2 ** shift) % 256).join(".")}/${b.bits}`;
+}
+
+const overlaps = (a: Ipv4Block, b: Ipv4Block): boolean =>
+  a.start < b.start + blockSize(b.bits) && b.start < a.start + blockSize(a.bits);
+
+/**
+ * An IPv4 CIDR block with a prefix in [minBits, maxBits] and no host bits set: AWS would
+ * silently widen "10.40.1.0/16" to 10.40.0.0/16 (or refuse it), never what was meant.
+ */
+const cidrBlock = (minBits: number, maxBits: number, allowed: string) =>
+  z.string({ error: allowed }).superRefine((v, ctx) => {
+    const b = parseCidr(v);
+    if (!b || b.bits < minBits || b.bits > maxBits) {
+      ctx.addIssue({ code: "custom", message: allowed });
+    } else if (networkCidr(b) !== v) {
+      ctx.addIssue({ code: "custom", message: `a block with no host bits set, here ${networkCidr(b)}` });
+    }
+  });
+
+// --- the VPC address plan -----------------------------------------------------------------
+// modules/network.ts cuts the VPC into 16 equal blocks (SUBNET_BITS = 4): public subnets
+// take blocks 0..azCount-1 (the public ALB, NAT gateways), private subnets blocks
+// 8..8+azCount-1 (every node, the internal ALB, RDS, ElastiCache, EFS mount targets and
+// DAG_1's EMR cluster). The constants below mirror that plan; config.test.ts synthesizes
+// Network with the smallest VPC allowed here and fails if the plan drifts.
+
+/** Prefix bits network.ts adds to the VPC's for each subnet. */
+export const SUBNET_NEW_BITS = 4;
+/** An ALB needs a /27 or larger subnet in every AZ it spans... */
+export const ALB_MIN_SUBNET_PREFIX = 27;
+/** ...with at least 8 free addresses in each, to scale out. */
+const ALB_FREE_ADDRESSES = 8;
+/** AWS keeps the first four and the last address of every subnet. */
+const AWS_RESERVED_PER_SUBNET = 5;
+/** The smallest VPC: its public subnets must hold the public ALB. */
+export const VPC_MAX_PREFIX = ALB_MIN_SUBNET_PREFIX - SUBNET_NEW_BITS;
+/** DAG_1's default EMR cluster (1 primary + 2 core nodes), all in the first private subnet. */
+const EMR_DEFAULT_NODES = 3;
+const VPC_ALLOWED = `an IPv4 CIDR block from /16 to /${VPC_MAX_PREFIX} such as 10.40.0.0/16`;
+
+/** Usable addresses of one subnet of a VPC with this prefix. */
+const subnetAddresses = (vpcBits: number): number =>
+  blockSize(vpcBits + SUBNET_NEW_BITS) - AWS_RESERVED_PER_SUBNET;
+
+/**
+ * Addresses the busiest private subnet (the first: it also holds the EMR cluster) may need
+ * at peak: the node groups balanced over the AZs and doubled during an instance refresh
+ * (maxHealthyPercentage 200, node-group.ts), the internal ALB's free addresses, one RDS
+ * instance, every cache node, one EFS mount target and DAG_1's default EMR cluster.
+ */
+function privateAddressesNeeded(c: {
+  readonly executor: string;
+  readonly azs: number;
+  readonly schedulerCount: number;
+  readonly workersMax: number;
+  readonly redisReplicas: number;
+}): number {
+  const celery = c.executor === "CeleryExecutor";
+  // node-group.ts: api-server max 2, schedulers schedulerCount + 1, workers workers.max; standalone 1.
+  const nodes = celery ? 2 + c.schedulerCount + 1 + c.workersMax : 1;
+  const perAzNodes = Math.ceil((2 * nodes) / c.azs);
+  const internalAlb = celery ? ALB_FREE_ADDRESSES : 0;
+  const cacheNodes = celery ? 1 + c.redisReplicas : 0;
+  return perAzNodes + internalAlb + 1 + cacheNodes + 1 + EMR_DEFAULT_NODES;
+}
+
 const CIDR_ALLOWED = "an IPv4 CIDR block such as 203.0.113.0/24";
-const cidr = z.cidrv4({ error: CIDR_ALLOWED });
+const uiCidr = cidrBlock(0, 32, CIDR_ALLOWED);
+
+// --- names AWS derives from namePrefix and env ----------------------------------------------
+
+/** A family of AWS names with one length limit, as the modules derive them. */
+export interface NameFamily {
+  /** What the names are, for the error line. */
+  readonly what: string;
+  /** AWS's length limit for the family. */
+  readonly limit: number;
+  /** The longest names the stack derives in this family. */
+  readonly names: readonly string[];
+}
+
+/** S3 refuses bucket names with these prefixes and suffixes (reserved for its own features). */
+const S3_RESERVED_PREFIXES = ["xn--", "sthree-", "amzn-s3-demo-"] as const;
+const S3_RESERVED_SUFFIXES = ["-s3alias", "--ol-s3", "--x-s3", "--table-s3"] as const;
+
+/** The S3 reserved prefix or suffix a bucket name uses, if any. */
+function s3Reserved(bucket: string): string | undefined {
+  return (
+    S3_RESERVED_PREFIXES.find((r) => bucket.startsWith(r)) ??
+    S3_RESERVED_SUFFIXES.find((r) => bucket.endsWith(r))
+  );
+}
+
+/**
+ * The longest name of each limited family, spelled the way the modules spell them from
+ * `<prefix>` = `<namePrefix>-<env>`: buckets.ts `<prefix>-access-logs-<account>-<region>`
+ * and the state bucket; load-balancer.ts `<prefix>-ui`/`-int` (ALBs) and `-flower` (the
+ * longest target group); database.ts `<prefix>-rds-monitoring` (the longest IAM role) and
+ * `<prefix>-metadata`; broker.ts `<prefix>-broker`. config.test.ts synthesizes the stack
+ * with the longest prefix and env and fails if a synthesized name is longer than these.
+ * @param c the fields the names come from (an unset account id counts as 12 digits)
+ */
+export function derivedNames(c: {
+  readonly namePrefix: string;
+  readonly env: string;
+  readonly region: string;
+  readonly accountId?: string;
+  readonly stateBucketName?: string;
+}): Record<
+  "bucket" | "loadBalancer" | "targetGroup" | "iamRole" | "dbInstance" | "cacheCluster",
+  NameFamily
+> {
+  const p = `${c.namePrefix}-${c.env}`;
+  const account = c.accountId ?? "000000000000";
+  return {
+    bucket: {
+      what: "S3 bucket names",
+      limit: 63,
+      names: [
+        `${p}-access-logs-${account}-${c.region}`,
+        c.stateBucketName ?? defaultStateBucket(c.namePrefix, c.region, account),
+      ],
+    },
+    loadBalancer: { what: "load balancer names", limit: 32, names: [`${p}-int`, `${p}-ui`] },
+    targetGroup: { what: "target group names", limit: 32, names: [`${p}-flower`] },
+    iamRole: { what: "IAM role names", limit: 64, names: [`${p}-rds-monitoring`] },
+    dbInstance: { what: "RDS instance identifiers", limit: 63, names: [`${p}-metadata`] },
+    cacheCluster: { what: "ElastiCache replication group ids", limit: 40, names: [`${p}-broker`] },
+  };
+}
 
 /**
  * The CPU architecture of an EC2 instance type: Graviton families carry a `g` among the
@@ -69,9 +223,24 @@ export function instanceArchitecture(instanceType: string): Architecture {
   return m && m[1].includes("g") ? "arm64" : "x86_64";
 }
 
+/**
+ * An EC2 family: series letters, generation, attribute letters and an optional variant
+ * (t3, m6i, c6gn, r7iz, x2iedn, m7i-flex, u7i-12tb, u-6tb1, mac2-m2pro).
+ */
+const FAMILY = String.raw`(?:[a-z]{1,4}\d{1,2}[a-z]{0,6}(?:-flex|-\d{1,2}tb|-m\d[a-z]*)?|u-\d{1,2}tb\d)`;
+/** An EC2 size: nano..xlarge, <n>xlarge, metal or metal-<n>xl. */
+const SIZE = String.raw`(?:nano|micro|small|medium|large|xlarge|[1-9]\d{0,2}xlarge|metal(?:-\d{1,3}xl)?)`;
+const SIZES = "nano, micro, small, medium, large, xlarge, <n>xlarge, metal";
+const INSTANCE_TYPE = new RegExp(`^${FAMILY}\\.${SIZE}$`);
+
+/** `namePrefix`: 2-12 lowercase letters, digits and '-'; AWS's rules follow in checkNames. */
+const NAME_PREFIX = /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/;
+
 /** Instance types: family.size, e.g. t3.large, m6i.xlarge, m7g.large. */
 const instanceType = (def: string) =>
-  pattern(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, "an EC2 instance type such as m6i.large").default(def);
+  pattern(INSTANCE_TYPE, `an EC2 instance type <family>.<size> such as m6i.large (sizes: ${SIZES})`).default(
+    def,
+  );
 
 const schedulerSchema = z
   .strictObject({
@@ -79,8 +248,18 @@ const schedulerSchema = z
     maxDagrunsToCreatePerLoop: int(1, 1000, 10),
     /** `[scheduler] max_dagruns_per_loop_to_schedule` */
     maxDagrunsPerLoopToSchedule: int(1, 1000, 20),
-    /** `[scheduler] use_row_level_locking`; must stay true with more than one scheduler. */
-    useRowLevelLocking: bool(true),
+    /**
+     * `[scheduler] use_row_level_locking`; must stay true: an instance refresh launches the
+     * new scheduler node before the old one stops (minHealthyPercentage 100, node-group.ts),
+     * so two schedulers overlap even with schedulerCount 1 or a LocalExecutor standalone node.
+     */
+    useRowLevelLocking: z
+      .boolean({ error: "true or false" })
+      .refine((v) => v, {
+        error:
+          "true (an instance refresh starts the new scheduler before the old one stops, so two schedulers overlap even with one node)",
+      })
+      .default(true),
     /** `[scheduler] pool_metrics_interval` */
     poolMetricsIntervalSeconds: int(1, 3600, 5),
     /** `[scheduler] orphaned_tasks_check_interval` */
@@ -97,7 +276,7 @@ const schema = z
     ),
     /** Prefix of every resource, parameter and secret name. */
     namePrefix: pattern(
-      /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/,
+      NAME_PREFIX,
       "lowercase letters, digits and '-', 2-12 characters, starting with a letter",
     ).default("airflow"),
     region: pattern(
@@ -122,16 +301,8 @@ const schema = z
       .max(6, { error: "a list of 2-6 distinct AZ names" })
       .refine((v) => new Set(v).size === v.length, { error: "a list of 2-6 distinct AZ names" })
       .optional(),
-    vpcCidr: z
-      .cidrv4({ error: "an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16" })
-      .refine(
-        (v) => {
-          const bits = Number(v.split("/")[1]);
-          return bits >= 16 && bits <= 24;
-        },
-        { error: "an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16" },
-      )
-      .default("10.40.0.0/16"),
+    /** The VPC; /23 at the smallest, and large enough for the cluster's peak (see the address plan above). */
+    vpcCidr: cidrBlock(16, VPC_MAX_PREFIX, VPC_ALLOWED).default("10.40.0.0/16"),
     executor: oneOf(["CeleryExecutor", "LocalExecutor"]).default("CeleryExecutor"),
     instanceTypes: z
       .strictObject({
@@ -152,8 +323,8 @@ const schema = z
       .strictObject({
         engine: oneOf(["mysql", "postgres"]).default("mysql"),
         instanceClass: pattern(
-          /^db\.[a-z0-9-]+\.[a-z0-9]+$/,
-          "an RDS instance class such as db.t4g.medium",
+          new RegExp(`^db\\.${FAMILY}\\.${SIZE}$`),
+          `an RDS instance class db.<family>.<size> such as db.t4g.medium (sizes: ${SIZES})`,
         ).default("db.t4g.medium"),
         /** Default: false in dev, true elsewhere. */
         multiAz: z.boolean({ error: "true or false" }).optional(),
@@ -167,8 +338,8 @@ const schema = z
     redis: z
       .strictObject({
         nodeType: pattern(
-          /^cache\.[a-z0-9-]+\.[a-z0-9]+$/,
-          "an ElastiCache node type such as cache.t4g.small",
+          new RegExp(`^cache\\.${FAMILY}\\.${SIZE}$`),
+          `an ElastiCache node type cache.<family>.<size> such as cache.t4g.small (sizes: ${SIZES})`,
         ).default("cache.t4g.small"),
         /** Read replicas; with one or more, automatic failover and Multi-AZ are on. */
         replicas: int(0, 5, 1),
@@ -226,8 +397,14 @@ const schema = z
         ).optional(),
       })
       .prefault({}),
-    /** CIDRs allowed to reach the public UI load balancer; empty = no public load balancer ingress. */
-    uiAllowedCidrs: z.array(cidr, { error: "a list of IPv4 CIDR blocks" }).default([]),
+    /**
+     * CIDRs allowed to reach the public UI load balancer; empty = no public load balancer
+     * ingress. Outside dev they need `certificateArn` (the UI is HTTPS-only once reachable
+     * from outside the VPC), and 0.0.0.0/0 needs `uiAllowPublicInternet`.
+     */
+    uiAllowedCidrs: z.array(uiCidr, { error: "a list of IPv4 CIDR blocks" }).default([]),
+    /** Explicit opt-in to `uiAllowedCidrs: ["0.0.0.0/0"]`: the login page open to the whole internet. */
+    uiAllowPublicInternet: bool(false),
     /** ACM certificate for the public load balancer; with it the UI is served over HTTPS. */
     certificateArn: pattern(
       /^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate\/[0-9a-f-]{36}$/,
@@ -334,15 +511,116 @@ const schema = z
         message: `an integer no greater than workers.max (${c.workers.max})`,
       });
     }
-    if (c.executor === "CeleryExecutor" && c.schedulerCount > 1 && !c.scheduler.useRowLevelLocking) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["scheduler", "useRowLevelLocking"],
-        input: c.scheduler.useRowLevelLocking,
-        message: `true while schedulerCount is ${c.schedulerCount} (schedulers coordinate through row locks)`,
+    const issue = (path: (string | number)[], message: string): void =>
+      ctx.addIssue({ code: "custom", path, message });
+    // requirements.lock is resolved for x86_64-manylinux_2_28 only (scripts/lock-python.sh),
+    // so the Packer bake is proven for x86_64 alone; an own image (ami.id or another name) may be arm64.
+    const typed = INSTANCE_TYPE.test(c.instanceTypes[first]); // else it has its line already
+    if (typed && arch === "arm64" && !c.ami.id && c.ami.name === AMI_NAME_FILTER) {
+      issue(
+        ["instanceTypes", first],
+        `an x86_64 instance type: the golden AMI ("${AMI_NAME_FILTER}") is built for x86_64 only (requirements.lock is resolved for x86_64); for arm64 set ami.id or ami.name to your own image`,
+      );
+    }
+    // An owner alias lets images published by other accounts match the name filter.
+    if (!c.ami.id) {
+      c.ami.owners.forEach((owner, i) => {
+        if (owner === "amazon" || owner === "aws-marketplace") {
+          issue(
+            ["ami", "owners", i],
+            `"self" or a 12-digit account id while ami.id is unset: images under "${owner}" are published by other accounts, so a stranger's image could match ami.name`,
+          );
+        }
       });
     }
+    checkAddressPlan(c, issue);
+    checkUiExposure(c, issue);
+    checkNames(c, issue);
   });
+
+/** Adds one issue at `path`. */
+type Report = (path: (string | number)[], message: string) => void;
+
+/** The VPC holds the busiest private subnet at its peak (see the address plan above). */
+function checkAddressPlan(c: Parsed, issue: Report): void {
+  const vpc = parseCidr(c.vpcCidr);
+  // A block refused on its own already has its line.
+  if (!vpc || vpc.bits < 16 || vpc.bits > VPC_MAX_PREFIX || networkCidr(vpc) !== c.vpcCidr) return;
+  const need = privateAddressesNeeded({
+    executor: c.executor,
+    azs: c.availabilityZones?.length ?? c.azCount ?? 2,
+    schedulerCount: c.schedulerCount,
+    workersMax: c.workers.max,
+    redisReplicas: c.redis.replicas,
+  });
+  if (subnetAddresses(vpc.bits) >= need) return;
+  let fits = vpc.bits;
+  while (fits > 16 && subnetAddresses(fits) < need) fits -= 1;
+  issue(
+    ["vpcCidr"],
+    `a /${fits} or larger block: its private subnets would be /${vpc.bits + SUBNET_NEW_BITS} (${subnetAddresses(vpc.bits)} usable addresses) but one may need ${need} (nodes during an instance refresh, the internal load balancer, RDS, the cache, EFS and DAG_1's EMR cluster)`,
+  );
+}
+
+/** A UI reachable from outside the VPC: distinct blocks, HTTPS outside dev, the internet only on request. */
+function checkUiExposure(c: Parsed, issue: Report): void {
+  const blocks = c.uiAllowedCidrs.map(parseCidr);
+  blocks.forEach((b, i) => {
+    if (!b) return;
+    const j = blocks.findIndex((o, k) => k < i && o !== undefined && overlaps(o, b));
+    if (j >= 0) {
+      issue(
+        ["uiAllowedCidrs", i],
+        `a block that neither repeats nor overlaps uiAllowedCidrs.${j} (${JSON.stringify(c.uiAllowedCidrs[j])})`,
+      );
+    } else if (b.bits === 0 && !c.uiAllowPublicInternet) {
+      issue(
+        ["uiAllowedCidrs", i],
+        "narrower blocks, or uiAllowPublicInternet: true to open the UI to the whole internet",
+      );
+    }
+  });
+  if (c.uiAllowedCidrs.length > 0 && c.env !== "dev" && !c.certificateArn) {
+    issue(
+      ["certificateArn"],
+      `an ACM certificate ARN while uiAllowedCidrs is set in env "${c.env}" (a UI reachable from outside the VPC is HTTPS-only; only dev may serve it over HTTP)`,
+    );
+  }
+}
+
+/** Names AWS would refuse once the modules derive them from namePrefix and env. */
+function checkNames(c: Parsed, issue: Report): void {
+  if (c.stateBucketName) {
+    const reserved = s3Reserved(c.stateBucketName);
+    if (reserved) {
+      issue(["stateBucketName"], `an S3 bucket name not using the reserved affix "${reserved}"`);
+    }
+  }
+  if (!NAME_PREFIX.test(c.namePrefix)) return; // refused on its own already
+  const families = derivedNames(c);
+  const prefixProblem = ((): string | undefined => {
+    if (c.namePrefix.includes("--")) {
+      return "no two consecutive hyphens (RDS and ElastiCache identifiers refuse them)";
+    }
+    const alb = families.loadBalancer.names.find((n) => n.startsWith("internal-"));
+    if (alb) return `a prefix that does not make load balancer names start with "internal-" (${alb})`;
+    const bucket = families.bucket.names.find((n) => n !== c.stateBucketName && s3Reserved(n));
+    if (bucket) {
+      return `a prefix that does not give S3 bucket names the reserved affix "${s3Reserved(bucket)}" (${bucket})`;
+    }
+    for (const f of Object.values(families)) {
+      // An explicit stateBucketName is not the prefix's doing (its own pattern limits it).
+      const derived = f.names.filter((n) => n !== c.stateBucketName);
+      const longest = derived.reduce((a, b) => (b.length > a.length ? b : a));
+      if (longest.length > f.limit) {
+        const room = f.limit - (longest.length - c.namePrefix.length);
+        return `at most ${room} characters with env "${c.env}" and region "${c.region}": ${f.what} are at most ${f.limit} characters and ${longest} has ${longest.length}`;
+      }
+    }
+    return undefined;
+  })();
+  if (prefixProblem) issue(["namePrefix"], prefixProblem);
+}
 
 type Parsed = z.output<typeof schema>;
 

@@ -17,6 +17,13 @@ export function configWarnings(config: AirflowConfig, source: string): string[] 
         `\`npm run ui -- ${config.env}\` (SSM port forwarding), or set uiAllowedCidrs to your office CIDRs`,
     );
   }
+  if (config.uiAllowedCidrs.length > 0 && !config.certificateArn) {
+    // Outside dev this is refused (modules/config.ts); dev may, but should know.
+    warnings.push(
+      `${source}: uiAllowedCidrs is set without certificateArn, so the UI login travels over ` +
+        `plain HTTP: set certificateArn (required outside dev)`,
+    );
+  }
   if (!config.notificationEmail) {
     warnings.push(
       `${source}: notificationEmail is not set, so DAG_1 mails no outcome: set it to an address SES can verify`,

@@ -385,7 +385,7 @@ def test_bootstrap_renders_what_the_infra_writes(contract, clusters, tmp_path, e
 def test_alt_tunables_reach_airflow_cfg(contract, clusters, tmp_path):
     # non-default config values travel the whole way (not just defaults on both sides)
     _, out, _ = render_ok(tmp_path, contract, clusters["alt"], "standalone")
-    assert out.config["scheduler"]["use_row_level_locking"] == "False"
+    assert out.config["scheduler"]["orphaned_tasks_check_interval"] == "420"
     assert out.config["scheduler"]["max_dagruns_to_create_per_loop"] == "7"
     assert out.config["scheduler"]["pool_metrics_interval"] == "11"
     assert out.config["core"]["parallelism"] == "48"

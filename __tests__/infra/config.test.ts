@@ -1,13 +1,21 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
+import { Testing } from "cdktf";
+import { AirflowClusterStack } from "../../modules/cluster-stack";
 import {
+  ALB_MIN_SUBNET_PREFIX,
   ConfigError,
+  SUBNET_NEW_BITS,
+  VPC_MAX_PREFIX,
   clusterNames,
+  derivedNames,
   instanceArchitecture,
   loadConfig,
   parseConfig,
 } from "../../modules/config";
+import { Network } from "../../modules/network";
+import { bareStack, list } from "./helpers";
 
 /** The problem lines of the ConfigError a parse raises (fails the test if none). */
 function problems(input: Record<string, unknown>): readonly string[] {
@@ -192,12 +200,27 @@ describe("config validation", () => {
     [
       "VPC CIDR too large",
       { vpcCidr: "10.0.0.0/8" },
-      'test: vpcCidr: got "10.0.0.0/8"; allowed: an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16',
+      'test: vpcCidr: got "10.0.0.0/8"; allowed: an IPv4 CIDR block from /16 to /23 such as 10.40.0.0/16',
     ],
     [
       "VPC CIDR malformed",
       { vpcCidr: "10.0.0/16" },
-      'test: vpcCidr: got "10.0.0/16"; allowed: an IPv4 CIDR block from /16 to /24 such as 10.40.0.0/16',
+      'test: vpcCidr: got "10.0.0/16"; allowed: an IPv4 CIDR block from /16 to /23 such as 10.40.0.0/16',
+    ],
+    [
+      "VPC CIDR with host bits set",
+      { vpcCidr: "10.40.1.0/16" },
+      'test: vpcCidr: got "10.40.1.0/16"; allowed: a block with no host bits set, here 10.40.0.0/16',
+    ],
+    [
+      "VPC whose subnets are too small for a load balancer (/24: /28 subnets, an ALB needs /27)",
+      { vpcCidr: "10.40.0.0/24" },
+      'test: vpcCidr: got "10.40.0.0/24"; allowed: an IPv4 CIDR block from /16 to /23 such as 10.40.0.0/16',
+    ],
+    [
+      "VPC too small for the cluster's peak",
+      { vpcCidr: "10.40.0.0/23", workers: { max: 40 } },
+      'test: vpcCidr: got "10.40.0.0/23"; allowed: a /21 or larger block: its private subnets would be /27 (27 usable addresses) but one may need 60 (nodes during an instance refresh, the internal load balancer, RDS, the cache, EFS and DAG_1\'s EMR cluster)',
     ],
     [
       "UI domain name with a scheme",
@@ -232,7 +255,37 @@ describe("config validation", () => {
     [
       "DB class without db. prefix",
       { database: { instanceClass: "t3.micro" } },
-      'test: database.instanceClass: got "t3.micro"; allowed: an RDS instance class such as db.t4g.medium',
+      'test: database.instanceClass: got "t3.micro"; allowed: an RDS instance class db.<family>.<size> such as db.t4g.medium (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
+    ],
+    [
+      "DB class with a misspelt size",
+      { database: { instanceClass: "db.r6g.xlargee" } },
+      'test: database.instanceClass: got "db.r6g.xlargee"; allowed: an RDS instance class db.<family>.<size> such as db.t4g.medium (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
+    ],
+    [
+      "instance type with a misspelt size",
+      { instanceTypes: { worker: "m6i.xlargee" } },
+      'test: instanceTypes.worker: got "m6i.xlargee"; allowed: an EC2 instance type <family>.<size> such as m6i.large (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
+    ],
+    [
+      "instance type without a size",
+      { instanceTypes: { scheduler: "m6i" } },
+      'test: instanceTypes.scheduler: got "m6i"; allowed: an EC2 instance type <family>.<size> such as m6i.large (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
+    ],
+    [
+      "instance type whose family has no generation",
+      { instanceTypes: { apiServer: "large.xlarge" } },
+      'test: instanceTypes.apiServer: got "large.xlarge"; allowed: an EC2 instance type <family>.<size> such as m6i.large (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
+    ],
+    [
+      "Graviton types against the x86_64-only golden AMI",
+      { instanceTypes: { apiServer: "t4g.large", scheduler: "t4g.large", worker: "m7g.large" } },
+      'test: instanceTypes.apiServer: got "t4g.large"; allowed: an x86_64 instance type: the golden AMI ("airflow-golden-*") is built for x86_64 only (requirements.lock is resolved for x86_64); for arm64 set ami.id or ami.name to your own image',
+    ],
+    [
+      "a Graviton standalone node against the x86_64-only golden AMI",
+      { executor: "LocalExecutor", instanceTypes: { standalone: "m7g.xlarge" } },
+      'test: instanceTypes.standalone: got "m7g.xlarge"; allowed: an x86_64 instance type: the golden AMI ("airflow-golden-*") is built for x86_64 only (requirements.lock is resolved for x86_64); for arm64 set ami.id or ami.name to your own image',
     ],
     [
       "backups off",
@@ -247,7 +300,12 @@ describe("config validation", () => {
     [
       "Redis node type",
       { redis: { nodeType: "r6g.large" } },
-      'test: redis.nodeType: got "r6g.large"; allowed: an ElastiCache node type such as cache.t4g.small',
+      'test: redis.nodeType: got "r6g.large"; allowed: an ElastiCache node type cache.<family>.<size> such as cache.t4g.small (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
+    ],
+    [
+      "Redis node type with a misspelt size",
+      { redis: { nodeType: "cache.r7g.larg" } },
+      'test: redis.nodeType: got "cache.r7g.larg"; allowed: an ElastiCache node type cache.<family>.<size> such as cache.t4g.small (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
     ],
     [
       "retention not a CloudWatch value",
@@ -270,9 +328,44 @@ describe("config validation", () => {
       'test: ami.owners: got []; allowed: a non-empty list of AMI owners such as ["self"]',
     ],
     [
+      "AMI looked up by name among Amazon-aliased images",
+      { ami: { owners: ["amazon"] } },
+      'test: ami.owners.0: got "amazon"; allowed: "self" or a 12-digit account id while ami.id is unset: images under "amazon" are published by other accounts, so a stranger\'s image could match ami.name',
+    ],
+    [
+      "AMI looked up by name among Marketplace images",
+      { ami: { owners: ["self", "aws-marketplace"] } },
+      'test: ami.owners.1: got "aws-marketplace"; allowed: "self" or a 12-digit account id while ami.id is unset: images under "aws-marketplace" are published by other accounts, so a stranger\'s image could match ami.name',
+    ],
+    [
       "UI CIDR without prefix",
       { uiAllowedCidrs: ["203.0.113.7"] },
       'test: uiAllowedCidrs.0: got "203.0.113.7"; allowed: an IPv4 CIDR block such as 203.0.113.0/24',
+    ],
+    [
+      "UI CIDR with host bits set",
+      { uiAllowedCidrs: ["203.0.113.7/24"] },
+      'test: uiAllowedCidrs.0: got "203.0.113.7/24"; allowed: a block with no host bits set, here 203.0.113.0/24',
+    ],
+    [
+      "UI CIDR repeated",
+      { uiAllowedCidrs: ["203.0.113.0/24", "198.51.100.0/24", "203.0.113.0/24"] },
+      'test: uiAllowedCidrs.2: got "203.0.113.0/24"; allowed: a block that neither repeats nor overlaps uiAllowedCidrs.0 ("203.0.113.0/24")',
+    ],
+    [
+      "UI CIDRs overlapping",
+      { uiAllowedCidrs: ["198.51.100.0/24", "198.51.100.128/25"] },
+      'test: uiAllowedCidrs.1: got "198.51.100.128/25"; allowed: a block that neither repeats nor overlaps uiAllowedCidrs.0 ("198.51.100.0/24")',
+    ],
+    [
+      "the whole internet without the opt-in",
+      { uiAllowedCidrs: ["0.0.0.0/0"] },
+      'test: uiAllowedCidrs.0: got "0.0.0.0/0"; allowed: narrower blocks, or uiAllowPublicInternet: true to open the UI to the whole internet',
+    ],
+    [
+      "a UI reachable from outside the VPC over HTTP outside dev",
+      { env: "prod", uiAllowedCidrs: ["203.0.113.0/24"] },
+      'test: certificateArn: got (missing); allowed: an ACM certificate ARN while uiAllowedCidrs is set in env "prod" (a UI reachable from outside the VPC is HTTPS-only; only dev may serve it over HTTP)',
     ],
     [
       "certificate ARN of another service",
@@ -282,7 +375,17 @@ describe("config validation", () => {
     [
       "row locking off with two schedulers",
       { scheduler: { useRowLevelLocking: false } },
-      "test: scheduler.useRowLevelLocking: got false; allowed: true while schedulerCount is 2 (schedulers coordinate through row locks)",
+      "test: scheduler.useRowLevelLocking: got false; allowed: true (an instance refresh starts the new scheduler before the old one stops, so two schedulers overlap even with one node)",
+    ],
+    [
+      "row locking off with one scheduler (a refresh overlaps the old and the new)",
+      { schedulerCount: 1, scheduler: { useRowLevelLocking: false } },
+      "test: scheduler.useRowLevelLocking: got false; allowed: true (an instance refresh starts the new scheduler before the old one stops, so two schedulers overlap even with one node)",
+    ],
+    [
+      "row locking off on a LocalExecutor standalone node (refresh launches before it terminates)",
+      { executor: "LocalExecutor", scheduler: { useRowLevelLocking: false } },
+      "test: scheduler.useRowLevelLocking: got false; allowed: true (an instance refresh starts the new scheduler before the old one stops, so two schedulers overlap even with one node)",
     ],
     [
       "scheduler tunable out of range",
@@ -301,6 +404,46 @@ describe("config validation", () => {
       "test: namePrefix: got \"Airflow\"; allowed: lowercase letters, digits and '-', 2-12 characters, starting with a letter",
     ],
     [
+      "name prefix ending in a hyphen (one line, though it also has two in a row)",
+      { namePrefix: "air--" },
+      "test: namePrefix: got \"air--\"; allowed: lowercase letters, digits and '-', 2-12 characters, starting with a letter",
+    ],
+    [
+      "a misspelt Graviton type (one line: the architecture is judged once the type is valid)",
+      { instanceTypes: { apiServer: "t4g.largee", scheduler: "t4g.large", worker: "t4g.large" } },
+      'test: instanceTypes.apiServer: got "t4g.largee"; allowed: an EC2 instance type <family>.<size> such as m6i.large (sizes: nano, micro, small, medium, large, xlarge, <n>xlarge, metal)',
+    ],
+    [
+      "a small VPC with host bits set (one line: its size is judged once the block is clean)",
+      { vpcCidr: "10.40.1.0/23", workers: { max: 40 } },
+      'test: vpcCidr: got "10.40.1.0/23"; allowed: a block with no host bits set, here 10.40.0.0/23',
+    ],
+    [
+      "name prefix with consecutive hyphens",
+      { namePrefix: "air--flow" },
+      'test: namePrefix: got "air--flow"; allowed: no two consecutive hyphens (RDS and ElastiCache identifiers refuse them)',
+    ],
+    [
+      "name prefix making load balancer names start with internal-",
+      { namePrefix: "internal" },
+      'test: namePrefix: got "internal"; allowed: a prefix that does not make load balancer names start with "internal-" (internal-dev-int)',
+    ],
+    [
+      "name prefix giving bucket names an S3-reserved prefix",
+      { namePrefix: "sthree" },
+      'test: namePrefix: got "sthree"; allowed: a prefix that does not give S3 bucket names the reserved affix "sthree-" (sthree-dev-access-logs-000000000000-us-east-1)',
+    ],
+    [
+      "name prefix and env too long for S3 bucket names in a long-named region",
+      { namePrefix: "dataplatform", env: "warehous", region: "ap-southeastern-1" },
+      'test: namePrefix: got "dataplatform"; allowed: at most 11 characters with env "warehous" and region "ap-southeastern-1": S3 bucket names are at most 63 characters and dataplatform-warehous-access-logs-000000000000-ap-southeastern-1 has 64',
+    ],
+    [
+      "state bucket name with an S3-reserved suffix",
+      { stateBucketName: "team-state-s3alias" },
+      'test: stateBucketName: got "team-state-s3alias"; allowed: an S3 bucket name not using the reserved affix "-s3alias"',
+    ],
+    [
       "AZ of another region",
       { availabilityZones: ["us-east-1a", "us-west-2b"] },
       'test: availabilityZones.1: got "us-west-2b"; allowed: an AZ of region us-east-1, such as us-east-1a',
@@ -317,7 +460,10 @@ describe("config validation", () => {
     ],
     [
       "mixed CPU architectures (one golden AMI serves every role)",
-      { instanceTypes: { apiServer: "t4g.large", scheduler: "t4g.large", worker: "m6i.large" } },
+      {
+        instanceTypes: { apiServer: "t4g.large", scheduler: "t4g.large", worker: "m6i.large" },
+        ami: { name: "team-arm64-*" },
+      },
       'test: instanceTypes.worker: got "m6i.large"; allowed: an arm64 instance type like instanceTypes.apiServer ("t4g.large"): one golden AMI serves every role',
     ],
     [
@@ -343,7 +489,7 @@ describe("config validation", () => {
     [
       "unknown top-level key",
       { executer: "LocalExecutor" },
-      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, ami, uiAllowedCidrs, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags',
+      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, ami, uiAllowedCidrs, uiAllowPublicInternet, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags',
     ],
     [
       "a section that is not an object",
@@ -359,11 +505,56 @@ describe("config validation", () => {
     expect(problems(input)).toEqual([line]);
   });
 
-  it("GIVEN LocalExecutor WHEN row locking is off with the default schedulerCount THEN it is accepted", () => {
-    // A single standalone node has one scheduler whatever schedulerCount says.
-    expect(() =>
-      parseConfig({ env: "dev", executor: "LocalExecutor", scheduler: { useRowLevelLocking: false } }),
-    ).not.toThrow();
+  // GIVEN a value next to a refusal above WHEN parsed THEN it is accepted (the guards are not blanket bans)
+  it.each<[string, Record<string, unknown>]>([
+    ["the smallest VPC with the most AZs", { vpcCidr: "10.40.0.0/23", azCount: 6 }],
+    ["the largest VPC", { vpcCidr: "10.0.0.0/16", workers: { max: 100 }, schedulerCount: 4 }],
+    [
+      "a real EC2 type of each shape",
+      { instanceTypes: { worker: "m7i-flex.2xlarge", scheduler: "x2iedn.metal" } },
+    ],
+    [
+      "a 48xlarge and a metal-24xl",
+      { instanceTypes: { worker: "c7i.48xlarge", apiServer: "m7i.metal-24xl" } },
+    ],
+    [
+      "Graviton types with an own image by id",
+      {
+        instanceTypes: { apiServer: "t4g.large", scheduler: "t4g.large", worker: "m7g.large" },
+        ami: { id: "ami-0123456789abcdef0" },
+      },
+    ],
+    [
+      "Graviton types with an own image by name",
+      {
+        executor: "LocalExecutor",
+        instanceTypes: { standalone: "m7g.xlarge" },
+        ami: { name: "team-arm64-*" },
+      },
+    ],
+    [
+      "Amazon-aliased owners when the AMI is pinned by id",
+      { ami: { owners: ["amazon"], id: "ami-0123456789abcdef0" } },
+    ],
+    ["an explicit owner account", { ami: { owners: ["self", "123456789012"] } }],
+    ["adjacent UI CIDRs", { uiAllowedCidrs: ["198.51.100.0/25", "198.51.100.128/25"] }],
+    ["the whole internet with the opt-in", { uiAllowedCidrs: ["0.0.0.0/0"], uiAllowPublicInternet: true }],
+    ["HTTP from outside the VPC in dev", { uiAllowedCidrs: ["203.0.113.0/24"] }],
+    [
+      "HTTPS from outside the VPC outside dev",
+      {
+        env: "prod",
+        uiAllowedCidrs: ["203.0.113.0/24"],
+        certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+      },
+    ],
+    [
+      "the longest prefix and env in the longest real region",
+      { namePrefix: "dataplatform", env: "warehous", region: "ap-southeast-2" },
+    ],
+    ["a prefix with single hyphens", { namePrefix: "dp-air-flow" }],
+  ])("accepts %s", (_name, input) => {
+    expect(() => parseConfig({ env: "dev", ...input }, "test")).not.toThrow();
   });
 
   it("GIVEN several invalid fields WHEN parsed THEN there is one line per field", () => {
@@ -445,6 +636,8 @@ describe("loadConfig", () => {
     const prod = loadConfig("prod");
     expect(prod.durability.deletionProtection).toBe(true);
     expect(prod.database.multiAz).toBe(true);
+    // the non-default fixture the seam tests synthesize (scripts/test-infra.sh)
+    expect(loadConfig("alt", path.join(__dirname, "fixtures/config")).namePrefix).toBe("dp-air");
   });
 });
 
@@ -470,5 +663,77 @@ describe("instanceArchitecture", () => {
     ["a1.large", "arm64"],
   ])("%s is %s", (type, arch) => {
     expect(instanceArchitecture(type)).toBe(arch);
+  });
+});
+
+describe("the guards follow what the modules build", () => {
+  it("GIVEN the smallest VPC config allows and the most AZs WHEN Network is synthesized THEN every subnet can hold a load balancer", () => {
+    // GIVEN
+    const smallest = parseConfig({ env: "dev", vpcCidr: `10.40.0.0/${VPC_MAX_PREFIX}`, azCount: 6 }, "test");
+    const stack = bareStack();
+    // WHEN
+    new Network(stack, "network", {
+      resourcePrefix: "airflow-dev",
+      region: smallest.region,
+      cidr: smallest.vpcCidr,
+      azCount: smallest.azCount,
+      flowLogRetentionDays: 30,
+    });
+    const prefixes = list(Testing.synth(stack), "aws_subnet").map((s) =>
+      Number(String(s.cidr_block).split("/")[1]),
+    );
+    // THEN: 12 subnets, each exactly as config.ts's address plan assumes, and /27 or larger
+    expect(prefixes).toHaveLength(12);
+    expect(new Set(prefixes)).toEqual(new Set([VPC_MAX_PREFIX + SUBNET_NEW_BITS]));
+    expect(Math.max(...prefixes)).toBeLessThanOrEqual(ALB_MIN_SUBNET_PREFIX);
+  });
+
+  it("GIVEN the longest prefix, env and real region WHEN the stack is synthesized THEN no name is longer than the longest config.ts checks", () => {
+    // GIVEN
+    const c = parseConfig(
+      {
+        env: "warehous",
+        namePrefix: "dataplatform",
+        region: "ap-southeast-2",
+        accountId: "123456789012",
+        uiAllowedCidrs: ["203.0.113.0/24"],
+        certificateArn:
+          "arn:aws:acm:ap-southeast-2:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+      },
+      "test",
+    );
+    // WHEN (the account id is a data source at synth: give it its real length)
+    const synth = Testing.synth(
+      new AirflowClusterStack(Testing.app(), clusterNames(c).clusterStack, { config: c }),
+    ).replace(/\$\{data\.aws_caller_identity\.[^}]+\}/g, "123456789012");
+    const families = derivedNames(c);
+    const synthesized: Record<keyof typeof families, string[]> = {
+      bucket: [...list(synth, "aws_s3_bucket").map((r) => String(r.bucket)), c.stateBucketName],
+      loadBalancer: list(synth, "aws_lb").map((r) => String(r.name)),
+      targetGroup: list(synth, "aws_lb_target_group").map((r) => String(r.name)),
+      iamRole: list(synth, "aws_iam_role").map((r) => String(r.name)),
+      dbInstance: list(synth, "aws_db_instance").map((r) => String(r.identifier)),
+      cacheCluster: list(synth, "aws_elasticache_replication_group").map((r) =>
+        String(r.replication_group_id),
+      ),
+    };
+    // THEN: a name longer than the family's longest in derivedNames (a new suffix in a
+    // module) or than AWS's limit is listed
+    const tooLong = (Object.entries(synthesized) as [keyof typeof families, string[]][]).flatMap(
+      ([family, names]) => {
+        const checked = Math.max(...families[family].names.map((n) => n.length));
+        expect(names.length).toBeGreaterThan(0);
+        return names
+          .filter((n) => n.length > checked || n.length > families[family].limit)
+          .map(
+            (n) => `${family}: ${n} (${n.length} > ${checked} checked, ${families[family].limit} allowed)`,
+          );
+      },
+    );
+    expect(tooLong).toEqual([]);
+    // load balancer and target group names are used whole: none was cut to collide
+    for (const family of ["loadBalancer", "targetGroup"] as const) {
+      expect(new Set(synthesized[family]).size).toBe(synthesized[family].length);
+    }
   });
 });

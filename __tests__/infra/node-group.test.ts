@@ -261,19 +261,26 @@ describe("golden image selection", () => {
       ],
     ],
     [
-      "Graviton instance types",
-      { instanceTypes: { apiServer: "t4g.large", scheduler: "m7g.large", worker: "c6gn.xlarge" } },
+      "Graviton instance types (an own arm64 image: the golden AMI is x86_64 only)",
+      {
+        instanceTypes: { apiServer: "t4g.large", scheduler: "m7g.large", worker: "c6gn.xlarge" },
+        ami: { name: "team-arm64-*" },
+      },
       [
-        { name: "name", values: ["airflow-golden-*"] },
+        { name: "name", values: ["team-arm64-*"] },
         { name: "state", values: ["available"] },
         { name: "architecture", values: ["arm64"] },
       ],
     ],
     [
       "a Graviton standalone node (LocalExecutor)",
-      { executor: "LocalExecutor", instanceTypes: { standalone: "m7g.xlarge" } },
+      {
+        executor: "LocalExecutor",
+        instanceTypes: { standalone: "m7g.xlarge" },
+        ami: { name: "team-arm64-*" },
+      },
       [
-        { name: "name", values: ["airflow-golden-*"] },
+        { name: "name", values: ["team-arm64-*"] },
         { name: "state", values: ["available"] },
         { name: "architecture", values: ["arm64"] },
       ],

@@ -6,6 +6,7 @@ describe("config warnings", () => {
     accountId: "123456789012",
     notificationEmail: "team@example.com",
     uiAllowedCidrs: ["203.0.113.0/24"],
+    certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
   };
 
   it("GIVEN a config with nothing surprising WHEN checked THEN there is no warning", () => {
@@ -18,6 +19,11 @@ describe("config warnings", () => {
       "no uiAllowedCidrs",
       { uiAllowedCidrs: [] },
       /^config\/dev\.json: uiAllowedCidrs is empty, .*`npm run ui -- dev`/,
+    ],
+    [
+      "a UI open to CIDRs over plain HTTP (dev only: refused elsewhere)",
+      { certificateArn: undefined },
+      /^config\/dev\.json: uiAllowedCidrs is set without certificateArn, so the UI login travels over plain HTTP/,
     ],
     [
       "no notificationEmail",
