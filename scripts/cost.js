@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `npm run cost`: the monthly on-demand price of the synthesized cluster stack, resource by
- * resource, beside Amazon MWAA at equal capacity, from the dated table in config/prices.json.
+ * resource, beside Amazon MWAA at equal capacity, from the dated table in config/aws-prices.json.
  * Usage: npm run -s cost -- [--out DIR] [--json]   (DIR default cdktf.out, as `npm run synth` writes)
  *
  * Module interface (for `npm run diff`): priceOutDir(outDir) and priceStack(stackJson) return
@@ -12,7 +12,7 @@
 const fs = require("node:fs");
 const path = require("node:path");
 
-const PRICES_FILE = path.join(__dirname, "..", "config", "prices.json");
+const PRICES_FILE = path.join(__dirname, "..", "config", "aws-prices.json");
 const USAGE = "usage: npm run -s cost -- [--out DIR] [--json]";
 
 /** Bad input or a price the table lacks: the message is one line per problem. */
@@ -114,7 +114,7 @@ function price(ctx, address, service, sku, table) {
   const p = region?.[sku];
   if (typeof p !== "number") {
     ctx.problems.push(
-      `${address}: no ${service} price for ${sku} in ${ctx.region} (config/prices.json services.${service})`,
+      `${address}: no ${service} price for ${sku} in ${ctx.region} (config/aws-prices.json services.${service})`,
     );
     return 0;
   }
@@ -273,7 +273,7 @@ const PRICERS = {
     const table = ctx.prices.services.rds.prices[engine];
     if (!table) {
       ctx.problems.push(
-        `${address}: no rds price for engine ${engine} in ${ctx.region} (config/prices.json services.rds)`,
+        `${address}: no rds price for engine ${engine} in ${ctx.region} (config/aws-prices.json services.rds)`,
       );
       return [];
     }
@@ -373,7 +373,7 @@ const PRICERS = {
     const kind = b.load_balancer_type ?? "application";
     if (kind !== "application") {
       ctx.problems.push(
-        `${address}: no elb price for a ${kind} load balancer in ${ctx.region} (config/prices.json services.elb)`,
+        `${address}: no elb price for a ${kind} load balancer in ${ctx.region} (config/aws-prices.json services.elb)`,
       );
       return [];
     }
@@ -479,7 +479,7 @@ const PRICERS = {
       }
     } else if (mode !== "bursting") {
       ctx.problems.push(
-        `${address}: no efs price for throughput_mode ${mode} in ${ctx.region} (config/prices.json services.efs)`,
+        `${address}: no efs price for throughput_mode ${mode} in ${ctx.region} (config/aws-prices.json services.efs)`,
       );
     }
     return lines;
@@ -678,7 +678,7 @@ function mwaaEquivalent(ctx, stack) {
   const executor = setting(stack, "executor");
   const nodes = fleets(stack);
   if (!rates) {
-    ctx.problems.push(`mwaa: no mwaa prices in ${ctx.region} (config/prices.json services.mwaa)`);
+    ctx.problems.push(`mwaa: no mwaa prices in ${ctx.region} (config/aws-prices.json services.mwaa)`);
     return null;
   }
   let ours;
@@ -712,7 +712,7 @@ function mwaaEquivalent(ctx, stack) {
   const vcpu = ctx.prices.services.ec2.specs[ours.scheduler_type]?.vcpu;
   if (!vcpu) {
     ctx.problems.push(
-      `mwaa: no vCPU figure for scheduler type ${ours.scheduler_type} (config/prices.json services.ec2.specs)`,
+      `mwaa: no vCPU figure for scheduler type ${ours.scheduler_type} (config/aws-prices.json services.ec2.specs)`,
     );
     return null;
   }
@@ -838,7 +838,7 @@ function priceStack(stackJson, options = {}) {
   if (!Object.values(prices.services).some((s) => s.prices?.[region])) {
     const known = Object.keys(prices.services.ec2.prices).join(", ");
     throw new CostError([
-      `provider.aws.region: got "${region}"; priced regions: ${known} (config/prices.json)`,
+      `provider.aws.region: got "${region}"; priced regions: ${known} (config/aws-prices.json)`,
     ]);
   }
   const resources = [];
@@ -930,7 +930,7 @@ function formatReport(r) {
   const pw = Math.max(8, ...charged.map((l) => l.path.length));
   const cw = Math.max(9, ...charged.map((l) => l.component.length));
   out.push(
-    `Monthly on-demand price of ${r.stack ?? "the stack"} in ${r.region} (${r.hours_per_month} h/month, prices of ${r.prices_as_of}, config/prices.json)`,
+    `Monthly on-demand price of ${r.stack ?? "the stack"} in ${r.region} (${r.hours_per_month} h/month, prices of ${r.prices_as_of}, config/aws-prices.json)`,
     "",
     `${"$/month".padStart(9)}  ${"resource".padEnd(pw)}  ${"component".padEnd(cw)}  quantity x price; detail`,
   );
@@ -984,7 +984,9 @@ function formatReport(r) {
       .join(", ")}`,
   );
   if (r.resources.some((l) => l.verify) || r.mwaa?.verify) {
-    out.push("* price transcribed with less certainty for this region (see `verify` in config/prices.json)");
+    out.push(
+      "* price transcribed with less certainty for this region (see `verify` in config/aws-prices.json)",
+    );
   }
   return `${out.join("\n")}\n`;
 }

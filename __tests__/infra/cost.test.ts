@@ -46,7 +46,7 @@ interface CostModule {
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const cost = require("../../scripts/cost") as CostModule;
-const prices = JSON.parse(readFileSync(path.join(ROOT, "config", "prices.json"), "utf8"));
+const prices = JSON.parse(readFileSync(path.join(ROOT, "config", "aws-prices.json"), "utf8"));
 const HOURS = prices.hours_per_month as number;
 const use1 = (service: string, sku: string): number => prices.services[service].prices["us-east-1"][sku];
 const rds = (engine: string, sku: string): number => prices.services.rds.prices[engine]["us-east-1"][sku];
@@ -194,7 +194,7 @@ describe("unknown SKUs and regions", () => {
     });
     expect(() => cost.priceStack(s)).toThrow(cost.CostError);
     expect(() => cost.priceStack(s)).toThrow(
-      /^aws_autoscaling_group\.compute_nodes_worker_group_\w+: no ec2 price for x9z\.large in us-east-1 \(config\/prices\.json services\.ec2\)$/,
+      /^aws_autoscaling_group\.compute_nodes_worker_group_\w+: no ec2 price for x9z\.large in us-east-1 \(config\/aws-prices\.json services\.ec2\)$/,
     );
   });
 
