@@ -282,6 +282,22 @@ const schema = z
         { error: "an object of tag keys to string values" },
       )
       .default({}),
+    /**
+     * IAM role or user ARNs (`*` and `?` wildcards allowed, e.g. for an SSO permission set's
+     * role) that may read and write this env's Terraform state, which holds every generated
+     * secret. The state bucket policy denies this env's state to everyone else (see
+     * modules/state-stack.ts). Unset: any principal of the account whose IAM policies allow it.
+     */
+    stateAccessPrincipalArns: z
+      .array(
+        pattern(
+          /^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)\/[\w+=,.@/*?-]{1,512}$/,
+          "an IAM role or user ARN such as arn:aws:iam::123456789012:role/deployer (not an assumed-role session ARN)",
+        ),
+        { error: 'a list of IAM role or user ARNs such as ["arn:aws:iam::123456789012:role/deployer"]' },
+      )
+      .min(1, { error: "a non-empty list of IAM role or user ARNs, or omitted" })
+      .optional(),
   })
   .superRefine((c, ctx) => {
     if (c.availabilityZones) {

@@ -6,6 +6,7 @@ describe("config warnings", () => {
     accountId: "123456789012",
     notificationEmail: "team@example.com",
     uiAllowedCidrs: ["203.0.113.0/24"],
+    stateAccessPrincipalArns: ["arn:aws:iam::123456789012:role/deployer"],
   };
 
   it("GIVEN a config with nothing surprising WHEN checked THEN there is no warning", () => {
@@ -33,6 +34,11 @@ describe("config warnings", () => {
       "an unpinned AMI outside dev",
       { env: "stage" },
       /^config\/dev\.json: ami is not pinned, .*set ami\.gitRevision \(or ami\.id\)/,
+    ],
+    [
+      "unrestricted state outside dev",
+      { env: "stage", ami: { gitRevision: "c8e1283" }, stateAccessPrincipalArns: undefined },
+      /^config\/dev\.json: stateAccessPrincipalArns is not set, so any principal of the account .* can read this env's Terraform state/,
     ],
   ])("%s", (_name, change, line) => {
     const warnings = configWarnings(makeConfig({ ...quiet, ...change }), "config/dev.json");
