@@ -59,7 +59,7 @@ fi
 key=""
 if [ "$(fact finalSnapshot)" = true ]; then
   key="$(aws kms describe-key --region "$region" --key-id "$(fact clusterKeyAlias)" \
-    --query KeyMetadata.Arn --output text 2>/dev/null || true)"
+    --query KeyMetadata.KeyId --output text 2>/dev/null || true)"
 fi
 
 log "destroy $(fact clusterStack)"

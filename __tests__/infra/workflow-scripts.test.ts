@@ -142,6 +142,32 @@ describe("workflow scripts against an account (moto)", () => {
     ]);
   });
 
+  it("GIVEN an env that keeps a final snapshot WHEN destroyed THEN its cluster key outlives the stack, disabled", () => {
+    const aws = (...args: string[]) =>
+      JSON.parse(
+        spawnSync("aws", [...args, "--output", "json"], { env: awsEnv, encoding: "utf8" }).stdout || "{}",
+      );
+    const key = aws("kms", "create-key").KeyMetadata.KeyId;
+    aws("kms", "create-alias", "--alias-name", "alias/airflow-stage", "--target-key-id", key);
+    // Terraform stands in as what `cdktf destroy` does to the key: schedule its deletion.
+    const fake = mkdtempSync(path.join(tmpdir(), "airflow-fake-npx-"));
+    const npx = path.join(fake, "npx");
+    writeFileSync(
+      npx,
+      `#!/bin/bash\nif [ "$1 $2" = "cdktf destroy" ]; then aws kms schedule-key-deletion --key-id ${key} --pending-window-in-days 7 >/dev/null; exit; fi\nexec ${path.join(tools, "npx")} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), "airflow-config-"));
+    // Outside dev with deletion protection off: destroyable, and finalSnapshot stays true.
+    writeFileSync(path.join(dir, "stage.json"), JSON.stringify({ deletionProtection: false }));
+    const r = script("destroy", ["stage", "--auto-approve"], {
+      AIRFLOW_CONFIG_DIR: dir,
+      PATH: `${fake}:${PATH}`,
+    });
+    expect(r.status).toBe(0);
+    expect(aws("kms", "describe-key", "--key-id", key).KeyMetadata.KeyState).toBe("Disabled");
+  });
+
   it("GIVEN prod (deletion protection) WHEN destroying THEN it refuses before touching anything and says how", () => {
     const r = script("destroy", ["prod"]);
     expect(r.status).toBe(1);
