@@ -8,6 +8,7 @@ import { AirflowClusterStack } from "./modules/cluster-stack";
 import { ConfigError, clusterNames, loadConfig } from "./modules/config";
 import { PropError } from "./modules/contract";
 import { PolicyError } from "./modules/policy-aspect";
+import { envsSharingStateBucket } from "./modules/state-access";
 import { StateStack } from "./modules/state-stack";
 import { configWarnings } from "./modules/warnings";
 
@@ -17,7 +18,7 @@ function main(): void {
     process.stderr.write(`warning: ${w}\n`);
   const names = clusterNames(config);
   const app = new App();
-  new StateStack(app, names.stateStack, { config });
+  new StateStack(app, names.stateStack, { config, envs: envsSharingStateBucket(config) });
   new AirflowClusterStack(app, names.clusterStack, { config });
   app.synth();
 }

@@ -21,6 +21,7 @@ import { ClusterKey } from "./encryption";
 import { Network } from "./network";
 import { ClusterPolicyAspect, clusterTags } from "./policy-aspect";
 import { SecurityGroups } from "./security-groups";
+import { stateKeyAlias } from "./state-access";
 import { SharedStorage } from "./storage";
 
 /** Props of {@link AirflowClusterStack}. */
@@ -70,12 +71,19 @@ export class AirflowClusterStack extends TerraformStack {
       key: names.stateKey,
       region: config.region,
       encrypt: true,
+      // The state key of the state stack; without it the backend writes SSE-S3 (AES256).
+      kmsKeyId: stateKeyAlias(config.namePrefix),
     });
     // Native S3 locking (Terraform >= 1.10); cdktf 0.21's S3Backend has no typed field.
     this.addOverride("terraform.backend.s3.use_lockfile", true);
     this.addOverride("terraform.required_version", REQUIRED_TERRAFORM_VERSION);
 
-    new AwsProvider(this, "aws", { region: config.region, defaultTags: [{ tags }] });
+    new AwsProvider(this, "aws", {
+      region: config.region,
+      // A deploy with another account's credentials stops before touching anything.
+      allowedAccountIds: config.accountId ? [config.accountId] : undefined,
+      defaultTags: [{ tags }],
+    });
     new RandomProvider(this, "random");
     this.accountId = new DataAwsCallerIdentity(this, "account").accountId;
     this.partition = new DataAwsPartition(this, "partition").partition;

@@ -458,6 +458,22 @@ const schema = z
         { error: "an object of tag keys to string values" },
       )
       .default({}),
+    /**
+     * IAM role or user ARNs (`*` and `?` wildcards allowed, e.g. for an SSO permission set's
+     * role) that may read and write this env's Terraform state, which holds every generated
+     * secret. The state bucket policy denies this env's state to everyone else (see
+     * modules/state-stack.ts). Unset: any principal of the account whose IAM policies allow it.
+     */
+    stateAccessPrincipalArns: z
+      .array(
+        pattern(
+          /^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)\/[\w+=,.@/*?-]{1,512}$/,
+          "an IAM role or user ARN such as arn:aws:iam::123456789012:role/deployer (not an assumed-role session ARN)",
+        ),
+        { error: 'a list of IAM role or user ARNs such as ["arn:aws:iam::123456789012:role/deployer"]' },
+      )
+      .min(1, { error: "a non-empty list of IAM role or user ARNs, or omitted" })
+      .optional(),
   })
   .superRefine((c, ctx) => {
     if (c.availabilityZones) {
@@ -820,6 +836,18 @@ function accountFromEnv(): string | undefined {
 export const CONFIG_DIR = path.join(repoRoot(), "config");
 
 /**
+ * The environments a config directory defines: its `<env>.json` files (other JSON there,
+ * such as `settings-contract.json`, has a name no env can have), sorted.
+ * @param dir directory of the env files
+ */
+export function envNames(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => /^[a-z][a-z0-9]{0,7}\.json$/.test(f))
+    .map((f) => f.slice(0, -".json".length))
+    .sort();
+}
+
+/**
  * Loads and validates `config/<env>.json`.
  * @param env environment name; default `AIRFLOW_ENV` or "dev"
  * @param dir directory of the env files; default `AIRFLOW_CONFIG_DIR` or the repository's `config/`
@@ -838,10 +866,7 @@ export function loadConfig(
   const rel = path.relative(process.cwd(), file);
   const source = rel && !rel.startsWith("..") ? rel : file;
   if (!existsSync(file)) {
-    const available = readdirSync(dir)
-      .filter((f) => /^[a-z][a-z0-9]{0,7}\.json$/.test(f))
-      .map((f) => f.replace(/\.json$/, ""))
-      .sort();
+    const available = envNames(dir);
     throw new ConfigError([
       `AIRFLOW_ENV: got ${showValue(env)}; no ${source}; allowed: ${available.join(", ") || "(no env files found)"}`,
     ]);

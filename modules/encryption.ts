@@ -3,15 +3,30 @@
  * buckets (with S3 Bucket Keys, so KMS request costs stay flat), CloudWatch log groups
  * and Secrets Manager. One key keeps the node role's policy to a single ARN; its
  * deletion window and rotation are set so a mistaken destroy is recoverable.
+ *
+ * The DB's final snapshot is encrypted with this key, and a destroy schedules the key's
+ * deletion, after which the snapshot can never be restored. `npm run destroy` therefore
+ * cancels that deletion whenever the env keeps a final snapshot: the key outlives the
+ * stack, disabled and without its alias (so a redeploy creates a fresh key and alias).
+ * A separate, surviving DB key was the alternative, but changing an instance's
+ * `kms_key_id` replaces it, i.e. loses or blocks every existing database.
  */
 import { Construct } from "constructs";
 import { KmsAlias } from "@cdktf/provider-aws/lib/kms-alias";
 import { KmsKey } from "@cdktf/provider-aws/lib/kms-key";
 import { PropError } from "./contract";
 
+/**
+ * Alias of an env's cluster key.
+ * @param resourcePrefix `<namePrefix>-<env>`
+ */
+export function clusterKeyAlias(resourcePrefix: string): string {
+  return `alias/${resourcePrefix}`;
+}
+
 /** Props of {@link ClusterKey}. */
 export interface ClusterKeyProps {
-  /** `<namePrefix>-<env>`; the alias is `alias/<resourcePrefix>`. */
+  /** `<namePrefix>-<env>`; the alias is {@link clusterKeyAlias}. */
   readonly resourcePrefix: string;
   /** AWS account id (token from `aws_caller_identity`). */
   readonly accountId: string;
@@ -77,7 +92,7 @@ export class ClusterKey extends Construct {
       deletionWindowInDays: window,
       policy,
     });
-    new KmsAlias(this, "alias", { name: `alias/${props.resourcePrefix}`, targetKeyId: this.key.keyId });
+    new KmsAlias(this, "alias", { name: clusterKeyAlias(props.resourcePrefix), targetKeyId: this.key.keyId });
     this.arn = this.key.arn;
   }
 }

@@ -41,5 +41,11 @@ export function configWarnings(config: AirflowConfig, source: string): string[] 
         `image: set ami.gitRevision (or ami.id) to the bake this environment runs`,
     );
   }
+  if (config.env !== "dev" && !config.stateAccessPrincipalArns) {
+    warnings.push(
+      `${source}: stateAccessPrincipalArns is not set, so any principal of the account that IAM lets read ` +
+        `the state bucket can read this env's Terraform state and every secret in it: list the deployers' role ARNs`,
+    );
+  }
   return warnings;
 }

@@ -2,7 +2,8 @@
 # `npm run deploy -- <env> [--auto-approve]`: the first deploy and every later one, with
 # real AWS credentials. In order:
 #   1. build, and find the caller's account (the state bucket is named after it);
-#   2. refuse a state bucket of that name owned by another account;
+#   2. refuse a state bucket of that name owned by another account, and a caller that the
+#      state bucket policy would lock out of this env's state (stateAccessPrincipalArns);
 #   3. on a machine without the state stack's local state, restore it from the copy in
 #      the bucket (or say how to import the bucket);
 #   4. deploy the state stack, then copy its local state into the bucket it created;
@@ -21,6 +22,10 @@ bucket="$(fact stateBucket)"
 state_file="$(fact stateFile)"
 backup="s3://$bucket/$(fact stateBackupKey)"
 account="$AIRFLOW_ACCOUNT_ID"
+denial="$(fact stateAccessDenial)"
+if [ -n "$denial" ]; then
+  die "the caller $AIRFLOW_CALLER_ARN is not in the $denial, so the state bucket policy would deny it this env's state: add it (wildcards allowed) or deploy as a listed principal"
+fi
 
 # head-bucket: 0 = ours; with --expected-bucket-owner a bucket of another account is 403.
 bucket_state() {
@@ -53,7 +58,7 @@ esac
 log "deploy $(fact stateStack) (state bucket $bucket; local state $state_file)"
 npx cdktf deploy "$(fact stateStack)" "${approve[@]}"
 [ "$(bucket_state)" = ours ] || die "state bucket $bucket is not owned by account $account after the deploy"
-aws s3 cp "$state_file" "$backup" --sse aws:kms --only-show-errors
+aws s3 cp "$state_file" "$backup" --sse aws:kms --sse-kms-key-id "$(fact stateKeyAlias)" --only-show-errors
 log "copied the state stack's state to $backup"
 
 outputs="$ROOT/outputs-$env_name.json"

@@ -7,9 +7,12 @@
 #   3. Remove the workers' drain hook and release any worker waiting on it, so the
 #      worker group deletes at once instead of waiting up to the drain budget per node.
 #   4. `cdktf destroy` the cluster stack.
+#   5. With finalSnapshot, cancel the deletion the destroy scheduled for the cluster key:
+#      the final snapshot is encrypted with it and is unrestorable once the key is gone.
 # Kept: the state stack and its bucket (prevent_destroy; shared by every env), and with
-# finalSnapshot the DB's final snapshot. Without deletion protection the secrets have no
-# recovery window, so a redeploy can reuse their names at once.
+# finalSnapshot the DB's final snapshot and the (disabled, alias-less) cluster key.
+# Without deletion protection the secrets have no recovery window, so a redeploy can
+# reuse their names at once.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -53,11 +56,26 @@ if [ -n "$group" ] && aws autoscaling describe-lifecycle-hooks --region "$region
     --lifecycle-hook-name "$(fact drainHookName)"
 fi
 
+key=""
+if [ "$(fact finalSnapshot)" = true ]; then
+  key="$(aws kms describe-key --region "$region" --key-id "$(fact clusterKeyAlias)" \
+    --query KeyMetadata.KeyId --output text 2>/dev/null || true)"
+fi
+
 log "destroy $(fact clusterStack)"
-npx cdktf destroy "$(fact clusterStack)" "${approve[@]}"
+rc=0
+npx cdktf destroy "$(fact clusterStack)" "${approve[@]}" || rc=$?
+# Also after a failed destroy: the key may already be scheduled for deletion.
+if [ -n "$key" ] && [ "$(aws kms describe-key --region "$region" --key-id "$key" \
+  --query KeyMetadata.KeyState --output text)" = PendingDeletion ]; then
+  aws kms cancel-key-deletion --region "$region" --key-id "$key" >/dev/null
+  log "kept the cluster key $key (disabled): the final snapshot is encrypted with it"
+fi
+[ "$rc" -eq 0 ] || exit "$rc"
 
 cat >&2 <<KEPT
 Destroyed $(fact clusterStack). Kept:
   - the state stack $(fact stateStack) and its bucket $(fact stateBucket) (shared by every env; prevent_destroy)
 $(if [ "$(fact finalSnapshot)" = true ]; then echo "  - the DB's final snapshot: aws rds describe-db-snapshots --region $region --snapshot-type manual --query \"DBSnapshots[?starts_with(DBSnapshotIdentifier, '$prefix-metadata-final-')].DBSnapshotIdentifier\""; fi)
+$(if [ -n "$key" ]; then echo "  - its key $key, disabled: aws kms enable-key --region $region --key-id $key before restoring; aws kms schedule-key-deletion --region $region --key-id $key once the snapshot may go"; fi)
 KEPT

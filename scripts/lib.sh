@@ -61,12 +61,26 @@ parse_env_args() {
   [ -n "$env_name" ] || die "$usage"
 }
 
+# principal_arn ARN -> the IAM role or user ARN that policies see as aws:PrincipalArn for
+# the caller ARN of `aws sts get-caller-identity` (an assumed-role session ARN drops the
+# role's path, so IAM is asked for it; without iam:GetRole the path-less ARN is used).
+principal_arn() {
+  local arn="$1"
+  if [[ "$arn" =~ ^arn:([a-z-]+):sts::([0-9]{12}):assumed-role/([^/]+)/ ]]; then
+    aws iam get-role --role-name "${BASH_REMATCH[3]}" --query Role.Arn --output text 2>/dev/null ||
+      echo "arn:${BASH_REMATCH[1]}:iam::${BASH_REMATCH[2]}:role/${BASH_REMATCH[3]}"
+  else
+    echo "$arn"
+  fi
+}
+
 # workflow_init ENV -> the AWS workflow scripts' common start: check the tools, find the
 # caller's account, build, and set FACTS to scripts/workflow-facts.js's JSON for ENV.
-# Exports AIRFLOW_ENV and AIRFLOW_ACCOUNT_ID (the config's accountId wins when set; a
-# different caller account is refused, so nothing deploys into the wrong account).
+# Exports AIRFLOW_ENV, AIRFLOW_ACCOUNT_ID (the config's accountId wins when set; a
+# different caller account is refused, so nothing deploys into the wrong account) and
+# AIRFLOW_CALLER_ARN (see principal_arn).
 workflow_init() {
-  local env_name="$1" caller configured
+  local env_name="$1" caller configured identity
   [[ "$env_name" =~ ^[a-z][a-z0-9]{0,7}$ ]] ||
     die "env: got '${env_name}'; allowed: the name of a config/<env>.json file, e.g. dev"
   need_cmd aws "AWS CLI v2, https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html"
@@ -77,12 +91,15 @@ workflow_init() {
   # The config first: a bad env or field is one line, before anything talks to AWS.
   configured="$(AIRFLOW_ACCOUNT_ID='' node "$ROOT/scripts/workflow-facts.js")" || exit 1
   configured="$(jq -r '.accountId // empty' <<<"$configured")"
-  caller="$(aws sts get-caller-identity --query Account --output text)" ||
+  identity="$(aws sts get-caller-identity --query '[Account, Arn]' --output text)" ||
     die "no AWS credentials: set AWS_PROFILE (aws sso login --profile ...) or run aws configure"
+  caller="${identity%%[[:space:]]*}"
   if [ -n "$configured" ] && [ "$configured" != "$caller" ]; then
     die "config/$env_name.json accountId is $configured, but the credentials are for account $caller"
   fi
   export AIRFLOW_ACCOUNT_ID="$caller"
+  AIRFLOW_CALLER_ARN="$(principal_arn "${identity##*[[:space:]]}")"
+  export AIRFLOW_CALLER_ARN
   FACTS="$(node "$ROOT/scripts/workflow-facts.js")"
   if [ -z "$configured" ]; then
     log "state bucket named after account $caller; add \"accountId\": \"$caller\" to config/$env_name.json so plain cdktf commands name the same bucket"

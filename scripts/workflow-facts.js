@@ -2,7 +2,9 @@
 // The names the workflow scripts (deploy, ui, destroy) act on, derived from the validated
 // config by the same compiled modules that synthesize the stacks, so a script can never
 // disagree with the stack about a name. Prints one JSON object; a bad config prints its
-// one-line error and exits 1. Env: AIRFLOW_ENV, AIRFLOW_CONFIG_DIR, AIRFLOW_ACCOUNT_ID.
+// one-line error and exits 1. Env: AIRFLOW_ENV, AIRFLOW_CONFIG_DIR, AIRFLOW_ACCOUNT_ID, and
+// AIRFLOW_CALLER_ARN (the deployer's IAM role or user ARN, to check it against the state
+// bucket policy the state stack writes).
 "use strict";
 const path = require("node:path");
 
@@ -11,8 +13,12 @@ try {
   const { loadConfig, clusterNames } = require(path.join(dist, "config"));
   const { STATE_STACK_BACKUP_KEY, stateStackStatePath } = require(path.join(dist, "state-stack"));
   const { DRAIN_HOOK_NAME } = require(path.join(dist, "node-group"));
+  const { clusterKeyAlias } = require(path.join(dist, "encryption"));
+  const access = require(path.join(dist, "state-access"));
   const config = loadConfig();
   const names = clusterNames(config);
+  const caller = process.env.AIRFLOW_CALLER_ARN;
+  const stateAccess = access.stateAccessOf(access.envsSharingStateBucket(config));
   const celery = config.executor === "CeleryExecutor";
   process.stdout.write(
     `${JSON.stringify({
@@ -25,6 +31,9 @@ try {
       stateBucketNameIsGlobalGuess: config.stateBucketNameIsGlobalGuess,
       stateFile: stateStackStatePath(names.stateStack),
       stateBackupKey: STATE_STACK_BACKUP_KEY,
+      stateKeyAlias: access.stateKeyAlias(config.namePrefix),
+      stateAccessDenial: caller ? (access.stateAccessDenial(stateAccess, config.env, caller) ?? null) : null,
+      clusterKeyAlias: clusterKeyAlias(names.resourcePrefix),
       resourcePrefix: names.resourcePrefix,
       secretPrefix: names.secretPrefix,
       adminPasswordSecret: `${names.secretPrefix}/admin-password`,

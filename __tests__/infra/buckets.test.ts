@@ -4,7 +4,7 @@ import { Buckets } from "../../modules/buckets";
 import { checkovSkips } from "../../modules/checkov";
 import * as path from "node:path";
 import { StateStack, stateStackStatePath } from "../../modules/state-stack";
-import { Block, bareStack, config, list } from "./helpers";
+import { Block, bareStack, config, list, resources } from "./helpers";
 
 const KEY = "arn:aws:kms:us-east-1:123456789012:key/test";
 
@@ -29,6 +29,16 @@ function synthBuckets(): { synth: string; buckets: Buckets } {
     logRetentionDays: 30,
   });
   return { synth: Testing.synth(stack), buckets };
+}
+
+/** The policy document of the only bucket in a synthesized stack. */
+function policyOf(synth: string): PolicyDoc {
+  return Object.values(JSON.parse(synth).data.aws_iam_policy_document as Record<string, PolicyDoc>)[0];
+}
+
+/** The key policy of the only KMS key in a synthesized stack. */
+function keyPolicyOf(synth: string): { Statement: { Sid: string; Action: unknown; Condition?: unknown }[] } {
+  return JSON.parse(list(synth, "aws_kms_key")[0].policy as string);
 }
 
 /** Encryption rule of the bucket whose logical name contains `role`. */
@@ -166,24 +176,110 @@ describe("StateStack", () => {
     expect(json.terraform.required_version).toBe(">= 1.10");
   });
 
-  it("GIVEN the state bucket WHEN synthesized THEN it is the configured name, versioned, KMS-encrypted and undeletable", () => {
+  it("GIVEN the state bucket WHEN synthesized THEN it is the configured name, versioned, encrypted with the state key and undeletable", () => {
     const [bucket] = list(synth, "aws_s3_bucket");
     expect(bucket).toMatchObject({ bucket: config().stateBucketName, lifecycle: { prevent_destroy: true } });
     expect(list(synth, "aws_s3_bucket_versioning")[0].versioning_configuration).toEqual({
       status: "Enabled",
     });
+    const [keyName] = Object.keys(resources(synth, "aws_kms_key"));
     expect(list(synth, "aws_s3_bucket_server_side_encryption_configuration")[0].rule).toEqual([
       {
         apply_server_side_encryption_by_default: {
           sse_algorithm: "aws:kms",
-          kms_master_key_id: "alias/aws/s3",
+          kms_master_key_id: `\${aws_kms_key.${keyName}.arn}`,
         },
         bucket_key_enabled: true,
       },
     ]);
   });
 
+  it("GIVEN the state key WHEN synthesized THEN it rotates, is undeletable and carries the alias the cluster backend names", () => {
+    expect(list(synth, "aws_kms_key")).toEqual([
+      expect.objectContaining({
+        enable_key_rotation: true,
+        deletion_window_in_days: 30,
+        lifecycle: { prevent_destroy: true },
+      }),
+    ]);
+    expect(list(synth, "aws_kms_alias").map((a) => a.name)).toEqual(["alias/airflow/terraform-state"]);
+  });
+
+  it("GIVEN no env lists its deployers WHEN synthesized THEN IAM alone decides who reads state (no deny, default key policy)", () => {
+    expect(policyOf(synth).statement.map((st) => st.sid)).toEqual(["DenyInsecureTransport"]);
+    expect(keyPolicyOf(synth).Statement).toEqual([
+      expect.objectContaining({ Sid: "AccountAdministersThroughIam", Action: "kms:*" }),
+    ]);
+    expect(json.provider.aws[0].allowed_account_ids).toBeUndefined();
+  });
+
   it("GIVEN S3 native locking WHEN synthesized THEN no DynamoDB lock table exists", () => {
     expect(json.resource.aws_dynamodb_table).toBeUndefined();
+  });
+
+  it("GIVEN an account id WHEN synthesized THEN the provider refuses credentials of any other account", () => {
+    const c = config({ accountId: "123456789012" });
+    const s = JSON.parse(Testing.synth(new StateStack(Testing.app(), "airflow-state", { config: c })));
+    expect(s.provider.aws[0].allowed_account_ids).toEqual(["123456789012"]);
+  });
+});
+
+describe("StateStack access per env", () => {
+  const DEV = "arn:aws:iam::123456789012:role/dev-deployer";
+  const PROD = "arn:aws:iam::123456789012:role/ci/prod-*";
+  const ROOT =
+    "arn:${data.aws_partition.partition.partition}:iam::${data.aws_caller_identity.account.account_id}:root";
+  const synthWith = (envs: ReturnType<typeof config>[]) =>
+    Testing.synth(new StateStack(Testing.app(), "airflow-state", { config: envs[0], envs }));
+  const bucketArn = `arn:\${data.aws_partition.partition.partition}:s3:::${config().stateBucketName}`;
+
+  it("GIVEN every env lists its deployers WHEN synthesized THEN each env's state and then the bucket are denied to all others", () => {
+    const synth = synthWith([
+      config({ stateAccessPrincipalArns: [DEV] }),
+      config({ env: "prod", stateAccessPrincipalArns: [PROD] }),
+    ]);
+    expect(
+      policyOf(synth)
+        .statement.slice(1)
+        .map((st) => [st.sid, st.effect, st.actions, st.resources, st.condition]),
+    ).toEqual([
+      [
+        "DenyStateOfDevToOthers",
+        "Deny",
+        ["s3:*"],
+        [`${bucketArn}/airflow/dev/*`],
+        [{ test: "ArnNotLike", variable: "aws:PrincipalArn", values: [ROOT, DEV] }],
+      ],
+      [
+        "DenyStateOfProdToOthers",
+        "Deny",
+        ["s3:*"],
+        [`${bucketArn}/airflow/prod/*`],
+        [{ test: "ArnNotLike", variable: "aws:PrincipalArn", values: [ROOT, PROD] }],
+      ],
+      [
+        "DenyBucketToNonDeployers",
+        "Deny",
+        ["s3:*"],
+        [bucketArn, `${bucketArn}/*`],
+        [{ test: "ArnNotLike", variable: "aws:PrincipalArn", values: [ROOT, PROD, DEV] }],
+      ],
+    ]);
+    const key = keyPolicyOf(synth).Statement;
+    expect(key.map((st) => st.Sid)).toEqual(["AccountAdministersThroughIam", "DeployersUseThroughS3"]);
+    expect(key[0].Action).not.toContain("kms:Decrypt");
+    expect(key[1].Condition).toEqual({
+      ArnLike: { "aws:PrincipalArn": [PROD, DEV] },
+      StringEquals: { "kms:ViaService": "s3.us-east-1.amazonaws.com" },
+    });
+  });
+
+  it("GIVEN one env without a list WHEN synthesized THEN only the listed env is restricted and its deployers are never locked out", () => {
+    const synth = synthWith([config({ stateAccessPrincipalArns: [DEV] }), config({ env: "prod" })]);
+    expect(policyOf(synth).statement.map((st) => st.sid)).toEqual([
+      "DenyInsecureTransport",
+      "DenyStateOfDevToOthers",
+    ]);
+    expect(keyPolicyOf(synth).Statement).toEqual([expect.objectContaining({ Action: "kms:*" })]);
   });
 });

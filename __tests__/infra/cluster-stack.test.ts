@@ -38,8 +38,15 @@ describe("AirflowClusterStack", () => {
       key: "airflow/dev/terraform.tfstate",
       region: "us-east-1",
       encrypt: true,
+      kms_key_id: "alias/airflow/terraform-state",
       use_lockfile: true,
     });
+  });
+
+  it("GIVEN an account id WHEN synthesized THEN the provider refuses credentials of any other account", () => {
+    expect(json.provider.aws[0].allowed_account_ids).toBeUndefined();
+    const pinned = JSON.parse(synthCluster({ accountId: "123456789012" }));
+    expect(pinned.provider.aws[0].allowed_account_ids).toEqual(["123456789012"]);
   });
 
   it("GIVEN defaults WHEN synthesized THEN the AWS provider tags everything from one place", () => {

@@ -489,7 +489,17 @@ describe("config validation", () => {
     [
       "unknown top-level key",
       { executer: "LocalExecutor" },
-      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, ami, uiAllowedCidrs, uiAllowPublicInternet, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags',
+      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, ami, uiAllowedCidrs, uiAllowPublicInternet, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags, stateAccessPrincipalArns',
+    ],
+    [
+      "state access given as an assumed-role session",
+      { stateAccessPrincipalArns: ["arn:aws:sts::123456789012:assumed-role/deployer/alice"] },
+      'test: stateAccessPrincipalArns.0: got "arn:aws:sts::123456789012:assumed-role/deployer/alice"; allowed: an IAM role or user ARN such as arn:aws:iam::123456789012:role/deployer (not an assumed-role session ARN)',
+    ],
+    [
+      "an empty state access list",
+      { stateAccessPrincipalArns: [] },
+      "test: stateAccessPrincipalArns: got []; allowed: a non-empty list of IAM role or user ARNs, or omitted",
     ],
     [
       "a section that is not an object",

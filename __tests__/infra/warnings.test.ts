@@ -7,6 +7,7 @@ describe("config warnings", () => {
     notificationEmail: "team@example.com",
     uiAllowedCidrs: ["203.0.113.0/24"],
     certificateArn: "arn:aws:acm:us-east-1:123456789012:certificate/0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+    stateAccessPrincipalArns: ["arn:aws:iam::123456789012:role/deployer"],
   };
 
   it("GIVEN a config with nothing surprising WHEN checked THEN there is no warning", () => {
@@ -39,6 +40,11 @@ describe("config warnings", () => {
       "an unpinned AMI outside dev",
       { env: "stage" },
       /^config\/dev\.json: ami is not pinned, .*set ami\.gitRevision \(or ami\.id\)/,
+    ],
+    [
+      "unrestricted state outside dev",
+      { env: "stage", ami: { gitRevision: "c8e1283" }, stateAccessPrincipalArns: undefined },
+      /^config\/dev\.json: stateAccessPrincipalArns is not set, so any principal of the account .* can read this env's Terraform state/,
     ],
   ])("%s", (_name, change, line) => {
     const warnings = configWarnings(config({ ...quiet, ...change }), "config/dev.json");

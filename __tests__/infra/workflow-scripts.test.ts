@@ -104,6 +104,70 @@ describe("workflow scripts against an account (moto)", () => {
     ]);
   });
 
+  it("GIVEN a deployer outside the env's stateAccessPrincipalArns WHEN deploying THEN it stops before the bucket policy locks it out", () => {
+    const aws = (...args: string[]) =>
+      JSON.parse(spawnSync("aws", [...args, "--output", "json"], { env: awsEnv, encoding: "utf8" }).stdout);
+    // A role with a path: the assumed-role session ARN drops it, the bucket policy sees it.
+    aws(
+      "iam",
+      "create-role",
+      "--role-name",
+      "deployer",
+      "--path",
+      "/ci/",
+      "--assume-role-policy-document",
+      "{}",
+    );
+    const creds = aws(
+      "sts",
+      "assume-role",
+      "--role-arn",
+      "arn:aws:iam::123456789012:role/ci/deployer",
+      "--role-session-name",
+      "alice",
+    ).Credentials;
+    const dir = mkdtempSync(path.join(tmpdir(), "airflow-config-"));
+    writeFileSync(
+      path.join(dir, "dev.json"),
+      JSON.stringify({ stateAccessPrincipalArns: ["arn:aws:iam::123456789012:role/deployer"] }),
+    );
+    const r = script("deploy", ["dev"], {
+      AIRFLOW_CONFIG_DIR: dir,
+      AWS_ACCESS_KEY_ID: creds.AccessKeyId,
+      AWS_SECRET_ACCESS_KEY: creds.SecretAccessKey,
+      AWS_SESSION_TOKEN: creds.SessionToken,
+    });
+    expect(r.errors).toEqual([
+      "error: the caller arn:aws:iam::123456789012:role/ci/deployer is not in the stateAccessPrincipalArns of config/dev.json, so the state bucket policy would deny it this env's state: add it (wildcards allowed) or deploy as a listed principal",
+    ]);
+  });
+
+  it("GIVEN an env that keeps a final snapshot WHEN destroyed THEN its cluster key outlives the stack, disabled", () => {
+    const aws = (...args: string[]) =>
+      JSON.parse(
+        spawnSync("aws", [...args, "--output", "json"], { env: awsEnv, encoding: "utf8" }).stdout || "{}",
+      );
+    const key = aws("kms", "create-key").KeyMetadata.KeyId;
+    aws("kms", "create-alias", "--alias-name", "alias/airflow-stage", "--target-key-id", key);
+    // Terraform stands in as what `cdktf destroy` does to the key: schedule its deletion.
+    const fake = mkdtempSync(path.join(tmpdir(), "airflow-fake-npx-"));
+    const npx = path.join(fake, "npx");
+    writeFileSync(
+      npx,
+      `#!/bin/bash\nif [ "$1 $2" = "cdktf destroy" ]; then aws kms schedule-key-deletion --key-id ${key} --pending-window-in-days 7 >/dev/null; exit; fi\nexec ${path.join(tools, "npx")} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), "airflow-config-"));
+    // Outside dev with deletion protection off: destroyable, and finalSnapshot stays true.
+    writeFileSync(path.join(dir, "stage.json"), JSON.stringify({ deletionProtection: false }));
+    const r = script("destroy", ["stage", "--auto-approve"], {
+      AIRFLOW_CONFIG_DIR: dir,
+      PATH: `${fake}:${PATH}`,
+    });
+    expect(r.status).toBe(0);
+    expect(aws("kms", "describe-key", "--key-id", key).KeyMetadata.KeyState).toBe("Disabled");
+  });
+
   it("GIVEN prod (deletion protection) WHEN destroying THEN it refuses before touching anything and says how", () => {
     const r = script("destroy", ["prod"]);
     expect(r.status).toBe(1);
