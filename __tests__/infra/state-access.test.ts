@@ -63,7 +63,7 @@ describe("envsSharingStateBucket", () => {
     JSON.stringify({ stateAccessPrincipalArns: [`${ACCOUNT}:role/p`] }),
   );
   writeFileSync(path.join(dir, "other.json"), JSON.stringify({ namePrefix: "other" }));
-  writeFileSync(path.join(dir, "prices.json"), JSON.stringify({ note: "a price table, not an env" }));
+  writeFileSync(path.join(dir, "aws-prices.json"), JSON.stringify({ note: "a price table, not an env" }));
 
   it("GIVEN env files of two name prefixes WHEN dev is synthesized THEN the envs of its bucket shape the policy", () => {
     expect(envsSharingStateBucket(config(), dir).map((c) => c.env)).toEqual(["dev", "prod"]);
