@@ -23,7 +23,7 @@ import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
-import { PORTS, PropError } from "./contract";
+import { PORTS, PropError, assertIntIn } from "./contract";
 
 /** Props of {@link Broker}. */
 export interface BrokerProps {
@@ -92,15 +92,11 @@ export class Broker extends Construct {
     if (props.subnets.length === 0) {
       throw new PropError(this, "subnets", props.subnets.length, "1 or more private subnets");
     }
-    const intIn = (field: string, v: number, min: number, max: number): void => {
-      if (!Number.isInteger(v) || v < min || v > max) {
-        throw new PropError(this, field, v, `an integer from ${min} to ${max}`);
-      }
-    };
-    intIn("replicas", replicas, 0, 5);
-    intIn("snapshotRetentionDays", snapshots, 0, 35);
-    intIn("authTokenVersion", tokenVersion, 1, 1000000);
-    if (recoveryDays !== 0) intIn("secretRecoveryWindowDays", recoveryDays, 7, 30);
+    assertIntIn(this, "replicas", replicas, 0, 5);
+    assertIntIn(this, "snapshotRetentionDays", snapshots, 0, 35);
+    assertIntIn(this, "authTokenVersion", tokenVersion, 1, 1000000);
+    // Secrets Manager takes 0 (delete at once) or 7 to 30 days.
+    if (recoveryDays !== 0) assertIntIn(this, "secretRecoveryWindowDays", recoveryDays, 7, 30);
     const p = props.resourcePrefix;
     this.port = PORTS.redis;
 

@@ -31,7 +31,7 @@ import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Id as RandomId } from "@cdktf/provider-random/lib/id";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
-import { DatabaseEngine, PORTS, PropError } from "./contract";
+import { DatabaseEngine, PORTS, PropError, assertIntIn } from "./contract";
 
 /** Metadata DB engines Airflow 3 supports here. */
 
@@ -160,15 +160,11 @@ export class Database extends Construct {
     if (props.subnets.length < 2) {
       throw new PropError(this, "subnets", props.subnets.length, "2 or more subnets in different AZs (RDS)");
     }
-    const intIn = (field: string, v: number, min: number, max: number): void => {
-      if (!Number.isInteger(v) || v < min || v > max) {
-        throw new PropError(this, field, v, `an integer from ${min} to ${max}`);
-      }
-    };
-    intIn("backupRetentionDays", backupDays, 1, 35);
-    intIn("allocatedStorageGb", storage, 20, 65536);
-    intIn("passwordVersion", passwordVersion, 1, 1000000);
-    if (recoveryDays !== 0) intIn("secretRecoveryWindowDays", recoveryDays, 7, 30);
+    assertIntIn(this, "backupRetentionDays", backupDays, 1, 35);
+    assertIntIn(this, "allocatedStorageGb", storage, 20, 65536);
+    assertIntIn(this, "passwordVersion", passwordVersion, 1, 1000000);
+    // Secrets Manager takes 0 (delete at once) or 7 to 30 days.
+    if (recoveryDays !== 0) assertIntIn(this, "secretRecoveryWindowDays", recoveryDays, 7, 30);
     const major = version
       .split(".")
       .slice(0, engine === "mysql" ? 2 : 1)
