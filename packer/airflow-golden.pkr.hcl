@@ -4,8 +4,9 @@
 # "<ami.namePrefix>-*" (config/settings-contract.json) owned by self.
 
 locals {
-  # Names and ids the infra and the bootstrap share with the image, from their one source.
-  contract      = jsondecode(file("${path.root}/../config/settings-contract.json"))
+  # Names and ids the infra and the bootstrap share with the image, from their one source
+  # (abspath: Packer cleans a relative "packer//../config" into "packer/config").
+  contract      = jsondecode(file("${abspath(path.root)}/../config/settings-contract.json"))
   ami_prefix    = local.contract.ami.namePrefix
   timestamp     = formatdate("YYYYMMDDhhmmss", timestamp())
   instance_type = var.instance_type != "" ? var.instance_type : (var.architecture == "arm64" ? "t4g.medium" : "t3.medium")

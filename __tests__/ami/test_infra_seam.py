@@ -531,7 +531,7 @@ def test_cross_language_literals_spell_the_contract(path, pattern, key):
 def test_the_packer_template_reads_names_and_ids_from_the_contract():
     # Packer reads the contract itself: no copy of the AMI name or the uid/gid to drift
     hcl = (ROOT / "packer" / "airflow-golden.pkr.hcl").read_text()
-    assert 'jsondecode(file("${path.root}/../config/settings-contract.json"))' in hcl
+    assert 'jsondecode(file("${abspath(path.root)}/../config/settings-contract.json"))' in hcl
     assert re.search(r'ami_name\s+= "\$\{local\.ami_prefix\}-', hcl)
     assert "AIRFLOW_UID=${local.contract.airflowUser.uid}" in hcl
     assert not re.search(r"\b50000\b|airflow-golden-", hcl)
