@@ -261,6 +261,34 @@ describe("alarms in the cluster stack", () => {
     );
   });
 
+  it("GIVEN the cluster key WHEN synthesized THEN it encrypts the alarm topic and lets CloudWatch publish to it (else alarms are dropped)", () => {
+    const c = config({ accountId: "123456789012" });
+    const synth = Testing.synth(
+      new AirflowClusterStack(Testing.app(), clusterNames(c).clusterStack, { config: c }),
+    );
+    const [keyName, key] = Object.entries(resources(synth, "aws_kms_key"))[0];
+    expect(Object.values(resources(synth, "aws_sns_topic"))).toEqual([
+      expect.objectContaining({ kms_master_key_id: `\${aws_kms_key.${keyName}.arn}` }),
+    ]);
+    const statements = JSON.parse(key.policy as string).Statement as { Principal: unknown }[];
+    expect(
+      statements.filter((st) => JSON.stringify(st.Principal).includes("cloudwatch.amazonaws.com")),
+    ).toEqual([
+      {
+        Sid: "CloudWatchAlarmsPublishToThisAccountsTopics",
+        Effect: "Allow",
+        Principal: { Service: "cloudwatch.amazonaws.com" },
+        Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        Resource: "*",
+        Condition: {
+          StringEquals: {
+            "aws:SourceAccount": expect.stringMatching(/^\$\{data\.aws_caller_identity\..*\.account_id\}$/),
+          },
+        },
+      },
+    ]);
+  });
+
   it("GIVEN LocalExecutor WHEN synthesized THEN the standalone group and the public ALB are alarmed, and there is no broker", () => {
     const names = Object.keys(synthCluster({ executor: "LocalExecutor" }));
     expect(names).toContain("airflow-dev-standalone-in-service");
