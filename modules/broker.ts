@@ -12,6 +12,7 @@
  * and the new token, so nodes still holding the old one keep working while the instance
  * refresh (driven by the secret version id in the settings revision) replaces them.
  */
+import { createHash } from "node:crypto";
 import { Construct } from "constructs";
 import { CloudwatchLogGroup } from "@cdktf/provider-aws/lib/cloudwatch-log-group";
 import { ElasticacheParameterGroup } from "@cdktf/provider-aws/lib/elasticache-parameter-group";
@@ -128,11 +129,20 @@ export class Broker extends Construct {
       description: `${p}: private subnets of the Celery broker`,
       subnetIds: props.subnets.map((s) => s.id),
     });
+    // The provider has no name_prefix for ElastiCache parameter groups, so the name carries
+    // a digest of the attributes that force a replacement (family, description): a
+    // replacement gets a new name and can be created before the old group is deleted.
+    const paramsDescription = `${p}: Celery broker settings`;
+    const paramsDigest = createHash("sha256")
+      .update(`${FAMILY}\n${paramsDescription}`)
+      .digest("hex")
+      .slice(0, 8);
     const params = new ElasticacheParameterGroup(this, "params", {
-      name: `${p}-broker-${FAMILY}`,
+      name: `${p}-broker-${FAMILY}-${paramsDigest}`,
       family: FAMILY,
-      description: `${p}: Celery broker settings`,
+      description: paramsDescription,
       parameter: [{ name: "maxmemory-policy", value: "noeviction" }],
+      lifecycle: { createBeforeDestroy: true },
     });
     const slowLog = new CloudwatchLogGroup(this, "slow-log", {
       name: `/${p}/broker/slow-log`,

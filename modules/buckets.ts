@@ -22,6 +22,7 @@ import { DataAwsElbServiceAccount } from "@cdktf/provider-aws/lib/data-aws-elb-s
 import {
   DataAwsIamPolicyDocument,
   DataAwsIamPolicyDocumentStatement,
+  DataAwsIamPolicyDocumentStatementPrincipals,
 } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document";
 import { S3Bucket } from "@cdktf/provider-aws/lib/s3-bucket";
 import {
@@ -36,6 +37,47 @@ import { S3BucketServerSideEncryptionConfigurationA } from "@cdktf/provider-aws/
 import { S3BucketVersioningA } from "@cdktf/provider-aws/lib/s3-bucket-versioning";
 import { skipCheckov } from "./checkov";
 import { LOG_PREFIXES, PropError } from "./contract";
+
+/**
+ * Regions with a legacy ELB log-delivery account (every region available before August
+ * 2022, per "Enable access logs for your Application Load Balancer"). ALBs there deliver
+ * access logs as that account; regions opened later (eu-central-2, ap-southeast-4,
+ * me-central-1, il-central-1, ca-west-1, ...) deliver as {@link ELB_LOG_DELIVERY_SERVICE}.
+ */
+export const LEGACY_ELB_ACCOUNT_REGIONS: ReadonlySet<string> = new Set([
+  "us-east-1",
+  "us-east-2",
+  "us-west-1",
+  "us-west-2",
+  "af-south-1",
+  "ap-east-1",
+  "ap-south-1",
+  "ap-northeast-1",
+  "ap-northeast-2",
+  "ap-northeast-3",
+  "ap-southeast-1",
+  "ap-southeast-2",
+  "ap-southeast-3",
+  "ca-central-1",
+  "eu-central-1",
+  "eu-west-1",
+  "eu-west-2",
+  "eu-west-3",
+  "eu-south-1",
+  "eu-north-1",
+  "me-south-1",
+  "sa-east-1",
+  "us-gov-west-1",
+  "us-gov-east-1",
+  "cn-north-1",
+  "cn-northwest-1",
+]);
+
+/** The service principal ELB delivers access logs as in regions without a legacy ELB account. */
+export const ELB_LOG_DELIVERY_SERVICE = "logdelivery.elasticloadbalancing.amazonaws.com";
+
+/** A literal region name: the principal is chosen at synth, so a token cannot decide it. */
+const REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d$/;
 
 /** Props of {@link SecureBucket}. */
 export interface SecureBucketProps {
@@ -191,7 +233,7 @@ export interface BucketsProps {
   readonly accountId: string;
   /** AWS partition (token). */
   readonly partition: string;
-  /** Region. */
+  /** Region: a literal name, since it picks the ELB log-delivery principal at synth. */
   readonly region: string;
   /** Cluster KMS key ARN (logs, data, artifacts). */
   readonly kmsKeyArn: string;
@@ -214,15 +256,23 @@ export class Buckets extends Construct {
   public readonly artifacts: S3Bucket;
   /** S3 server access logs and load-balancer access logs (SSE-S3). Load balancers log under `alb/<name>/`. */
   public readonly accessLogs: S3Bucket;
+  /**
+   * The access-log bucket's policy. A load balancer that logs there depends on it: ELB
+   * test-writes to the bucket when logging is switched on and fails with Access Denied
+   * while the grant is missing.
+   */
+  public readonly accessLogsPolicy: S3BucketPolicy;
 
   public constructor(scope: Construct, id: string, props: BucketsProps) {
     super(scope, id);
+    if (!REGION_NAME.test(props.region)) {
+      throw new PropError(this, "region", props.region, "an AWS region name such as eu-central-1");
+    }
     const name = (role: string) => `${props.resourcePrefix}-${role}-${props.accountId}-${props.region}`;
     const forceDestroy = props.forceDestroy ?? false;
 
     const accessLogsName = name("access-logs");
     const arn = `arn:${props.partition}:s3:::${accessLogsName}`;
-    const elb = new DataAwsElbServiceAccount(this, "elb-account", {});
     const accessLogs = new SecureBucket(this, "access-logs", {
       bucketName: accessLogsName,
       expireAfterDays: 90,
@@ -236,13 +286,8 @@ export class Buckets extends Construct {
           condition: [{ test: "StringEquals", variable: "aws:SourceAccount", values: [props.accountId] }],
         },
         {
-          // Regions older than Aug 2022 deliver ELB logs as the regional ELB account,
-          // newer ones as the log-delivery service; granting both covers every region.
           sid: "LoadBalancerAccessLogs",
-          principals: [
-            { type: "AWS", identifiers: [elb.arn] },
-            { type: "Service", identifiers: ["logdelivery.elasticloadbalancing.amazonaws.com"] },
-          ],
+          principals: [this.elbLogDeliveryPrincipal(props.region)],
           actions: ["s3:PutObject"],
           resources: [`${arn}/${LOG_PREFIXES.alb}/*`],
         },
@@ -254,6 +299,7 @@ export class Buckets extends Construct {
       "S3 server access logging and ELB access logs can only write to SSE-S3 buckets",
     );
     this.accessLogs = accessLogs.bucket;
+    this.accessLogsPolicy = accessLogs.policy;
 
     const kms = { kmsKeyArn: props.kmsKeyArn, accessLogBucket: this.accessLogs, forceDestroy };
     this.logs = new SecureBucket(this, "logs", {
@@ -263,5 +309,18 @@ export class Buckets extends Construct {
     }).bucket;
     this.data = new SecureBucket(this, "data", { ...kms, bucketName: name("data") }).bucket;
     this.artifacts = new SecureBucket(this, "artifacts", { ...kms, bucketName: name("artifacts") }).bucket;
+  }
+
+  /**
+   * Who delivers ELB access logs in `region`: the regional ELB account where one exists
+   * (the `aws_elb_service_account` data source knows only those and fails plan elsewhere),
+   * the log-delivery service principal in every region opened since.
+   */
+  private elbLogDeliveryPrincipal(region: string): DataAwsIamPolicyDocumentStatementPrincipals {
+    if (LEGACY_ELB_ACCOUNT_REGIONS.has(region)) {
+      const elb = new DataAwsElbServiceAccount(this, "elb-account", {});
+      return { type: "AWS", identifiers: [elb.arn] };
+    }
+    return { type: "Service", identifiers: [ELB_LOG_DELIVERY_SERVICE] };
   }
 }

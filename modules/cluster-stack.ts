@@ -10,6 +10,7 @@ import { DataAwsCallerIdentity } from "@cdktf/provider-aws/lib/data-aws-caller-i
 import { DataAwsPartition } from "@cdktf/provider-aws/lib/data-aws-partition";
 import { AwsProvider } from "@cdktf/provider-aws/lib/provider";
 import { RandomProvider } from "@cdktf/provider-random/lib/provider";
+import { ClusterAlarms } from "./alarms";
 import { Broker } from "./broker";
 import { Buckets } from "./buckets";
 import { ComputePlane } from "./compute-plane";
@@ -56,6 +57,10 @@ export class AirflowClusterStack extends TerraformStack {
   public readonly storage: SharedStorage;
   /** S3 buckets. */
   public readonly buckets: Buckets;
+  /** Compute plane: load balancers, node groups and what they need. */
+  public readonly compute: ComputePlane;
+  /** Alarm topic and alarms. */
+  public readonly alarms: ClusterAlarms;
 
   public constructor(scope: Construct, id: string, props: AirflowClusterStackProps) {
     super(scope, id);
@@ -180,7 +185,7 @@ export class AirflowClusterStack extends TerraformStack {
 
     // --- compute plane: secrets, IAM, ALBs, DAG/Spark uploads, SSM settings, node groups,
     // outputs; it reuses the DB/broker secrets and the cluster key.
-    new ComputePlane(this, "compute", {
+    this.compute = new ComputePlane(this, "compute", {
       config,
       network: this.network,
       securityGroups: this.securityGroups,
@@ -190,6 +195,37 @@ export class AirflowClusterStack extends TerraformStack {
       storage: this.storage,
       buckets: this.buckets,
       key: this.key,
+    });
+
+    // --- alarms over both planes, to one SNS topic
+    const lbs = this.compute.loadBalancers;
+    this.alarms = new ClusterAlarms(this, "alarms", {
+      resourcePrefix: names.resourcePrefix,
+      kmsKeyArn,
+      notificationEmail: config.notificationEmail,
+      database: this.database.instance,
+      broker: this.broker
+        ? {
+            replicationGroupId: this.broker.replicationGroup.replicationGroupId,
+            nodeCount: 1 + config.redis.replicas,
+          }
+        : undefined,
+      loadBalancers: [
+        { name: "public", loadBalancer: lbs.publicLb, targetGroups: { ui: lbs.uiTargetGroup } },
+        ...(lbs.internalLb && lbs.executionApiTargetGroup && lbs.flowerTargetGroup
+          ? [
+              {
+                name: "internal",
+                loadBalancer: lbs.internalLb,
+                targetGroups: { "execution-api": lbs.executionApiTargetGroup, flower: lbs.flowerTargetGroup },
+              },
+            ]
+          : []),
+      ],
+      autoScalingGroups: Object.fromEntries(
+        Object.entries(this.compute.nodes.groups).map(([role, group]) => [role, group.autoScalingGroup]),
+      ),
+      emrMaxRuntimeMinutes: config.emrMaxRuntimeMinutes,
     });
 
     // --- policy: one aspect for tags, IMDSv2 and encryption defaults over everything above

@@ -8,6 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import * as path from "node:path";
+import type { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
 import { type AirflowConfig, UI_PORT_FORWARD_URL, clusterNames } from "./config";
@@ -38,6 +39,8 @@ export interface ComputePlaneProps {
     readonly vpc: HasId;
     readonly publicSubnets: readonly HasId[];
     readonly privateSubnets: readonly HasId[];
+    /** The public subnets' IGW route: the public ALB waits for it. @default none - no ordering */
+    readonly internetRoute?: ITerraformDependable;
   };
   /** Security groups (the `SecurityGroups` construct). */
   readonly securityGroups: {
@@ -77,6 +80,8 @@ export interface ComputePlaneProps {
     readonly artifacts: BucketRef;
     /** SSE-S3 sink that grants ELB log delivery under `alb/`. @default none - no ALB access logs */
     readonly accessLogs?: BucketRef;
+    /** The access-log bucket's policy: both ALBs wait for it. @default none - no ordering */
+    readonly accessLogsPolicy?: ITerraformDependable;
   };
   /** The cluster's customer-managed KMS key (secrets, SSE-KMS buckets). */
   readonly key: HasArn;
@@ -183,13 +188,18 @@ export class ComputePlane extends Construct {
       vpc: props.network.vpc,
       publicSubnets: props.network.publicSubnets,
       publicSecurityGroup: sgs.albPublic,
+      internetRoute: props.network.internetRoute,
       certificateArn: config.certificateArn,
       uiDomainName: config.uiDomainName,
       internal: celery
         ? { securityGroup: celery.albInternal, subnets: props.network.privateSubnets }
         : undefined,
       accessLogs: props.buckets.accessLogs
-        ? { bucket: props.buckets.accessLogs, prefix: LOG_PREFIXES.alb }
+        ? {
+            bucket: props.buckets.accessLogs,
+            prefix: LOG_PREFIXES.alb,
+            policy: props.buckets.accessLogsPolicy,
+          }
         : undefined,
     });
 

@@ -367,6 +367,8 @@ const schema = z
      */
     emailBackend: oneOf(["ses", "smtp"]).default("ses"),
     notificationEmail: z.email({ error: "an e-mail address such as data-team@example.com" }).optional(),
+    /** Alarm when EMR clusters run longer than this many minutes (at most 180: the alarm's evaluation window). */
+    emrMaxRuntimeMinutes: int(20, 180, 120),
     ami: z
       .strictObject({
         /** Name filter of the Packer-built golden AMI; the newest match wins. */

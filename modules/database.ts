@@ -210,8 +210,10 @@ export class Database extends Construct {
       description: `${p}: private subnets of the metadata DB`,
       subnetIds: props.subnets.map((s) => s.id),
     });
+    // name_prefix: a replacement (new family on a major upgrade, a new description) is
+    // created under a fresh name before the old group is deleted, so the names never clash.
     const params = new DbParameterGroup(this, "params", {
-      name: `${p}-metadata-${engine}${major.replace(".", "-")}`,
+      namePrefix: `${p}-metadata-${engine}${major.replace(".", "-")}-`,
       family: `${engine}${major}`,
       description: `${p}: settings Airflow requires on ${engine} ${major}`,
       parameter: parameters(engine),
@@ -230,7 +232,7 @@ export class Database extends Construct {
         ],
       }).json,
     });
-    new IamRolePolicyAttachment(this, "monitoring-policy", {
+    const monitoringPolicy = new IamRolePolicyAttachment(this, "monitoring-policy", {
       role: monitoringRole.name,
       policyArn: "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
     });
@@ -294,7 +296,9 @@ export class Database extends Construct {
       monitoringInterval: 60,
       monitoringRoleArn: monitoringRole.arn,
       enabledCloudwatchLogsExports: logExports,
-      dependsOn: logGroups,
+      // RDS checks the monitoring role when it enables enhanced monitoring and fails the
+      // create if the role cannot yet publish; the log groups must exist before RDS makes its own.
+      dependsOn: [...logGroups, monitoringPolicy],
     });
     if (!protect) {
       skipCheckov(

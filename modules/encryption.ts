@@ -41,7 +41,7 @@ export interface ClusterKeyProps {
   readonly deletionWindowDays?: number;
 }
 
-/** A rotating customer-managed KMS key usable by this account's IAM and CloudWatch Logs. */
+/** A rotating customer-managed KMS key usable by this account's IAM, CloudWatch Logs and alarms. */
 export class ClusterKey extends Construct {
   /** The key. */
   public readonly key: KmsKey;
@@ -83,6 +83,16 @@ export class ClusterKey extends Construct {
               "kms:EncryptionContext:aws:logs:arn": `arn:${props.partition}:logs:${props.region}:${props.accountId}:*`,
             },
           },
+        },
+        {
+          // CloudWatch alarms publish to the cluster's SNS alarm topic, which this key
+          // encrypts; without the grant every notification is silently dropped.
+          Sid: "CloudWatchAlarmsPublishToThisAccountsTopics",
+          Effect: "Allow",
+          Principal: { Service: "cloudwatch.amazonaws.com" },
+          Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+          Resource: "*",
+          Condition: { StringEquals: { "aws:SourceAccount": props.accountId } },
         },
       ],
     });

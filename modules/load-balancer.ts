@@ -6,6 +6,7 @@
 import { Lb } from "@cdktf/provider-aws/lib/lb";
 import { LbListener } from "@cdktf/provider-aws/lib/lb-listener";
 import { LbTargetGroup, LbTargetGroupHealthCheck } from "@cdktf/provider-aws/lib/lb-target-group";
+import type { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { skipCheckovAll } from "./checkov";
 import { HasBucket, HasId, PORTS, PropError, assertKeyPrefix } from "./contract";
@@ -37,6 +38,12 @@ export interface ClusterLoadBalancersProps {
   /** Security group of the public ALB (ingress only from the configured UI CIDRs). */
   readonly publicSecurityGroup: HasId;
   /**
+   * The public subnets' route to the internet gateway; the internet-facing ALB is created
+   * after it.
+   * @default none - no ordering (the caller guarantees the route exists)
+   */
+  readonly internetRoute?: ITerraformDependable;
+  /**
    * ACM certificate of the public listener: HTTPS on 443 and a redirect on 80.
    * @default none - plain HTTP on 80 (checkov skip with reason)
    */
@@ -62,7 +69,17 @@ export interface ClusterLoadBalancersProps {
    * delivery principal write under the prefix.
    * @default none - access logging off (checkov skip with reason)
    */
-  readonly accessLogs?: { readonly bucket: HasBucket; readonly prefix: string };
+  readonly accessLogs?: {
+    readonly bucket: HasBucket;
+    readonly prefix: string;
+    /**
+     * The bucket policy granting ELB log delivery. Both ALBs are created after it: ELB
+     * test-writes to the bucket when logging is switched on and fails with Access Denied
+     * while the grant is missing.
+     * @default none - no ordering (the caller guarantees the policy exists)
+     */
+    readonly policy?: ITerraformDependable;
+  };
 }
 
 /** Public ALB (+ internal ALB with CeleryExecutor) and the target groups nodes join. */
@@ -139,6 +156,9 @@ export class ClusterLoadBalancers extends Construct {
       return s;
     };
     const makeLb = (lbId: string, internal: boolean, subnets: readonly HasId[], sg: HasId): Lb => {
+      const after = [props.accessLogs?.policy, internal ? undefined : props.internetRoute].filter(
+        (d): d is ITerraformDependable => d !== undefined,
+      );
       const lb = new Lb(this, lbId, {
         name: lbName(internal ? "int" : "ui"),
         internal,
@@ -156,6 +176,7 @@ export class ClusterLoadBalancers extends Construct {
               enabled: true,
             }
           : undefined,
+        dependsOn: after.length > 0 ? after : undefined,
       });
       skipCheckovAll(lb, lbSkips(internal));
       return lb;

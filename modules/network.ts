@@ -104,6 +104,12 @@ export class Network extends Construct {
   public readonly privateSubnetIds: string[];
   /** AZ names (tokens), index-aligned with the subnets. */
   public readonly availabilityZones: readonly string[];
+  /**
+   * The public subnets' default route to the internet gateway. An internet-facing load
+   * balancer depends on it: without it the ALB is created but unreachable, and its
+   * subnets' gateway may still be attaching.
+   */
+  public readonly internetRoute: Route;
   /** Route tables of the private subnets (one per NAT). */
   public readonly privateRouteTables: readonly RouteTable[];
   /** The S3 gateway endpoint (for bucket policies that pin `aws:SourceVpce`). */
@@ -189,7 +195,7 @@ export class Network extends Construct {
     this.privateSubnetIds = this.privateSubnets.map((s) => s.id);
 
     const publicRt = new RouteTable(this, "public-rt", { vpcId: this.vpc.id, tags: { Name: `${p}-public` } });
-    new Route(this, "public-default", {
+    this.internetRoute = new Route(this, "public-default", {
       routeTableId: publicRt.id,
       destinationCidrBlock: "0.0.0.0/0",
       gatewayId: igw.id,

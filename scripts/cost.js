@@ -53,6 +53,8 @@ const FREE_TYPES = {
   aws_lb_listener_rule: "included in the load balancer's hourly and LCU price",
   aws_lb_target_group: "included in the load balancer's hourly and LCU price",
   aws_route: "VPC routing is free",
+  aws_sns_topic: "topics are free; alarm notifications stay within the free tier (1,000 e-mails a month)",
+  aws_sns_topic_subscription: "subscriptions are free",
   aws_route_table: "VPC routing is free",
   aws_route_table_association: "VPC routing is free",
   aws_subnet: "VPC networking objects are free",

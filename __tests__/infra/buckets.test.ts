@@ -1,6 +1,6 @@
 import { Testing } from "cdktf";
 import { S3BucketPublicAccessBlock } from "@cdktf/provider-aws/lib/s3-bucket-public-access-block";
-import { Buckets } from "../../modules/buckets";
+import { Buckets, ELB_LOG_DELIVERY_SERVICE } from "../../modules/buckets";
 import { checkovSkips } from "../../modules/checkov";
 import * as path from "node:path";
 import { StateStack, stateStackStatePath } from "../../modules/state-stack";
@@ -18,13 +18,13 @@ interface PolicyDoc {
   }[];
 }
 
-function synthBuckets(): { synth: string; buckets: Buckets } {
+function synthBuckets(region = "us-east-1"): { synth: string; buckets: Buckets } {
   const stack = bareStack();
   const buckets = new Buckets(stack, "buckets", {
     resourcePrefix: "airflow-dev",
     accountId: "123456789012",
     partition: "aws",
-    region: "us-east-1",
+    region,
     kmsKeyArn: KEY,
     logRetentionDays: 30,
   });
@@ -158,6 +158,56 @@ describe("Buckets", () => {
       "CKV_AWS_145",
     ]);
     expect(checkovSkips(buckets.logs).map((s) => s.id)).toEqual(["CKV2_AWS_62", "CKV_AWS_144"]);
+  });
+});
+
+describe("ELB log delivery principal by region", () => {
+  /** The principals of the access-log bucket's LoadBalancerAccessLogs statement. */
+  const elbPrincipals = (synth: string) => {
+    const docs = JSON.parse(synth).data.aws_iam_policy_document as Record<
+      string,
+      { statement: { sid?: string; principals?: unknown }[] }
+    >;
+    const statements = Object.values(docs).flatMap((d) => d.statement);
+    return statements.find((s) => s.sid === "LoadBalancerAccessLogs")?.principals;
+  };
+  const elbAccountData = (synth: string) => JSON.parse(synth).data.aws_elb_service_account ?? {};
+
+  it.each(["us-east-1", "eu-central-1", "ap-southeast-3", "me-south-1", "us-gov-west-1"])(
+    "GIVEN %s, which has a legacy ELB account, WHEN synthesized THEN the bucket grants that account (aws_elb_service_account)",
+    (region) => {
+      const { synth } = synthBuckets(region);
+      const data = elbAccountData(synth);
+      expect(Object.keys(data)).toHaveLength(1);
+      const [name] = Object.keys(data);
+      expect(elbPrincipals(synth)).toEqual([
+        { type: "AWS", identifiers: [`\${data.aws_elb_service_account.${name}.arn}`] },
+      ]);
+    },
+  );
+
+  it.each([
+    "eu-central-2",
+    "eu-south-2",
+    "ap-southeast-4",
+    "ap-south-2",
+    "me-central-1",
+    "il-central-1",
+    "ca-west-1",
+    "mx-central-1",
+  ])(
+    "GIVEN %s, opened after the legacy ELB accounts, WHEN synthesized THEN the bucket grants the log-delivery service and never reads aws_elb_service_account (it fails plan there)",
+    (region) => {
+      const { synth } = synthBuckets(region);
+      expect(elbAccountData(synth)).toEqual({});
+      expect(elbPrincipals(synth)).toEqual([{ type: "Service", identifiers: [ELB_LOG_DELIVERY_SERVICE] }]);
+    },
+  );
+
+  it("GIVEN a region that is not a literal name WHEN built THEN one line names the field and what is allowed", () => {
+    expect(() => synthBuckets("${var.region}")).toThrow(
+      /buckets: region: got "\$\{var.region\}"; allowed: an AWS region name such as eu-central-1$/,
+    );
   });
 });
 

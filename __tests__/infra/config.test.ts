@@ -313,6 +313,11 @@ describe("config validation", () => {
       "test: logRetentionDays: got 31; allowed: one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
     ],
     [
+      "EMR runtime limit beyond the alarm's 3-hour window",
+      { emrMaxRuntimeMinutes: 240 },
+      "test: emrMaxRuntimeMinutes: got 240; allowed: an integer from 20 to 180",
+    ],
+    [
       "bad e-mail",
       { notificationEmail: "not-an-email" },
       'test: notificationEmail: got "not-an-email"; allowed: an e-mail address such as data-team@example.com',
@@ -489,7 +494,7 @@ describe("config validation", () => {
     [
       "unknown top-level key",
       { executer: "LocalExecutor" },
-      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, ami, uiAllowedCidrs, uiAllowPublicInternet, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags, stateAccessPrincipalArns',
+      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, emrMaxRuntimeMinutes, ami, uiAllowedCidrs, uiAllowPublicInternet, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags, stateAccessPrincipalArns',
     ],
     [
       "state access given as an assumed-role session",
