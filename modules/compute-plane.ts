@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
 import { type AirflowConfig, UI_PORT_FORWARD_URL, clusterNames } from "./config";
-import { BucketRef, HasArn, HasId, LOG_PREFIXES, PropError, repoRoot } from "./contract";
+import { BucketRef, EXECUTOR_ROLES, HasArn, HasId, LOG_PREFIXES, PropError, repoRoot } from "./contract";
 import { ClusterEmail } from "./email";
 import { ClusterIam } from "./iam";
 import { ClusterLoadBalancers } from "./load-balancer";
@@ -98,7 +98,7 @@ export class ComputePlane extends Construct {
   public readonly email: ClusterEmail;
   /** Contract secrets. */
   public readonly secrets: ClusterSecrets;
-  /** Node, EMR service and EMR EC2 roles. */
+  /** Node roles (one per node role), EMR service and EMR EC2 roles. */
   public readonly iam: ClusterIam;
   /** Public (+ internal) ALB. */
   public readonly loadBalancers: ClusterLoadBalancers;
@@ -164,6 +164,7 @@ export class ComputePlane extends Construct {
     const { resourcePrefix, parameterPrefix, secretPrefix } = clusterNames(config);
     this.iam = new ClusterIam(this, "iam", {
       resourcePrefix,
+      nodeRoles: EXECUTOR_ROLES[config.executor],
       parameterPrefix,
       secretPrefix,
       region: config.region,
@@ -227,6 +228,7 @@ export class ComputePlane extends Construct {
       executionApiUrl: this.loadBalancers.executionApiUrl,
       fromEmail: this.email.fromEmail,
       smtpHost: this.email.smtpHost,
+      emrClusterTag: names.resourcePrefix,
       emrServiceRole: this.iam.emrServiceRole,
       emrInstanceProfile: this.iam.emrInstanceProfile,
       // EMR runs in the first private subnet (single-AZ cluster, like the seed).
@@ -265,7 +267,7 @@ export class ComputePlane extends Construct {
             standalone: { instanceType: types.standalone, securityGroups: [sgs.apiServer, sgs.scheduler] },
           },
       subnets: props.network.privateSubnets,
-      instanceProfile: this.iam.nodeInstanceProfile,
+      instanceProfiles: this.iam.nodeInstanceProfiles,
       loadBalancers: this.loadBalancers,
       settingsRevision: this.settingsRevision,
     });
