@@ -25,7 +25,7 @@ import {
   settingsReadStatements,
   workerDrainStatements,
 } from "../../modules/iam";
-import { Statement, findResource, policyStatements, resourcesOf, synthCompute } from "./compute-fixtures";
+import { Statement, policyStatements, resourcesOf, synthCompute } from "./compute-fixtures";
 import { bareStack } from "./helpers";
 
 const bySid = (statements: Statement[], sid: string): Statement => {
@@ -65,20 +65,6 @@ describe("node roles", () => {
       "airflow-dev-worker",
     ]);
   });
-
-  it.each(CELERY_ROLES.map((r) => [r]))(
-    "GIVEN CeleryExecutor WHEN synthesized THEN the %s group launches with its own role's instance profile",
-    (role) => {
-      const template = findResource(parsed, "aws_launch_template", (t) => t.name === `airflow-dev-${role}`);
-      const profile = Object.entries(resourcesOf(parsed, "aws_iam_instance_profile")).find(
-        ([, p]) => p.name === `airflow-dev-${role}`,
-      );
-      expect(profile).toBeDefined();
-      expect(template.iam_instance_profile).toEqual({
-        arn: `\${aws_iam_instance_profile.${profile?.[0]}.arn}`,
-      });
-    },
-  );
 
   it("GIVEN any node role WHEN synthesized THEN no AWS managed policy is attached to it (only the EMR service role has one)", () => {
     const attached = Object.values(resourcesOf(parsed, "aws_iam_role_policy_attachment")).map((a) =>
