@@ -374,9 +374,10 @@ export interface EmrControlInputs extends EmrWatchInputs {
  * - Tagging at create time is an AddTags authorised on the literal `cluster/*` (the
  *   cluster has no id yet), with the same conditions.
  * - Everything else requires our tag on the cluster itself.
- * - An explicit deny stops a node from putting our tag on someone else's cluster (and
- *   then controlling it) or taking it off: it names `cluster/j-*`, which never matches
- *   the create-time `cluster/*`.
+ * - An explicit deny stops tagging, untagging or setting auto-termination on any existing
+ *   cluster without our tag: putting our tag on someone else's cluster would make it
+ *   ours. It names `cluster/j-*`, which never matches the create-time `cluster/*`.
+ * - No ListClusters (it has no resource scoping): the DAGs pass cluster ids, never names.
  * - PutAutoTerminationPolicy (DAG_1 sets an idle timeout at create) is allowed on
  *   `cluster/*` and denied by the same statement on foreign clusters, so it works
  *   whether or not EMR checks it at create time, when the cluster has no tags yet.
