@@ -127,9 +127,11 @@ JOB_FLOW_OVERRIDES = {
     "AutoTerminationPolicy": {"IdleTimeout": "{{ params.idle_timeout_seconds }}"},
     "StepConcurrencyLevel": 1,
     "Tags": [
-        # The EMR v2 managed policies (and the nodes' IAM policy, modules/iam.ts) only let
-        # Airflow create and manage clusters that carry this tag.
+        # The EMR v2 managed policies only work on clusters that carry this tag.
         {"Key": "for-use-with-amazon-emr-managed-policies", "Value": "true"},
+        # The node roles (modules/iam.ts) create, step, watch and terminate only clusters
+        # tagged with their own Airflow cluster's name, and accept only airflow:* tags besides.
+        {"Key": "airflow:cluster", "Value": "{{ var.value.emr_cluster_tag }}"},
         {"Key": "airflow:dag_id", "Value": "{{ dag.dag_id }}"},
         {"Key": "airflow:run_id", "Value": "{{ run_id }}"},
     ],

@@ -12,7 +12,7 @@ import type { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
 import { type AirflowConfig, UI_PORT_FORWARD_URL, clusterNames } from "./config";
-import { BucketRef, HasArn, HasId, LOG_PREFIXES, PropError, repoRoot } from "./contract";
+import { BucketRef, EXECUTOR_ROLES, HasArn, HasId, LOG_PREFIXES, PropError, repoRoot } from "./contract";
 import { ClusterEmail } from "./email";
 import { ClusterIam } from "./iam";
 import { ClusterLoadBalancers } from "./load-balancer";
@@ -103,7 +103,7 @@ export class ComputePlane extends Construct {
   public readonly email: ClusterEmail;
   /** Contract secrets. */
   public readonly secrets: ClusterSecrets;
-  /** Node, EMR service and EMR EC2 roles. */
+  /** Node roles (one per node role), EMR service and EMR EC2 roles. */
   public readonly iam: ClusterIam;
   /** Public (+ internal) ALB. */
   public readonly loadBalancers: ClusterLoadBalancers;
@@ -169,6 +169,7 @@ export class ComputePlane extends Construct {
     const { resourcePrefix, parameterPrefix, secretPrefix } = clusterNames(config);
     this.iam = new ClusterIam(this, "iam", {
       resourcePrefix,
+      nodeRoles: EXECUTOR_ROLES[config.executor],
       parameterPrefix,
       secretPrefix,
       region: config.region,
@@ -237,6 +238,7 @@ export class ComputePlane extends Construct {
       executionApiUrl: this.loadBalancers.executionApiUrl,
       fromEmail: this.email.fromEmail,
       smtpHost: this.email.smtpHost,
+      emrClusterTag: names.resourcePrefix,
       emrServiceRole: this.iam.emrServiceRole,
       emrInstanceProfile: this.iam.emrInstanceProfile,
       // EMR runs in the first private subnet (single-AZ cluster, like the seed).
@@ -275,7 +277,7 @@ export class ComputePlane extends Construct {
             standalone: { instanceType: types.standalone, securityGroups: [sgs.apiServer, sgs.scheduler] },
           },
       subnets: props.network.privateSubnets,
-      instanceProfile: this.iam.nodeInstanceProfile,
+      instanceProfiles: this.iam.nodeInstanceProfiles,
       loadBalancers: this.loadBalancers,
       settingsRevision: this.settingsRevision,
     });

@@ -43,6 +43,8 @@ export interface SettingsContract {
     readonly airflow?: string;
   }[];
   readonly secrets: readonly { readonly key: string; readonly description: string }[];
+  /** The secrets each node role fetches at boot, and the only ones its instance role may read. */
+  readonly roleSecrets: Readonly<Record<NodeRole, readonly string[]>>;
   readonly variables: { readonly keys: readonly { readonly key: string; readonly description: string }[] };
   readonly roles: Readonly<Record<NodeRole, readonly string[]>>;
   readonly userData: { readonly keys: readonly string[] };
@@ -54,6 +56,8 @@ export interface SettingsContract {
   readonly airflowUser: { readonly uid: number; readonly gid: number };
   /** The tag the EMR v2 managed policies require. */
   readonly emrManagedTag: { readonly key: string; readonly value: string };
+  /** The tag naming the Airflow cluster (`<namePrefix>-<env>`) that created an EMR cluster. */
+  readonly emrClusterTag: { readonly key: string };
   /** Airflow connection ids the infra, bootstrap and DAGs agree on. */
   readonly connections: { readonly smtp: string; readonly aws: string };
   /** Name of the Packer-built golden AMI. */
@@ -73,6 +77,27 @@ export const UNSET = "none";
 
 /** The tag the EMR v2 managed policies require on clusters and the network they use. */
 export const EMR_MANAGED_TAG = CONTRACT.emrManagedTag;
+
+/**
+ * Key of the tag DAG_1 puts on its EMR clusters, valued `<namePrefix>-<env>` (the
+ * `emr_cluster_tag` variable): the node roles create, step, watch and terminate only
+ * clusters carrying it with their own cluster's value.
+ */
+export const EMR_CLUSTER_TAG = CONTRACT.emrClusterTag.key;
+
+/** The node roles each executor runs. */
+export const EXECUTOR_ROLES: Readonly<Record<Executor, readonly NodeRole[]>> = {
+  CeleryExecutor: ["api-server", "scheduler", "worker"],
+  LocalExecutor: ["standalone"],
+};
+
+/**
+ * The contract secrets one node role reads (`roleSecrets`): what the bootstrap fetches
+ * on that role, and the only secrets its instance role may read.
+ */
+export function roleSecrets(role: NodeRole): readonly string[] {
+  return CONTRACT.roleSecrets[role];
+}
 
 /** uid and gid of the airflow user on every node (and of the EFS access point). */
 export const AIRFLOW_USER = CONTRACT.airflowUser;

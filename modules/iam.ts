@@ -1,12 +1,13 @@
 /**
- * IAM for the cluster: the node role + instance profile (least privilege, scoped to this
- * cluster's parameters, secrets, buckets, file system and EMR roles), the EMR service
+ * IAM for the cluster: one role + instance profile per node role (api-server, scheduler,
+ * worker; or standalone), each holding only what that role does, scoped to this cluster's
+ * parameters, its own secrets, buckets, file system and EMR clusters; the EMR service
  * role and the EMR EC2 role + instance profile.
  *
  * Policy statements come from small pure functions, one per AWS concern, that take the
  * ARNs and prefixes they scope to and nothing else (no construct, no config). A role's
- * policy is the concatenation of the concerns it needs, so giving one node role less is
- * a matter of leaving a function out, and each concern can be tested on its own.
+ * policy is the concatenation of the concerns {@link NODE_ROLE_ACCESS} gives it, so each
+ * concern can be tested on its own and each role as its composition.
  */
 import { DataAwsCallerIdentity } from "@cdktf/provider-aws/lib/data-aws-caller-identity";
 import {
@@ -19,7 +20,17 @@ import { IamRole } from "@cdktf/provider-aws/lib/iam-role";
 import { IamRolePolicy } from "@cdktf/provider-aws/lib/iam-role-policy";
 import { IamRolePolicyAttachment } from "@cdktf/provider-aws/lib/iam-role-policy-attachment";
 import { Construct } from "constructs";
-import { BucketRef, EMR_MANAGED_TAG, HasArn, LOG_PREFIXES, PropError, assertKeyPrefix } from "./contract";
+import {
+  BucketRef,
+  EMR_CLUSTER_TAG,
+  EMR_MANAGED_TAG,
+  HasArn,
+  LOG_PREFIXES,
+  NodeRole,
+  PropError,
+  assertKeyPrefix,
+  roleSecrets,
+} from "./contract";
 
 /** A list of IAM policy statements, as a policy document takes them. */
 export type Statements = DataAwsIamPolicyDocumentStatement[];
@@ -82,18 +93,36 @@ export interface SettingsReadInputs {
   readonly parameterPrefix: string;
   /** Name prefix of this cluster's secrets, `<namePrefix>/<env>`. */
   readonly secretPrefix: string;
+  /** The contract secret keys this role reads (`roleSecrets`); none gives no secret grant. */
+  readonly secretKeys: readonly string[];
   /** CMK of the secrets and SecureString parameters. */
   readonly secretsKeyArn: string;
 }
 
 /**
- * Nodes bootstrap from SSM parameters and Secrets Manager secrets: read only this
- * cluster's path and name prefix, and decrypt the CMK only through those two services,
- * so the key opens nothing else.
+ * Nodes bootstrap from SSM parameters and Secrets Manager secrets: read this cluster's
+ * path (every role needs its settings, and tasks read Variables and Connections under
+ * it), exactly the secrets of the role, and decrypt the CMK only through those two
+ * services, so the key opens nothing else.
+ *
+ * A secret's ARN ends in `-` and six random characters, hence `<key>-??????`: `<key>*`
+ * would also match `<key>-old` or any longer name sharing the prefix.
  */
 export function settingsReadStatements(i: SettingsReadInputs): Statements {
   const { partition, region, account } = i.aws;
+  for (const key of i.secretKeys) {
+    if (!/^[A-Za-z0-9_.-]+$/.test(key)) {
+      throw new PropError(
+        "settingsReadStatements",
+        "secretKeys",
+        key,
+        "secret keys of letters, digits, '_', '.', '-'",
+      );
+    }
+  }
   const parameterArn = `arn:${partition}:ssm:${region}:${account}:parameter${i.parameterPrefix}`;
+  const secretArn = (key: string): string =>
+    `arn:${partition}:secretsmanager:${region}:${account}:secret:${i.secretPrefix}/${key}-??????`;
   return [
     {
       sid: "ReadClusterParameters",
@@ -101,11 +130,15 @@ export function settingsReadStatements(i: SettingsReadInputs): Statements {
       // The path itself (GetParametersByPath) and everything under it - no other cluster's.
       resources: [parameterArn, `${parameterArn}/*`],
     },
-    {
-      sid: "ReadClusterSecrets",
-      actions: ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-      resources: [`arn:${partition}:secretsmanager:${region}:${account}:secret:${i.secretPrefix}/*`],
-    },
+    ...(i.secretKeys.length
+      ? [
+          {
+            sid: "ReadRoleSecrets",
+            actions: ["secretsmanager:GetSecretValue"],
+            resources: i.secretKeys.map(secretArn),
+          },
+        ]
+      : []),
     {
       sid: "DecryptSecretsViaService",
       actions: ["kms:Decrypt"],
@@ -121,48 +154,86 @@ export function settingsReadStatements(i: SettingsReadInputs): Statements {
   ];
 }
 
-/** Inputs of {@link s3Statements}. */
-export interface S3Inputs {
-  /** Artifacts bucket (DAGs, Spark jobs). */
-  readonly artifactsBucketArn: string;
-  /** Data bucket. */
-  readonly dataBucketArn: string;
+/**
+ * Session Manager (operators' shell and port forwarding; there is no SSH) without the
+ * AmazonSSMManagedInstanceCore managed policy, whose `ssm:GetParameter*` on `*` would let
+ * every task read every parameter of the account. This is AWS's minimal Session Manager
+ * policy: the agent registers its own instance and opens its message channels (the
+ * `ssmmessages` actions have no resource type). Run Command, State Manager and Inventory
+ * are not granted; the agent logs AccessDenied for them and sessions still work.
+ */
+export function sessionManagerStatements(aws: AwsLocation): Statements {
+  return [
+    {
+      sid: "RegisterManagedInstance",
+      actions: ["ssm:UpdateInstanceInformation"],
+      resources: [`arn:${aws.partition}:ec2:${aws.region}:${aws.account}:instance/*`],
+    },
+    {
+      sid: "OpenSessionChannels",
+      actions: [
+        "ssmmessages:CreateControlChannel",
+        "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel",
+        "ssmmessages:OpenDataChannel",
+      ],
+      resources: ["*"],
+    },
+  ];
+}
+
+/** Inputs of {@link remoteLogStatements}. */
+export interface RemoteLogInputs {
   /** Log bucket. */
   readonly logBucketArn: string;
   /** Key prefix of remote task logs in the log bucket, no slashes at either end. */
   readonly remoteLogPrefix: string;
+  /** Whether the role uploads logs (it runs tasks or triggers) or only shows them (the UI). */
+  readonly write: boolean;
 }
 
 /**
- * What Airflow nodes do in S3: read the artifacts, read/write the data the DAGs move,
- * and read/write remote task logs under their prefix only (the log bucket also holds
- * EMR and load-balancer logs, which nodes have no business with).
+ * Remote task logs, under their prefix only (the log bucket also holds EMR and
+ * load-balancer logs, which nodes have no business with). Airflow's S3 handler lists
+ * the task's prefix and reads the object back before it writes, because it appends;
+ * the UI only lists and reads.
  */
-export function s3Statements(i: S3Inputs): Statements {
+export function remoteLogStatements(i: RemoteLogInputs): Statements {
   return [
     {
-      sid: "ListOwnBuckets",
-      actions: ["s3:ListBucket", "s3:GetBucketLocation"],
-      resources: [i.artifactsBucketArn, i.dataBucketArn],
-    },
-    {
-      // Airflow's S3 task handler lists the task's log prefix before reading it back.
       sid: "ListRemoteLogPrefix",
       actions: ["s3:ListBucket"],
       resources: [i.logBucketArn],
       condition: [{ test: "StringLike", variable: "s3:prefix", values: [`${i.remoteLogPrefix}/*`] }],
     },
     {
-      // Read too: the UI shows task logs from S3, and the handler appends by read+write.
-      sid: "ReadWriteRemoteLogs",
-      actions: ["s3:GetObject", "s3:PutObject"],
+      sid: i.write ? "ReadWriteRemoteLogs" : "ReadRemoteLogs",
+      actions: i.write ? ["s3:GetObject", "s3:PutObject"] : ["s3:GetObject"],
       resources: [objectsArn(i.logBucketArn, `${i.remoteLogPrefix}/`)],
     },
-    { sid: "ReadArtifacts", actions: ["s3:GetObject"], resources: [objectsArn(i.artifactsBucketArn)] },
+  ];
+}
+
+/** The artifacts bucket (DAGs, Spark jobs), read-only: the DAG sync lists and copies it. */
+export function artifactsReadStatements(artifactsBucketArn: string): Statements {
+  return [
+    {
+      sid: "ListArtifacts",
+      actions: ["s3:ListBucket", "s3:GetBucketLocation"],
+      resources: [artifactsBucketArn],
+    },
+    { sid: "ReadArtifacts", actions: ["s3:GetObject"], resources: [objectsArn(artifactsBucketArn)] },
+  ];
+}
+
+/** The data bucket the DAGs' tasks read and write. */
+export function dataStatements(dataBucketArn: string): Statements {
+  return [
+    { sid: "ListData", actions: ["s3:ListBucket", "s3:GetBucketLocation"], resources: [dataBucketArn] },
     {
       sid: "ReadWriteData",
       actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-      resources: [objectsArn(i.dataBucketArn)],
+      resources: [objectsArn(dataBucketArn)],
     },
   ];
 }
@@ -205,15 +276,16 @@ export function emrInstanceS3Statements(i: EmrInstanceS3Inputs): Statements {
 }
 
 /**
- * With SSE-KMS buckets under a customer key, reading and writing objects needs the key
- * too; only through S3, so the grant cannot decrypt anything else. None without a key.
+ * With SSE-KMS buckets under a customer key, reading objects needs kms:Decrypt and
+ * writing them kms:GenerateDataKey; only through S3, so the grant cannot decrypt anything
+ * else. None without a key.
  */
-export function bucketKeyStatements(region: string, bucketKeyArn?: string): Statements {
+export function bucketKeyStatements(region: string, bucketKeyArn?: string, write = true): Statements {
   if (bucketKeyArn === undefined) return [];
   return [
     {
       sid: "UseBucketKeyThroughS3",
-      actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+      actions: write ? ["kms:Decrypt", "kms:GenerateDataKey"] : ["kms:Decrypt"],
       resources: [bucketKeyArn],
       condition: [
         { test: "StringEquals", variable: "kms:ViaService", values: [`s3.${region}.amazonaws.com`] },
@@ -224,22 +296,67 @@ export function bucketKeyStatements(region: string, bucketKeyArn?: string): Stat
 
 /**
  * DAGs and plugins live on EFS, mounted with IAM authorisation (`mount -t efs -o
- * tls,iam`): mount and write this one file system, without ClientRootAccess.
+ * tls,iam`): mount this one file system, never with ClientRootAccess, and write it only
+ * where `write` (the nodes that sync DAGs into it). `plugins/` is code the api-server and
+ * schedulers load, so a node that only mounts cannot plant any.
  */
-export function efsStatements(fileSystemArn: string): Statements {
+export function efsStatements(fileSystemArn: string, write: boolean): Statements {
   return [
     {
       sid: "MountFileSystem",
-      actions: ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+      actions: write
+        ? ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
+        : ["elasticfilesystem:ClientMount"],
       resources: [fileSystemArn],
     },
   ];
 }
 
-/** Inputs of {@link emrControlStatements}. */
-export interface EmrControlInputs {
+/** Inputs of {@link emrWatchStatements}. */
+export interface EmrWatchInputs {
   /** Where the EMR clusters run. */
   readonly aws: AwsLocation;
+  /** `<namePrefix>-<env>`: the value of this cluster's {@link EMR_CLUSTER_TAG} on its EMR clusters. */
+  readonly clusterTag: string;
+}
+
+/** ARN of EMR clusters matching `idPattern` (`*` at create time, `j-*` for existing ones). */
+function emrClusterArn(aws: AwsLocation, idPattern: string): string {
+  return `arn:${aws.partition}:elasticmapreduce:${aws.region}:${aws.account}:cluster/${idPattern}`;
+}
+
+/** EMR clusters of this Airflow cluster: `cluster/*` whose {@link EMR_CLUSTER_TAG} is ours. */
+function ownEmrClusters(i: EmrWatchInputs): DataAwsIamPolicyDocumentStatement {
+  return {
+    resources: [emrClusterArn(i.aws, "*")],
+    condition: [
+      { test: "StringEquals", variable: `aws:ResourceTag/${EMR_CLUSTER_TAG}`, values: [i.clusterTag] },
+    ],
+  };
+}
+
+/**
+ * What the EMR sensors poll, on this cluster's EMR clusters only: the deferrable step
+ * sensor's trigger runs in the triggerer, so the scheduler nodes need these and nothing
+ * that changes a cluster.
+ */
+export function emrWatchStatements(i: EmrWatchInputs): Statements {
+  return [
+    {
+      sid: "WatchOwnEmrClusters",
+      actions: [
+        "elasticmapreduce:DescribeCluster",
+        "elasticmapreduce:DescribeStep",
+        "elasticmapreduce:ListSteps",
+        "elasticmapreduce:ListInstanceGroups",
+      ],
+      ...ownEmrClusters(i),
+    },
+  ];
+}
+
+/** Inputs of {@link emrControlStatements}. */
+export interface EmrControlInputs extends EmrWatchInputs {
   /** The EMR service role (`ServiceRole` of RunJobFlow). */
   readonly serviceRoleArn: string;
   /** The EMR EC2 role (behind `JobFlowRole` of RunJobFlow). */
@@ -247,53 +364,76 @@ export interface EmrControlInputs {
 }
 
 /**
- * DAG_1 creates, steps and terminates EMR clusters. Only clusters carrying the tag the
- * EMR v2 managed policies require, so nodes cannot touch other EMR clusters of the
- * account, and only with this cluster's two EMR roles.
+ * DAG_1 creates and terminates EMR clusters, DAG_2 adds steps: only clusters tagged
+ * {@link EMR_CLUSTER_TAG} = this Airflow cluster, and only with this cluster's two EMR
+ * roles. The managed-policy tag cannot scope anything (it marks every v2 cluster of the
+ * account); it is still required, because the EMR v2 service policy needs it.
+ *
+ * - RunJobFlow has no resource: the request must carry our tag, and only `airflow:*` and
+ *   the managed-policy tag keys.
+ * - Tagging at create time is an AddTags authorised on the literal `cluster/*` (the
+ *   cluster has no id yet), with the same conditions.
+ * - Everything else requires our tag on the cluster itself.
+ * - An explicit deny stops tagging, untagging or setting auto-termination on any existing
+ *   cluster without our tag: putting our tag on someone else's cluster would make it
+ *   ours. It names `cluster/j-*`, which never matches the create-time `cluster/*`.
+ * - No ListClusters (it has no resource scoping): the DAGs pass cluster ids, never names.
+ * - PutAutoTerminationPolicy (DAG_1 sets an idle timeout at create) is allowed on
+ *   `cluster/*` and denied by the same statement on foreign clusters, so it works
+ *   whether or not EMR checks it at create time, when the cluster has no tags yet.
  */
 export function emrControlStatements(i: EmrControlInputs): Statements {
-  const { partition, region, account } = i.aws;
+  const own = ownEmrClusters(i);
+  const clusterArns = [emrClusterArn(i.aws, "*")];
+  const requestTags = [
+    { test: "StringEquals", variable: `aws:RequestTag/${EMR_CLUSTER_TAG}`, values: [i.clusterTag] },
+    {
+      test: "StringEquals",
+      variable: `aws:RequestTag/${EMR_MANAGED_TAG.key}`,
+      values: [EMR_MANAGED_TAG.value],
+    },
+    { test: "ForAllValues:StringLike", variable: "aws:TagKeys", values: ["airflow:*", EMR_MANAGED_TAG.key] },
+  ];
   return [
     {
-      // A new cluster has no ARN yet: require the tag the v2 policies depend on instead.
-      sid: "CreateTaggedEmrClusters",
-      actions: ["elasticmapreduce:RunJobFlow", "elasticmapreduce:AddTags"],
+      sid: "CreateOwnEmrClusters",
+      actions: ["elasticmapreduce:RunJobFlow"],
       resources: ["*"],
-      condition: [
-        {
-          test: "StringEquals",
-          variable: `aws:RequestTag/${EMR_MANAGED_TAG.key}`,
-          values: [EMR_MANAGED_TAG.value],
-        },
-      ],
+      condition: requestTags,
     },
     {
-      sid: "ManageTaggedEmrClusters",
+      sid: "TagOwnEmrClustersOnCreate",
+      actions: ["elasticmapreduce:AddTags"],
+      resources: clusterArns,
+      condition: requestTags,
+    },
+    {
+      sid: "ControlOwnEmrClusters",
       actions: [
-        "elasticmapreduce:DescribeCluster",
-        "elasticmapreduce:DescribeStep",
-        "elasticmapreduce:ListSteps",
-        "elasticmapreduce:ListInstanceGroups",
         "elasticmapreduce:AddJobFlowSteps",
         "elasticmapreduce:CancelSteps",
         "elasticmapreduce:TerminateJobFlows",
         "elasticmapreduce:SetTerminationProtection",
       ],
-      resources: [`arn:${partition}:elasticmapreduce:${region}:${account}:cluster/*`],
-      condition: [
-        {
-          test: "StringEquals",
-          variable: `aws:ResourceTag/${EMR_MANAGED_TAG.key}`,
-          values: [EMR_MANAGED_TAG.value],
-        },
-      ],
+      ...own,
     },
     {
-      // ListClusters has no resource-level permissions; EmrAddStepsOperator(job_flow_name=)
-      // needs it to resolve a name to an id.
-      sid: "ListEmrClusters",
-      actions: ["elasticmapreduce:ListClusters"],
-      resources: ["*"],
+      sid: "SetAutoTermination",
+      actions: ["elasticmapreduce:PutAutoTerminationPolicy"],
+      resources: clusterArns,
+    },
+    {
+      sid: "DenyForeignEmrClusterTagging",
+      effect: "Deny",
+      actions: [
+        "elasticmapreduce:AddTags",
+        "elasticmapreduce:RemoveTags",
+        "elasticmapreduce:PutAutoTerminationPolicy",
+      ],
+      resources: [emrClusterArn(i.aws, "j-*")],
+      condition: [
+        { test: "StringNotEquals", variable: `aws:ResourceTag/${EMR_CLUSTER_TAG}`, values: [i.clusterTag] },
+      ],
     },
     passRoleStatement("PassEmrServiceRole", i.serviceRoleArn, "elasticmapreduce.amazonaws.com"),
     passRoleStatement("PassEmrEc2Role", i.ec2RoleArn, "ec2.amazonaws.com"),
@@ -347,10 +487,150 @@ export function sesStatements(identityArn?: string): Statements {
   ];
 }
 
+/** What one node role may do, beyond reading its settings and secrets and Session Manager. */
+export interface NodeRoleAccess {
+  /** Remote task logs: the UI only reads them; nodes that run tasks or triggers also write. */
+  readonly remoteLogs: "read" | "read-write";
+  /** Read the artifacts bucket (the DAG sync, and tasks). */
+  readonly artifacts: boolean;
+  /** Read and write the data bucket (tasks). */
+  readonly data: boolean;
+  /** Write EFS (the DAG sync); every node mounts it. */
+  readonly efsWrite: boolean;
+  /** EMR: poll this cluster's EMR clusters (triggers), or also create, step and terminate them (tasks). */
+  readonly emr: "none" | "watch" | "control";
+  /** Complete its own termination lifecycle hook after draining (Celery workers). */
+  readonly drain: boolean;
+  /** Send DAG e-mail through SES (tasks and callbacks), when an identity exists. */
+  readonly mail: boolean;
+}
+
+/**
+ * Each node role's access, from what it runs (config/settings-contract.json `roles`):
+ * - api-server (+ Flower): the UI and the Execution API; it shows task logs and runs no
+ *   DAG code, so it reads logs and nothing else.
+ * - scheduler: scheduler, dag-processor, triggerer and the DAG sync timer. It syncs DAGs
+ *   from the artifacts bucket onto EFS, uploads trigger logs, polls EMR for deferred
+ *   sensors and sends callback e-mail. Tasks never run here, so there is no data access
+ *   (a deferrable S3 sensor would need data read here).
+ * - worker: runs the tasks: data, artifacts, logs, EMR control, e-mail, and the drain.
+ * - standalone (LocalExecutor): everything but the drain; it holds every secret anyway.
+ */
+export const NODE_ROLE_ACCESS: Readonly<Record<NodeRole, NodeRoleAccess>> = {
+  "api-server": {
+    remoteLogs: "read",
+    artifacts: false,
+    data: false,
+    efsWrite: false,
+    emr: "none",
+    drain: false,
+    mail: false,
+  },
+  scheduler: {
+    remoteLogs: "read-write",
+    artifacts: true,
+    data: false,
+    efsWrite: true,
+    emr: "watch",
+    drain: false,
+    mail: true,
+  },
+  worker: {
+    remoteLogs: "read-write",
+    artifacts: true,
+    data: true,
+    efsWrite: false,
+    emr: "control",
+    drain: true,
+    mail: true,
+  },
+  standalone: {
+    remoteLogs: "read-write",
+    artifacts: true,
+    data: true,
+    efsWrite: true,
+    emr: "control",
+    drain: false,
+    mail: true,
+  },
+};
+
+/** Inputs of {@link nodeRoleStatements}: this cluster's ARNs and prefixes. */
+export interface NodeRoleInputs {
+  /** Where the cluster lives. */
+  readonly aws: AwsLocation;
+  /** `<namePrefix>-<env>`: the EMR cluster tag value and the worker groups' name prefix. */
+  readonly resourcePrefix: string;
+  /** SSM path of this cluster's parameters. */
+  readonly parameterPrefix: string;
+  /** Name prefix of this cluster's secrets. */
+  readonly secretPrefix: string;
+  /** CMK of the secrets and SecureString parameters. */
+  readonly secretsKeyArn: string;
+  /** Log bucket. */
+  readonly logBucketArn: string;
+  /** Key prefix of remote task logs. */
+  readonly remoteLogPrefix: string;
+  /** Artifacts bucket. */
+  readonly artifactsBucketArn: string;
+  /** Data bucket. */
+  readonly dataBucketArn: string;
+  /** CMK of SSE-KMS buckets, if any. */
+  readonly bucketKeyArn?: string;
+  /** EFS file system. */
+  readonly fileSystemArn: string;
+  /** EMR service role. */
+  readonly emrServiceRoleArn: string;
+  /** EMR EC2 role. */
+  readonly emrEc2RoleArn: string;
+  /** SES identity, if DAG e-mail goes through SES. */
+  readonly sesIdentityArn?: string;
+}
+
+/**
+ * The policy of one node role: Session Manager, its settings and own secrets
+ * (`roleSecrets`), then the concerns {@link NODE_ROLE_ACCESS} gives it, in this order.
+ */
+export function nodeRoleStatements(role: NodeRole, i: NodeRoleInputs): Statements {
+  const access = NODE_ROLE_ACCESS[role];
+  if (access === undefined) {
+    throw new PropError("nodeRoleStatements", "role", role, Object.keys(NODE_ROLE_ACCESS).join(", "));
+  }
+  const writesS3 = access.remoteLogs === "read-write" || access.data;
+  const emr = { aws: i.aws, clusterTag: i.resourcePrefix };
+  return [
+    ...sessionManagerStatements(i.aws),
+    ...settingsReadStatements({
+      aws: i.aws,
+      parameterPrefix: i.parameterPrefix,
+      secretPrefix: i.secretPrefix,
+      secretKeys: roleSecrets(role),
+      secretsKeyArn: i.secretsKeyArn,
+    }),
+    ...remoteLogStatements({
+      logBucketArn: i.logBucketArn,
+      remoteLogPrefix: i.remoteLogPrefix,
+      write: access.remoteLogs === "read-write",
+    }),
+    ...(access.artifacts ? artifactsReadStatements(i.artifactsBucketArn) : []),
+    ...(access.data ? dataStatements(i.dataBucketArn) : []),
+    ...bucketKeyStatements(i.aws.region, i.bucketKeyArn, writesS3),
+    ...efsStatements(i.fileSystemArn, access.efsWrite),
+    ...(access.emr === "none" ? [] : emrWatchStatements(emr)),
+    ...(access.emr === "control"
+      ? emrControlStatements({ ...emr, serviceRoleArn: i.emrServiceRoleArn, ec2RoleArn: i.emrEc2RoleArn })
+      : []),
+    ...(access.drain ? workerDrainStatements({ aws: i.aws, resourcePrefix: i.resourcePrefix }) : []),
+    ...(access.mail ? sesStatements(i.sesIdentityArn) : []),
+  ];
+}
+
 /** Properties of {@link ClusterIam}. */
 export interface ClusterIamProps {
-  /** `<namePrefix>-<env>`: role and profile names, and the worker groups the drain may complete. */
+  /** `<namePrefix>-<env>`: role and profile names, the EMR cluster tag value, the worker groups the drain may complete. */
   readonly resourcePrefix: string;
+  /** The node roles of the executor (`EXECUTOR_ROLES`): one IAM role and instance profile each. */
+  readonly nodeRoles: readonly NodeRole[];
   /** SSM path of this cluster's parameters, `/<namePrefix>/<env>`. */
   readonly parameterPrefix: string;
   /** Name prefix of this cluster's Secrets Manager secrets, `<namePrefix>/<env>`. */
@@ -371,7 +651,7 @@ export interface ClusterIamProps {
   readonly emrLogPrefix?: string;
   /** Artifacts bucket (DAGs, Spark jobs): read-only for nodes and EMR. */
   readonly artifactsBucket: BucketRef;
-  /** Data bucket: read/write for nodes and EMR. */
+  /** Data bucket: read/write for the nodes that run tasks, and EMR. */
   readonly dataBucket: BucketRef;
   /** EFS file system nodes mount with IAM authorisation. */
   readonly fileSystem: HasArn;
@@ -389,12 +669,20 @@ export interface ClusterIamProps {
   readonly sesIdentity?: HasArn;
 }
 
-/** The node role, EMR service role and EMR EC2 role of one cluster. */
+/** Each node role's purpose, which its IAM role's description states. */
+const ROLE_PURPOSE: Readonly<Record<NodeRole, string>> = {
+  "api-server": "Airflow api-server/Flower nodes: settings, own secrets, task logs read-only",
+  scheduler: "Airflow scheduler nodes: settings, own secrets, DAG sync to EFS, logs, EMR polling",
+  worker: "Airflow Celery workers: settings, own secrets, data, logs, EMR control of own clusters, drain",
+  standalone: "Airflow standalone node (LocalExecutor): every component and its tasks",
+};
+
+/** The node roles, EMR service role and EMR EC2 role of one cluster. */
 export class ClusterIam extends Construct {
-  /** Role of every Airflow node. */
-  public readonly nodeRole: IamRole;
-  /** Instance profile of every Airflow node. */
-  public readonly nodeInstanceProfile: IamInstanceProfile;
+  /** IAM role per node role of the executor. */
+  public readonly nodeRoles: Readonly<Partial<Record<NodeRole, IamRole>>>;
+  /** Instance profile per node role of the executor. */
+  public readonly nodeInstanceProfiles: Readonly<Partial<Record<NodeRole, IamInstanceProfile>>>;
   /** EMR service role (`ServiceRole` of RunJobFlow). */
   public readonly emrServiceRole: IamRole;
   /** Role of the EMR cluster's EC2 instances. */
@@ -421,6 +709,16 @@ export class ClusterIam extends Construct {
         "a secret name prefix such as airflow/dev",
       );
     }
+    const known = Object.keys(NODE_ROLE_ACCESS);
+    const badRole = props.nodeRoles.find((r, n) => !known.includes(r) || props.nodeRoles.indexOf(r) !== n);
+    if (props.nodeRoles.length === 0 || badRole !== undefined) {
+      throw new PropError(
+        this,
+        "nodeRoles",
+        props.nodeRoles,
+        `distinct roles of ${known.join(", ")}, at least one`,
+      );
+    }
     const aws: AwsLocation = {
       partition: new DataAwsPartition(this, "partition").partition,
       region,
@@ -429,9 +727,8 @@ export class ClusterIam extends Construct {
     const doc = (docId: string, statement: Statements): string =>
       new DataAwsIamPolicyDocument(this, docId, { statement }).json;
     const managed = (name: string): string => `arn:${aws.partition}:iam::aws:policy/${name}`;
-    const bucketKey = bucketKeyStatements(region, props.bucketKey?.arn);
 
-    // --- EMR roles (first: the node policy names them in iam:PassRole) --------------
+    // --- EMR roles (first: the node policies name them in iam:PassRole) ----------------
     this.emrServiceRole = new IamRole(this, "emr-service-role", {
       name: `${prefix}-emr-service`,
       description: "EMR service role (AmazonEMRServicePolicy_v2) for the Airflow pipeline",
@@ -475,56 +772,52 @@ export class ClusterIam extends Construct {
           logBucketArn: props.logBucket.arn,
           emrLogPrefix,
         }),
-        ...bucketKey,
+        ...bucketKeyStatements(region, props.bucketKey?.arn),
       ]),
     });
 
-    // --- node role ---------------------------------------------------------------------
-    this.nodeRole = new IamRole(this, "node-role", {
-      name: `${prefix}-node`,
-      description: "Airflow nodes: SSM, CloudWatch agent, this cluster's settings/secrets/buckets, EMR, SES",
-      assumeRolePolicy: doc("node-assume", trustStatements("ec2.amazonaws.com")),
-    });
-    this.nodeInstanceProfile = new IamInstanceProfile(this, "node-profile", {
-      name: `${prefix}-node`,
-      role: this.nodeRole.name,
-    });
-    // Session Manager replaces SSH; the CloudWatch agent ships logs and metrics.
-    for (const [attachId, policy] of [
-      ["node-ssm-core", "AmazonSSMManagedInstanceCore"],
-      ["node-cloudwatch-agent", "CloudWatchAgentServerPolicy"],
-    ] as const) {
-      new IamRolePolicyAttachment(this, attachId, { role: this.nodeRole.name, policyArn: managed(policy) });
+    // --- node roles: one per node role of the executor ------------------------------
+    // No managed policies: AmazonSSMManagedInstanceCore grants ssm:GetParameter* on "*"
+    // (sessionManagerStatements replaces it), and CloudWatchAgentServerPolicy waits for
+    // an agent configuration - the AMI installs the agent but nothing configures or
+    // starts it, so it would only be an unused grant.
+    const inputs: NodeRoleInputs = {
+      aws,
+      resourcePrefix: prefix,
+      parameterPrefix: props.parameterPrefix,
+      secretPrefix: props.secretPrefix,
+      secretsKeyArn: props.secretsKey.arn,
+      logBucketArn: props.logBucket.arn,
+      remoteLogPrefix,
+      artifactsBucketArn: props.artifactsBucket.arn,
+      dataBucketArn: props.dataBucket.arn,
+      bucketKeyArn: props.bucketKey?.arn,
+      fileSystemArn: props.fileSystem.arn,
+      emrServiceRoleArn: this.emrServiceRole.arn,
+      emrEc2RoleArn: this.emrEc2Role.arn,
+      sesIdentityArn: props.sesIdentity?.arn,
+    };
+    const assume = doc("node-assume", trustStatements("ec2.amazonaws.com"));
+    const roles: Partial<Record<NodeRole, IamRole>> = {};
+    const profiles: Partial<Record<NodeRole, IamInstanceProfile>> = {};
+    for (const role of props.nodeRoles) {
+      const iamRole = new IamRole(this, `${role}-role`, {
+        name: `${prefix}-${role}`,
+        description: ROLE_PURPOSE[role],
+        assumeRolePolicy: assume,
+      });
+      profiles[role] = new IamInstanceProfile(this, `${role}-profile`, {
+        name: `${prefix}-${role}`,
+        role: iamRole.name,
+      });
+      new IamRolePolicy(this, `${role}-policy`, {
+        name: `airflow-${role}`,
+        role: iamRole.id,
+        policy: doc(`${role}-doc`, nodeRoleStatements(role, inputs)),
+      });
+      roles[role] = iamRole;
     }
-
-    // One role serves every node group, so it composes every concern; this order is the
-    // order of the rendered policy document.
-    new IamRolePolicy(this, "node-policy", {
-      name: "airflow-node",
-      role: this.nodeRole.id,
-      policy: doc("node-doc", [
-        ...settingsReadStatements({
-          aws,
-          parameterPrefix: props.parameterPrefix,
-          secretPrefix: props.secretPrefix,
-          secretsKeyArn: props.secretsKey.arn,
-        }),
-        ...s3Statements({
-          artifactsBucketArn: props.artifactsBucket.arn,
-          dataBucketArn: props.dataBucket.arn,
-          logBucketArn: props.logBucket.arn,
-          remoteLogPrefix,
-        }),
-        ...efsStatements(props.fileSystem.arn),
-        ...emrControlStatements({
-          aws,
-          serviceRoleArn: this.emrServiceRole.arn,
-          ec2RoleArn: this.emrEc2Role.arn,
-        }),
-        ...workerDrainStatements({ aws, resourcePrefix: prefix }),
-        ...bucketKey,
-        ...sesStatements(props.sesIdentity?.arn),
-      ]),
-    });
+    this.nodeRoles = roles;
+    this.nodeInstanceProfiles = profiles;
   }
 }

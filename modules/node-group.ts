@@ -459,8 +459,8 @@ export interface AirflowNodeGroupsProps {
   readonly layout: StandaloneLayout | CeleryLayout;
   /** Private subnets. */
   readonly subnets: readonly HasId[];
-  /** Node instance profile. */
-  readonly instanceProfile: HasArn;
+  /** Instance profile per node role of the layout: each group runs with its own role's. */
+  readonly instanceProfiles: Readonly<Partial<Record<NodeRole, HasArn>>>;
   /** Load balancer target groups. */
   readonly loadBalancers: NodeTargetGroups;
   /** AIRFLOW_SETTINGS_REVISION. */
@@ -493,14 +493,20 @@ export class AirflowNodeGroups extends Construct {
       tags: props.tags,
       image: this.image,
       subnets: props.subnets,
-      instanceProfile: props.instanceProfile,
       settingsRevision: props.settingsRevision,
+    };
+    const profile = (role: NodeRole): HasArn => {
+      const p = props.instanceProfiles[role];
+      if (p === undefined)
+        throw new PropError(this, `instanceProfiles.${role}`, undefined, "an instance profile");
+      return p;
     };
     const groups: Partial<Record<NodeRole, NodeGroup>> = {};
     if (layout.executor === "LocalExecutor") {
       groups.standalone = new NodeGroup(this, "standalone", {
         ...common,
         role: "standalone",
+        instanceProfile: profile("standalone"),
         securityGroups: layout.standalone.securityGroups,
         instanceType: layout.standalone.instanceType,
         minSize: 1,
@@ -514,6 +520,7 @@ export class AirflowNodeGroups extends Construct {
       groups["api-server"] = new NodeGroup(this, "api-server", {
         ...common,
         role: "api-server",
+        instanceProfile: profile("api-server"),
         securityGroups: layout.apiServer.securityGroups,
         instanceType: layout.apiServer.instanceType,
         minSize: 1,
@@ -524,6 +531,7 @@ export class AirflowNodeGroups extends Construct {
       groups.scheduler = new NodeGroup(this, "scheduler", {
         ...common,
         role: "scheduler",
+        instanceProfile: profile("scheduler"),
         securityGroups: layout.scheduler.securityGroups,
         instanceType: layout.scheduler.instanceType,
         minSize: layout.scheduler.count,
@@ -533,6 +541,7 @@ export class AirflowNodeGroups extends Construct {
       const worker = new NodeGroup(this, "worker", {
         ...common,
         role: "worker",
+        instanceProfile: profile("worker"),
         securityGroups: layout.worker.securityGroups,
         instanceType: layout.worker.instanceType,
         minSize: layout.worker.min,

@@ -4,7 +4,7 @@
  */
 import { TerraformOutput } from "cdktf";
 import { Construct } from "constructs";
-import { PropError, UiAccess } from "./contract";
+import { NodeRole, PropError, UiAccess } from "./contract";
 
 /** Properties of {@link ComputeOutputs}. */
 export interface ComputeOutputsProps {
@@ -32,7 +32,8 @@ export interface ComputeOutputsProps {
   readonly iam: {
     readonly emrServiceRole: { readonly name: string; readonly arn: string };
     readonly emrInstanceProfile: { readonly name: string; readonly arn: string };
-    readonly nodeRole: { readonly arn: string };
+    /** IAM role per node role of the executor. */
+    readonly nodeRoles: Readonly<Partial<Record<NodeRole, { readonly arn: string }>>>;
   };
   /** Secret ARN prefix (`arn:...:secret:<secretPrefix>/`). */
   readonly secretArnPrefix: string;
@@ -94,7 +95,13 @@ export class ComputeOutputs extends Construct {
       "EMR EC2 instance profile (RunJobFlow JobFlowRole)",
     );
     out("emr_instance_profile_arn", props.iam.emrInstanceProfile.arn, "EMR EC2 instance profile ARN");
-    out("node_role_arn", props.iam.nodeRole.arn, "IAM role of every Airflow node");
+    const roleArns = Object.fromEntries(
+      Object.entries(props.iam.nodeRoles).map(([role, r]) => [role, r.arn]),
+    );
+    new TerraformOutput(this, "node_role_arns", {
+      value: roleArns,
+      description: "IAM role of each Airflow node role (api-server, scheduler, worker; or standalone)",
+    }).overrideLogicalId("node_role_arns");
     out("parameter_prefix", props.parameterPrefix, "SSM parameter prefix of this cluster's settings");
     out("secret_arn_prefix", props.secretArnPrefix, "ARN prefix of this cluster's Secrets Manager secrets");
   }

@@ -42,6 +42,9 @@ export type GroupKey = keyof typeof GROUP_PURPOSE;
 /** The groups of Airflow nodes: the ones that reach the data stores and AWS APIs. */
 const NODES = ["api-server", "scheduler", "worker"] as const;
 
+/** The node groups that open connections to the metadata DB (tasks on workers use the Execution API). */
+const DB_CLIENTS: readonly (typeof NODES)[number][] = ["api-server", "scheduler"];
+
 /**
  * `from` may open TCP connections to `to` on `port`: an egress rule on `from` (construct
  * id `<id>-out`) and an ingress rule on `to` (`<id>-in`), both described by `why`.
@@ -110,12 +113,15 @@ export function securityGroupRules(i: SecurityGroupRuleInputs): {
     // Live trigger logs from the triggerer (on the scheduler nodes, or on the standalone node
     // itself with LocalExecutor, where both groups are attached).
     { id: "api-to-triggerer-logs", from: "api-server", to: "scheduler", port: PORTS.triggererLogServer, why: "live trigger logs from triggerer log server" },
-    // Data stores accept only the Airflow nodes.
+    // Data stores accept only the Airflow nodes, and the metadata DB only the nodes that
+    // hold its password: workers reach it through the Execution API, never directly.
     ...NODES.flatMap((n): SgLink[] => [
       { id: `${n}-to-redis`, from: n, to: "redis", port: PORTS.redis, why: `Celery broker from ${n}` },
-      { id: `${n}-to-db`, from: n, to: "database", port: i.databasePort, why: `metadata DB from ${n}` },
       { id: `${n}-to-efs`, from: n, to: "efs", port: PORTS.nfs, why: `EFS (NFS over TLS) from ${n}` },
     ]),
+    ...DB_CLIENTS.map((n): SgLink => (
+      { id: `${n}-to-db`, from: n, to: "database", port: i.databasePort, why: `metadata DB from ${n}` }
+    )),
   ];
   // prettier-ignore
   const cidrRules: SgCidrRule[] = [

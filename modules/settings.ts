@@ -20,6 +20,7 @@ import { skipCheckovAll } from "./checkov";
 import {
   CONTRACT,
   DatabaseEngine,
+  EXECUTOR_ROLES,
   EmailBackend,
   Executor,
   HasArn,
@@ -31,6 +32,7 @@ import {
   UNSET,
   assertIntIn,
   assertKeyPrefix,
+  roleSecrets,
 } from "./contract";
 
 // --- the contract -------------------------------------------------------------------
@@ -38,14 +40,14 @@ import {
 /** Airflow's boolean spelling in airflow.cfg. */
 const pyBool = (b: boolean): string => (b ? "True" : "False");
 
-/** Secrets that only exist with CeleryExecutor (the contract says so for the AUTH token). */
-const CELERY_ONLY_SECRETS: ReadonlySet<string> = new Set(["redis-auth-token"]);
-
-/** The contract's secret keys that this executor needs. */
+/**
+ * The contract's secret keys that this executor needs: those some node role of the
+ * executor reads (`roleSecrets`), in the contract's order. So the broker's AUTH token
+ * and Flower's password, which only Celery roles read, exist only with CeleryExecutor.
+ */
 export function secretKeysFor(executor: Executor): string[] {
-  return CONTRACT.secrets
-    .map((s) => s.key)
-    .filter((k) => executor === "CeleryExecutor" || !CELERY_ONLY_SECRETS.has(k));
+  const read = new Set(EXECUTOR_ROLES[executor].flatMap((role) => roleSecrets(role)));
+  return CONTRACT.secrets.map((s) => s.key).filter((k) => read.has(k));
 }
 
 function checkKeys(
@@ -90,6 +92,7 @@ export const GENERATED_SECRETS: readonly string[] = [
   "jwt-secret",
   "api-secret-key",
   "admin-password",
+  "flower-password",
 ];
 
 /** Properties of {@link ClusterSecrets}. */
@@ -205,10 +208,11 @@ export class ClusterSecrets extends Construct {
       const bytes = new Bytes(this, "fernet-key-bytes", { length: 32 });
       return Fn.replace(Fn.replace(bytes.base64, "/[+]/", "-"), "/[/]/", "_");
     }
-    // jwt-secret, api-secret-key (64) and admin-password (32): alphanumerics only, safe
-    // in airflow.cfg, environment files, shells and URLs; 190-380 bits of entropy.
+    // jwt-secret, api-secret-key (64), admin-password and flower-password (32):
+    // alphanumerics only, safe in airflow.cfg, environment files, shells and URLs;
+    // 190-380 bits of entropy.
     return new Password(this, `${key}-value`, {
-      length: key === "admin-password" ? 32 : 64,
+      length: key === "admin-password" || key === "flower-password" ? 32 : 64,
       special: false,
       minUpper: 2,
       minLower: 2,
@@ -314,6 +318,12 @@ export interface ClusterSettingsProps {
   readonly fromEmail: string;
   /** SMTP host (the region's SES endpoint). */
   readonly smtpHost: string;
+  /**
+   * Value of the contract's `emrClusterTag` tag on this cluster's EMR clusters (the
+   * `emr_cluster_tag` variable), `<namePrefix>-<env>`: the node roles control only
+   * clusters carrying it.
+   */
+  readonly emrClusterTag: string;
   /** EMR service role. */
   readonly emrServiceRole: HasName;
   /** EMR EC2 instance profile. */
@@ -368,6 +378,15 @@ export class ClusterSettings extends Construct {
     const emrLogPrefix = props.emrLogPrefix ?? LOG_PREFIXES.emr;
     assertKeyPrefix(this, "remoteLogPrefix", remoteLogPrefix);
     assertKeyPrefix(this, "emrLogPrefix", emrLogPrefix);
+    // DAG_1 sets it as a tag value and the node roles' IAM conditions compare it verbatim.
+    if (!/^[A-Za-z0-9-]{1,128}$/.test(props.emrClusterTag)) {
+      throw new PropError(
+        this,
+        "emrClusterTag",
+        props.emrClusterTag,
+        "<namePrefix>-<env>: letters, digits and '-'",
+      );
+    }
     const str = (n: number): string => (Token.isUnresolved(n) ? Token.asString(n) : String(n));
 
     const parameterValues: Record<string, string> = {
@@ -402,6 +421,7 @@ export class ClusterSettings extends Construct {
       artifacts_bucket: props.artifactsBucket.bucket,
       spark_job_uri: props.sparkJobUri,
       emr_service_role: props.emrServiceRole.name,
+      emr_cluster_tag: props.emrClusterTag,
       emr_job_flow_role: props.emrInstanceProfile.name,
       emr_log_uri: `s3://${props.logBucket.bucket}/${emrLogPrefix}/`,
       emr_subnet_id: props.emrSubnet.id,

@@ -2,7 +2,8 @@
 # Infra stage: jest (in-process synth + property tests, the main command against the
 # cdktf CLI), then the real synthesis of dev (`npm run synth`), prod and alt, each
 # gated by checkov with zero unexcused failures (reasoned skips live next to the
-# resources; see modules/checkov.ts and scripts/checkov-gate.js).
+# resources; see modules/checkov.ts and scripts/checkov-gate.js) and their identity
+# policies linted by parliament (reasoned excuses in scripts/lint-policies.py).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -28,6 +29,19 @@ for want in "2 failed, 2 skipped with reason, 1 stale skips" \
 $gate_out"
 done
 
+log "policy lint self-check (fixture: 1 finding, every real excuse stale)"
+set +e
+lint_out="$("$CHECKOV_VENV_DIR/bin/python" scripts/lint-policies.py __tests__/infra/fixtures/policies)"
+lint_rc=$?
+set -e
+[ "$lint_rc" -eq 1 ] || die "policy lint should fail the fixture with exit 1, got $lint_rc:
+$lint_out"
+for want in "FINDING typo-policy Typo UNKNOWN_ACTION" "STALE   compute_iam_worker-doc PassEmrEc2Role" \
+  "lint-policies: 1 identity policy document(s)"; do
+  grep -qF -- "$want" <<<"$lint_out" || die "policy lint self-check: missing '$want' in:
+$lint_out"
+done
+
 # Types are checked in the lint stage; the synths below need only the transpiled app.
 log "build (transpile)"
 node scripts/compile.js
@@ -51,4 +65,9 @@ log "checkov (state stack; dev, prod and alt cluster stacks)"
 node scripts/checkov-gate.js "$CHECKOV_VENV_DIR/bin/checkov" \
   "$work/dev/stacks/airflow-state" "$work/dev/stacks/airflow-dev" \
   "$work/prod/stacks/airflow-prod" "$work/alt/stacks/dp-air-alt"
+log "parliament (identity policies of the dev, prod and alt cluster stacks)"
+for stack in dev/stacks/airflow-dev prod/stacks/airflow-prod alt/stacks/dp-air-alt; do
+  node scripts/policy-documents.js "$work/$stack" "$work/policies/${stack%%/*}"
+done
+"$CHECKOV_VENV_DIR/bin/python" scripts/lint-policies.py "$work/policies/dev" "$work/policies/prod" "$work/policies/alt"
 log "infra stage passed"

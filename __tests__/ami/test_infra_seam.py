@@ -511,6 +511,11 @@ CONTRACT_LITERALS = [
     ("dags/champion_dag_1_emr.py", r'^AWS_CONN_ID = "([^"]+)"$', ("connections", "aws")),
     ("dags/champion_dag_1_emr.py", r'^SMTP_CONN_ID = "([^"]+)"$', ("connections", "smtp")),
     ("dags/champion_dag_1_emr.py", r'"Key": "(for-use-with-[^"]+)"', ("emrManagedTag", "key")),
+    (
+        "dags/champion_dag_1_emr.py",
+        r'"Key": "([^"]+)", "Value": "\{\{ var\.value\.emr_cluster_tag \}\}"',
+        ("emrClusterTag", "key"),
+    ),
     ("dags/champion_dag_2_sort.py", r'^AWS_CONN_ID = "([^"]+)"$', ("connections", "aws")),
     (RENDER, r'^SES_CONN_ID = "([^"]+)"$', ("connections", "aws")),
     (RENDER, r'"remote_log_conn_id": "([^"]+)"', ("connections", "aws")),

@@ -112,7 +112,8 @@ describe("AirflowClusterStack", () => {
     const dbIngress = list(pg, "aws_vpc_security_group_ingress_rule").filter((r) =>
       String(r.security_group_id).includes("security-groups_database"),
     );
-    expect(dbIngress.map((r) => r.from_port)).toEqual([5432, 5432, 5432]);
+    // the api-server and the schedulers; workers reach the DB through the Execution API only
+    expect(dbIngress.map((r) => r.from_port)).toEqual([5432, 5432]);
   });
 
   it("GIVEN prod WHEN synthesized THEN the DB is Multi-AZ, deletion-protected and keeps a final snapshot", () => {

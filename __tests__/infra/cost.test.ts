@@ -126,7 +126,7 @@ it.each<[Env, string, number, number, string]>([
   ["dev", "ALB", 2, use1("elb", "alb_hour"), "public + internal"],
   ["dev", "public IPv4", 3, use1("vpc", "public_ipv4_hour"), "NAT EIP + public ALB in 2 AZs"],
   ["dev", "EFS Standard", 1, use1("efs", "standard_gb"), "assumed 1 GB"],
-  ["dev", "secret", 6, use1("secretsmanager", "secret_month"), "6 secrets"],
+  ["dev", "secret", 7, use1("secretsmanager", "secret_month"), "7 secrets, Flower's own password included"],
   ["dev", "KMS key", 1, use1("kms", "key_month"), "one CMK"],
   ["dev", "scaling alarms", 2, use1("cloudwatch", "alarm_month"), "worker CPU target tracking"],
   ["dev", "S3 Standard", 4, use1("s3", "standard_gb"), "4 buckets x 1 GB"],

@@ -1,21 +1,27 @@
 /**
- * IAM: the node role holds only what nodes need, scoped to this cluster; iam:PassRole
- * names exactly the two EMR roles; the EMR roles carry the v2 service policy and the
- * data access the Spark job needs. Each AWS concern's statements are checked on their own
- * (pure functions), and the roles as their composition.
+ * IAM: one role per node role, each holding only what that role does, scoped to this
+ * cluster; only the worker passes roles, exactly the two EMR roles; the EMR roles carry the
+ * v2 service policy and the data access the Spark job needs. Each AWS concern's statements
+ * are checked on their own (pure functions), and the roles as their composition. What the
+ * policies allow is evaluated in iam-evaluate.test.ts.
  */
 import { IamInstanceProfile } from "@cdktf/provider-aws/lib/iam-instance-profile";
 import { IamRole } from "@cdktf/provider-aws/lib/iam-role";
+import { NodeRole, roleSecrets } from "../../modules/contract";
 import {
   ClusterIam,
   ClusterIamProps,
   Statements,
+  artifactsReadStatements,
   bucketKeyStatements,
+  dataStatements,
   efsStatements,
   emrControlStatements,
   emrInstanceS3Statements,
-  s3Statements,
+  emrWatchStatements,
+  remoteLogStatements,
   sesStatements,
+  sessionManagerStatements,
   settingsReadStatements,
   workerDrainStatements,
 } from "../../modules/iam";
@@ -28,118 +34,130 @@ const bySid = (statements: Statement[], sid: string): Statement => {
   return s;
 };
 
-describe("node role", () => {
+const CELERY_ROLES = ["api-server", "scheduler", "worker"] as const;
+
+describe("node roles", () => {
   // GIVEN the default (dev, CeleryExecutor) compute plane
   const { json, parsed } = synthCompute({ notificationEmail: "team@example.com" });
-  const node = policyStatements(parsed, "node-doc");
+  const doc = (role: NodeRole): Statement[] => policyStatements(parsed, `_${role}-doc`);
 
-  it("GIVEN the node role WHEN synthesized THEN EC2 alone may assume it, through an instance profile", () => {
-    // THEN
-    const trust = policyStatements(parsed, "node-assume");
-    expect(trust).toEqual([
-      expect.objectContaining({
-        actions: ["sts:AssumeRole"],
-        principals: [{ type: "Service", identifiers: ["ec2.amazonaws.com"] }],
-      }),
-    ]);
-    expect(json).toHaveResourceWithProperties(IamRole, { name: "airflow-dev-node" });
-    expect(json).toHaveResourceWithProperties(IamInstanceProfile, { name: "airflow-dev-node" });
-  });
-
-  it.each([["AmazonSSMManagedInstanceCore"], ["CloudWatchAgentServerPolicy"]])(
-    "GIVEN the node role WHEN synthesized THEN it has the managed policy %s",
-    (policy) => {
-      const arns = Object.values(resourcesOf(parsed, "aws_iam_role_policy_attachment"))
-        .filter((a) => String(a.role).includes("node-role"))
-        .map((a) => String(a.policy_arn));
-      expect(arns).toContainEqual(expect.stringMatching(new RegExp(`:iam::aws:policy/${policy}$`)));
+  it.each(CELERY_ROLES.map((r) => [r]))(
+    "GIVEN CeleryExecutor WHEN synthesized THEN %s has its own role and instance profile, which EC2 alone may assume",
+    (role) => {
+      expect(json).toHaveResourceWithProperties(IamRole, { name: `airflow-dev-${role}` });
+      expect(json).toHaveResourceWithProperties(IamInstanceProfile, { name: `airflow-dev-${role}` });
+      expect(policyStatements(parsed, "node-assume")).toEqual([
+        expect.objectContaining({
+          actions: ["sts:AssumeRole"],
+          principals: [{ type: "Service", identifiers: ["ec2.amazonaws.com"] }],
+        }),
+      ]);
     },
   );
 
-  it("GIVEN the node policy WHEN synthesized THEN no action is a wildcard and '*' resources are conditioned or unscopable lookups", () => {
-    // elasticmapreduce:ListClusters and ec2:DescribeTags support no resource-level scoping.
-    const unscopable = ["ListEmrClusters", "FindOwnAutoScalingGroup"];
-    for (const s of node) {
-      for (const a of s.actions ?? []) expect(a).not.toMatch(/(^\*$|:\*$)/);
-      if ((s.resources ?? []).includes("*")) {
-        const allowedStar = unscopable.includes(s.sid ?? "") || (s.condition ?? []).length > 0;
-        expect({ sid: s.sid, allowedStar }).toEqual({ sid: s.sid, allowedStar: true });
+  it("GIVEN CeleryExecutor WHEN synthesized THEN there is no shared node role and no standalone role", () => {
+    const names = Object.values(resourcesOf(parsed, "aws_iam_role")).map((r) => String(r.name));
+    expect(names.sort()).toEqual([
+      "airflow-dev-api-server",
+      "airflow-dev-emr-ec2",
+      "airflow-dev-emr-service",
+      "airflow-dev-scheduler",
+      "airflow-dev-worker",
+    ]);
+  });
+
+  it("GIVEN any node role WHEN synthesized THEN no AWS managed policy is attached to it (only the EMR service role has one)", () => {
+    const attached = Object.values(resourcesOf(parsed, "aws_iam_role_policy_attachment")).map((a) =>
+      String(a.role),
+    );
+    expect(attached).toEqual([expect.stringMatching(/emr-service-role/)]);
+  });
+
+  it.each(CELERY_ROLES.map((r) => [r]))(
+    "GIVEN the %s policy WHEN synthesized THEN no action is a wildcard and '*' resources are conditioned or unscopable",
+    (role) => {
+      // ssmmessages (Session Manager channels) and ec2:DescribeTags support no resource-level scoping.
+      const unscopable = ["OpenSessionChannels", "FindOwnAutoScalingGroup"];
+      for (const s of doc(role)) {
+        for (const a of s.actions ?? []) expect(a).not.toMatch(/(^\*$|:\*$)/);
+        if ((s.resources ?? []).includes("*")) {
+          const allowedStar = unscopable.includes(s.sid ?? "") || (s.condition ?? []).length > 0;
+          expect({ sid: s.sid, allowedStar }).toEqual({ sid: s.sid, allowedStar: true });
+        }
       }
-    }
-  });
-
-  it("GIVEN the node policy WHEN synthesized THEN a worker finds its group by tag and completes only this cluster's lifecycle hooks", () => {
-    expect(bySid(node, "FindOwnAutoScalingGroup").actions).toEqual(["ec2:DescribeTags"]);
-    const complete = bySid(node, "CompleteOwnLifecycleActions");
-    expect(complete.actions).toContain("autoscaling:CompleteLifecycleAction");
-    for (const r of complete.resources ?? []) expect(r).toMatch(/:autoScalingGroupName\/airflow-dev-\*$/);
-  });
-
-  it.each([
-    ["ReadClusterParameters", /:parameter\/airflow\/dev(\/\*)?$/],
-    ["ReadClusterSecrets", /:secret:airflow\/dev\/\*$/],
-    ["ReadWriteRemoteLogs", /aws_s3_bucket\.logs\.arn\}\/airflow-logs\/\*$/],
-    ["ReadArtifacts", /aws_s3_bucket\.artifacts\.arn\}\/\*$/],
-    ["ReadWriteData", /aws_s3_bucket\.data\.arn\}\/\*$/],
-    ["MountFileSystem", /aws_efs_file_system\.efs\.arn\}$/],
-  ])(
-    "GIVEN the node policy WHEN synthesized THEN %s is scoped to this cluster's resources",
-    (sid, pattern) => {
-      const s = bySid(node, sid);
-      expect(s.resources?.length).toBeGreaterThan(0);
-      for (const r of s.resources ?? []) expect(r).toMatch(pattern);
     },
   );
 
-  it("GIVEN the node policy WHEN synthesized THEN kms:Decrypt works through Secrets Manager/SSM only", () => {
-    const s = bySid(node, "DecryptSecretsViaService");
-    expect(s.actions).toEqual(["kms:Decrypt"]);
-    expect(s.condition).toEqual([
-      {
-        test: "StringEquals",
-        variable: "kms:ViaService",
-        values: ["secretsmanager.us-east-1.amazonaws.com", "ssm.us-east-1.amazonaws.com"],
-      },
-    ]);
-  });
+  it.each(CELERY_ROLES.map((r) => [r]))(
+    "GIVEN the %s policy WHEN synthesized THEN it reads exactly its contract secrets, by full name",
+    (role) => {
+      const s = bySid(doc(role), "ReadRoleSecrets");
+      expect(s.actions).toEqual(["secretsmanager:GetSecretValue"]);
+      const keys = (s.resources ?? []).map((r) => /:secret:airflow\/dev\/([a-z-]+)-\?{6}$/.exec(r)?.[1]);
+      expect(keys.sort()).toEqual([...roleSecrets(role)].sort());
+    },
+  );
 
-  it("GIVEN the node policy WHEN synthesized THEN iam:PassRole names exactly the EMR service role and the EMR EC2 role", () => {
-    const pass = node.filter((s) => (s.actions ?? []).includes("iam:PassRole"));
-    const resources = pass.flatMap((s) => s.resources ?? []).sort();
-    expect(resources).toEqual([
+  it.each(CELERY_ROLES.map((r) => [r]))(
+    "GIVEN the %s policy WHEN synthesized THEN kms:Decrypt of the secrets key works through Secrets Manager/SSM only",
+    (role) => {
+      const s = bySid(doc(role), "DecryptSecretsViaService");
+      expect(s.actions).toEqual(["kms:Decrypt"]);
+      expect(s.condition).toEqual([
+        {
+          test: "StringEquals",
+          variable: "kms:ViaService",
+          values: ["secretsmanager.us-east-1.amazonaws.com", "ssm.us-east-1.amazonaws.com"],
+        },
+      ]);
+    },
+  );
+
+  it("GIVEN the node policies WHEN synthesized THEN only the worker may pass roles, exactly the EMR service and EC2 roles", () => {
+    for (const role of ["api-server", "scheduler"] as const) {
+      expect(
+        doc(role)
+          .flatMap((s) => s.actions ?? [])
+          .filter((a) => a.startsWith("iam:")),
+      ).toEqual([]);
+    }
+    const pass = doc("worker").filter((s) => (s.actions ?? []).includes("iam:PassRole"));
+    expect(pass.flatMap((s) => s.resources ?? []).sort()).toEqual([
       expect.stringMatching(/^\$\{aws_iam_role\.compute_iam_emr-ec2-role_[0-9A-F]+\.arn\}$/),
       expect.stringMatching(/^\$\{aws_iam_role\.compute_iam_emr-service-role_[0-9A-F]+\.arn\}$/),
     ]);
     for (const s of pass) expect(s.actions).toEqual(["iam:PassRole"]);
   });
 
-  it("GIVEN the node policy WHEN synthesized THEN EMR clusters are created only with the v2 managed-policy tag and only tagged ones managed", () => {
-    const create = bySid(node, "CreateTaggedEmrClusters");
-    expect(create.actions).toContain("elasticmapreduce:RunJobFlow");
-    expect(create.condition).toEqual([
-      {
-        test: "StringEquals",
-        variable: "aws:RequestTag/for-use-with-amazon-emr-managed-policies",
-        values: ["true"],
-      },
-    ]);
-    const manage = bySid(node, "ManageTaggedEmrClusters");
-    expect(manage.actions).toEqual(
-      expect.arrayContaining([
-        "elasticmapreduce:DescribeCluster",
-        "elasticmapreduce:DescribeStep",
-        "elasticmapreduce:ListSteps",
-        "elasticmapreduce:AddJobFlowSteps",
-        "elasticmapreduce:TerminateJobFlows",
-      ]),
-    );
-    expect(manage.condition?.[0].variable).toBe("aws:ResourceTag/for-use-with-amazon-emr-managed-policies");
+  it("GIVEN the worker policy WHEN synthesized THEN it finds its group by tag and completes only this cluster's lifecycle hooks", () => {
+    expect(bySid(doc("worker"), "FindOwnAutoScalingGroup").actions).toEqual(["ec2:DescribeTags"]);
+    const complete = bySid(doc("worker"), "CompleteOwnLifecycleActions");
+    expect(complete.actions).toContain("autoscaling:CompleteLifecycleAction");
+    for (const r of complete.resources ?? []) expect(r).toMatch(/:autoScalingGroupName\/airflow-dev-\*$/);
   });
 
-  it("GIVEN a notification e-mail WHEN synthesized THEN nodes send mail only as the SES identity", () => {
-    const s = bySid(node, "SendMailAsIdentity");
-    expect(s.actions?.sort()).toEqual(["ses:SendEmail", "ses:SendRawEmail"]);
-    expect(s.resources).toEqual([expect.stringMatching(/^\$\{aws_ses_email_identity\.[\w-]+\.arn\}$/)]);
+  it("GIVEN a notification e-mail WHEN synthesized THEN the roles that run tasks and callbacks send only as the SES identity", () => {
+    for (const role of ["scheduler", "worker"] as const) {
+      const s = bySid(doc(role), "SendMailAsIdentity");
+      expect(s.actions?.sort()).toEqual(["ses:SendEmail", "ses:SendRawEmail"]);
+      expect(s.resources).toEqual([expect.stringMatching(/^\$\{aws_ses_email_identity\.[\w-]+\.arn\}$/)]);
+    }
+    expect(
+      doc("api-server")
+        .flatMap((s) => s.actions ?? [])
+        .filter((a) => a.startsWith("ses:")),
+    ).toEqual([]);
+  });
+});
+
+describe("LocalExecutor", () => {
+  const { parsed } = synthCompute({ executor: "LocalExecutor" });
+
+  it("GIVEN LocalExecutor WHEN synthesized THEN the standalone node has the one node role, with the standalone secrets", () => {
+    const names = Object.values(resourcesOf(parsed, "aws_iam_role")).map((r) => String(r.name));
+    expect(names.filter((n) => !n.includes("-emr-"))).toEqual(["airflow-dev-standalone"]);
+    const s = bySid(policyStatements(parsed, "_standalone-doc"), "ReadRoleSecrets");
+    expect(s.resources?.length).toBe(roleSecrets("standalone").length);
   });
 });
 
@@ -148,8 +166,10 @@ describe("without a notification e-mail", () => {
     // GIVEN no notificationEmail WHEN synthesized
     const { parsed } = synthCompute();
     // THEN
-    const actions = policyStatements(parsed, "node-doc").flatMap((s) => s.actions ?? []);
-    expect(actions.filter((a) => a.startsWith("ses:"))).toEqual([]);
+    for (const role of CELERY_ROLES) {
+      const actions = policyStatements(parsed, `_${role}-doc`).flatMap((s) => s.actions ?? []);
+      expect(actions.filter((a) => a.startsWith("ses:"))).toEqual([]);
+    }
   });
 });
 
@@ -203,21 +223,41 @@ const concerns: readonly (readonly [string, () => Statements, readonly string[]]
         aws,
         parameterPrefix: "/PARAMS",
         secretPrefix: "SECRETS",
+        secretKeys: ["db-password"],
         secretsKeyArn: "SECRETS-KEY",
       }),
     ["kms", "secretsmanager", "ssm"],
   ],
-  ["s3Statements", () => s3Statements({ ...bucketArns, remoteLogPrefix: "REMOTE-LOGS" }), ["s3"]],
+  ["sessionManagerStatements", () => sessionManagerStatements(aws), ["ssm", "ssmmessages"]],
+  [
+    "remoteLogStatements",
+    () => remoteLogStatements({ logBucketArn: "LOGS", remoteLogPrefix: "REMOTE-LOGS", write: true }),
+    ["s3"],
+  ],
+  [
+    "remoteLogStatements (read-only)",
+    () => remoteLogStatements({ logBucketArn: "LOGS", remoteLogPrefix: "REMOTE-LOGS", write: false }),
+    ["s3"],
+  ],
+  ["artifactsReadStatements", () => artifactsReadStatements("ARTIFACTS"), ["s3"]],
+  ["dataStatements", () => dataStatements("DATA"), ["s3"]],
   [
     "emrInstanceS3Statements",
     () => emrInstanceS3Statements({ ...bucketArns, emrLogPrefix: "EMR-LOGS" }),
     ["s3"],
   ],
   ["bucketKeyStatements", () => bucketKeyStatements("REGION", "BUCKET-KEY"), ["kms"]],
-  ["efsStatements", () => efsStatements("FILE-SYSTEM"), ["elasticfilesystem"]],
+  ["efsStatements", () => efsStatements("FILE-SYSTEM", true), ["elasticfilesystem"]],
+  ["emrWatchStatements", () => emrWatchStatements({ aws, clusterTag: "PREFIX" }), ["elasticmapreduce"]],
   [
     "emrControlStatements",
-    () => emrControlStatements({ aws, serviceRoleArn: "EMR-SERVICE-ROLE", ec2RoleArn: "EMR-EC2-ROLE" }),
+    () =>
+      emrControlStatements({
+        aws,
+        clusterTag: "PREFIX",
+        serviceRoleArn: "EMR-SERVICE-ROLE",
+        ec2RoleArn: "EMR-EC2-ROLE",
+      }),
     ["elasticmapreduce", "iam"],
   ],
   [
@@ -286,18 +326,64 @@ describe("policy statements by AWS concern", () => {
 describe("roles composed from the concerns", () => {
   const { parsed } = synthCompute({ notificationEmail: "team@example.com" });
 
-  it("GIVEN the node role WHEN synthesized THEN its policy is exactly the node concerns' statements", () => {
-    const node = [
-      "settingsReadStatements",
-      "s3Statements",
-      "efsStatements",
-      "emrControlStatements",
-      "workerDrainStatements",
-      "bucketKeyStatements",
-      "sesStatements",
-    ].flatMap(concern);
-    expect(sids(policyStatements(parsed, "node-doc"))).toEqual(sids(node));
+  it.each<[NodeRole, string[]]>([
+    [
+      "api-server",
+      [
+        "sessionManagerStatements",
+        "settingsReadStatements",
+        "remoteLogStatements (read-only)",
+        "bucketKeyStatements",
+        "efsStatements",
+      ],
+    ],
+    [
+      "scheduler",
+      [
+        "sessionManagerStatements",
+        "settingsReadStatements",
+        "remoteLogStatements",
+        "artifactsReadStatements",
+        "bucketKeyStatements",
+        "efsStatements",
+        "emrWatchStatements",
+        "sesStatements",
+      ],
+    ],
+    [
+      "worker",
+      [
+        "sessionManagerStatements",
+        "settingsReadStatements",
+        "remoteLogStatements",
+        "artifactsReadStatements",
+        "dataStatements",
+        "bucketKeyStatements",
+        "efsStatements",
+        "emrWatchStatements",
+        "emrControlStatements",
+        "workerDrainStatements",
+        "sesStatements",
+      ],
+    ],
+  ])("GIVEN the %s role WHEN synthesized THEN its policy is exactly the statements of %j", (role, names) => {
+    expect(sids(policyStatements(parsed, `_${role}-doc`))).toEqual(sids(names.flatMap(concern)));
   });
+
+  it.each<[NodeRole, boolean, string]>([
+    ["api-server", false, "s3:GetObject"],
+    ["scheduler", true, "s3:PutObject"],
+    ["worker", true, "s3:PutObject"],
+  ])(
+    "GIVEN the %s role WHEN synthesized THEN it writes remote logs: %s, and the bucket key follows",
+    (role, write, lastAction) => {
+      const st = policyStatements(parsed, `_${role}-doc`);
+      expect(bySid(st, write ? "ReadWriteRemoteLogs" : "ReadRemoteLogs").actions?.at(-1)).toBe(lastAction);
+      expect(bySid(st, "UseBucketKeyThroughS3").actions).toEqual(
+        write ? ["kms:Decrypt", "kms:GenerateDataKey"] : ["kms:Decrypt"],
+      );
+    },
+  );
 
   it("GIVEN the EMR EC2 role WHEN synthesized THEN its policy is exactly the EMR S3 and bucket-key statements", () => {
     const emr = ["emrInstanceS3Statements", "bucketKeyStatements"].flatMap(concern);
@@ -316,6 +402,7 @@ describe("ClusterIam props", () => {
   const ref = (arn: string) => ({ arn, bucket: arn });
   const props: ClusterIamProps = {
     resourcePrefix: "airflow-dev",
+    nodeRoles: ["api-server", "scheduler", "worker"],
     parameterPrefix: "/airflow/dev",
     secretPrefix: "airflow/dev",
     region: "us-east-1",
@@ -330,18 +417,21 @@ describe("ClusterIam props", () => {
     expect(() => new ClusterIam(bareStack(), "iam", props)).not.toThrow();
   });
 
-  it.each<[keyof ClusterIamProps, string]>([
+  it.each<[keyof ClusterIamProps, unknown]>([
     ["parameterPrefix", ""],
     ["parameterPrefix", "/airflow/dev/"],
     ["parameterPrefix", "airflow/dev"],
     ["secretPrefix", ""],
     ["secretPrefix", "airflow/dev/"],
     ["secretPrefix", "/airflow/dev"],
+    ["nodeRoles", []],
+    ["nodeRoles", ["worker", "worker"]],
+    ["nodeRoles", ["flower"]],
   ])(
     "GIVEN %s %j, which would widen or break the grants, WHEN constructed THEN one line names it",
     (field, got) => {
       expect(() => new ClusterIam(bareStack(), "iam", { ...props, [field]: got })).toThrow(
-        new RegExp(`^test/iam: ${field}: got ${JSON.stringify(got)}; allowed: `),
+        new RegExp(`^test/iam: ${field}: got ${JSON.stringify(got).replace(/[[\]]/g, "\\$&")}; allowed: `),
       );
     },
   );

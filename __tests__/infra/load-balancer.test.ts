@@ -229,7 +229,7 @@ describe("stack outputs", () => {
         "execution_api_url",
         ...(flower ? ["flower_url"] : []),
         "log_bucket",
-        "node_role_arn",
+        "node_role_arns",
         "parameter_prefix",
         "secret_arn_prefix",
         "spark_job_uri",
@@ -238,6 +238,10 @@ describe("stack outputs", () => {
       expect(Object.keys(outputs).sort()).toEqual(expected);
       for (const o of Object.values(outputs)) expect(o.description?.length).toBeGreaterThan(10);
       expect(outputs.parameter_prefix.value).toBe("/airflow/dev");
+      // one IAM role per node role of the executor
+      expect(Object.keys(outputs.node_role_arns.value as unknown as object).sort()).toEqual(
+        executor === "CeleryExecutor" ? ["api-server", "scheduler", "worker"] : ["standalone"],
+      );
       expect(outputs.ui_url.value).toMatch(/^http:\/\/\$\{aws_lb\.[\w-]+\.dns_name\}$/);
     },
   );

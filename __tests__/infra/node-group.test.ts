@@ -80,9 +80,10 @@ describe("launch templates (CeleryExecutor)", () => {
     },
   );
 
-  it("GIVEN the default dev cluster WHEN synthesized THEN every template boots from the golden AMI with an encrypted gp3 root volume and the node profile", () => {
-    // THEN each template: the looked-up AMI, its root device as encrypted gp3, the node instance profile
+  it("GIVEN the default dev cluster WHEN synthesized THEN every template boots from the golden AMI with an encrypted gp3 root volume and its role's profile", () => {
+    // THEN each template: the looked-up AMI, its root device as encrypted gp3, its role's instance profile
     for (const lt of Object.values(templates)) {
+      const role = String(lt.name).replace(/^airflow-dev-/, "");
       expect(lt.image_id).toMatch(/^\$\{data\.aws_ami\.[\w-]+\.id\}$/);
       expect(lt.block_device_mappings).toEqual([
         {
@@ -91,7 +92,9 @@ describe("launch templates (CeleryExecutor)", () => {
         },
       ]);
       expect(lt.iam_instance_profile).toEqual({
-        arn: expect.stringMatching(/aws_iam_instance_profile\.compute_iam_node-profile_\w+\.arn/),
+        arn: expect.stringMatching(
+          new RegExp(`aws_iam_instance_profile\\.compute_iam_${role}-profile_\\w+\\.arn`),
+        ),
       });
     }
   });

@@ -60,9 +60,22 @@ describe("SecurityGroups", () => {
         "scheduler -> efs:2049",
         "scheduler -> redis:6379",
         "worker -> alb-internal:8080",
-        "worker -> database:3306",
         "worker -> efs:2049",
         "worker -> redis:6379",
+      ].sort(),
+    );
+  });
+
+  it("GIVEN defaults WHEN synthesized THEN workers have no path to the metadata DB and the log servers answer the api-server alone", () => {
+    // Tasks run DAG authors' code on workers: they reach the DB only through the Execution API.
+    const rules = [...ingress(synthGroups()), ...egress(synthGroups())];
+    expect(rules.filter((r) => /worker.*database|database.*worker/.test(r))).toEqual([]);
+    expect(rules.filter((r) => /:879[34]$/.test(r)).sort()).toEqual(
+      [
+        "api-server -> scheduler:8794",
+        "api-server -> worker:8793",
+        "api-server => scheduler:8794",
+        "api-server => worker:8793",
       ].sort(),
     );
   });
@@ -135,11 +148,7 @@ describe("SecurityGroups", () => {
     ["mysql", 3306],
   ] as const)("GIVEN a %s database WHEN synthesized THEN the DB port is %d", (dbEngine, port) => {
     const dbRules = ingress(synthGroups({ dbEngine })).filter((r) => r.includes("-> database"));
-    expect(dbRules).toEqual([
-      `api-server -> database:${port}`,
-      `scheduler -> database:${port}`,
-      `worker -> database:${port}`,
-    ]);
+    expect(dbRules).toEqual([`api-server -> database:${port}`, `scheduler -> database:${port}`]);
   });
 
   it("GIVEN LocalExecutor WHEN synthesized THEN no worker, broker or internal-LB group or rule exists", () => {

@@ -13,6 +13,7 @@ import {
   ClusterSettings,
   ClusterSettingsProps,
   GENERATED_SECRETS,
+  secretKeysFor,
 } from "../../modules/settings";
 import { resourcesOf, synthCompute } from "./compute-fixtures";
 
@@ -51,9 +52,11 @@ describe.each([["CeleryExecutor"], ["LocalExecutor"]] as const)(
     });
 
     it("THEN there is a secret for every contract secret this executor needs, nothing else", () => {
+      // The broker's AUTH token and Flower's password belong to Celery's roles alone.
+      const celeryOnly = ["redis-auth-token", "flower-password"];
       const expected = contractFile.secrets
         .map((s) => s.key)
-        .filter((k) => executor === "CeleryExecutor" || k !== "redis-auth-token")
+        .filter((k) => executor === "CeleryExecutor" || !celeryOnly.includes(k))
         .map((k) => `airflow/dev/${k}`)
         .sort();
       expect(secretNames(parsed)).toEqual(expected);
@@ -141,6 +144,7 @@ describe("parameter values", () => {
     ["artifacts_bucket", "${aws_s3_bucket.artifacts.bucket}"],
     ["emr_log_uri", "s3://${aws_s3_bucket.logs.bucket}/emr-logs/"],
     ["emr_subnet_id", "${aws_subnet.priv-a.id}"],
+    ["emr_cluster_tag", "airflow-dev"],
     ["alert_email", "team@example.com"],
   ])("GIVEN the tuned config WHEN synthesized THEN variable %s = %s", (key, value) => {
     expect(json).toHaveResourceWithProperties(SsmParameter, {
@@ -293,6 +297,39 @@ describe("the contract is the one source of truth", () => {
   });
 });
 
+describe("secrets per node role", () => {
+  it("GIVEN the contract's roleSecrets WHEN read THEN each names contract secrets only, and every secret is some role's", () => {
+    // A secret no role reads would never be created (secretKeysFor), one unknown to the
+    // contract would be granted but never exist.
+    const secrets = contractFile.secrets.map((s) => s.key).sort();
+    const roles = Object.keys(contractFile.roles).sort();
+    expect(
+      Object.keys(contractFile.roleSecrets)
+        .filter((k) => k !== "$comment")
+        .sort(),
+    ).toEqual(roles);
+    const read = new Set<string>();
+    for (const role of roles) {
+      for (const key of contractFile.roleSecrets[role as keyof typeof contractFile.roles]) {
+        expect({ role, key, known: secrets.includes(key) }).toEqual({ role, key, known: true });
+        read.add(key);
+      }
+    }
+    expect([...read].sort()).toEqual(secrets);
+  });
+
+  it.each([["CeleryExecutor"], ["LocalExecutor"]] as const)(
+    "GIVEN %s WHEN its secrets are listed THEN they are exactly what its node roles read",
+    (executor) => {
+      const roles = executor === "CeleryExecutor" ? ["api-server", "scheduler", "worker"] : ["standalone"];
+      const read = new Set(
+        roles.flatMap((r) => contractFile.roleSecrets[r as keyof typeof contractFile.roles]),
+      );
+      expect([...secretKeysFor(executor)].sort()).toEqual([...read].sort());
+    },
+  );
+});
+
 describe("invalid settings props", () => {
   const id = (n: string) => ({ id: n });
   const base: ClusterSettingsProps = {
@@ -326,6 +363,7 @@ describe("invalid settings props", () => {
     executionApiUrl: "http://localhost:8080/execution/",
     fromEmail: "noreply@airflow-dev.invalid",
     smtpHost: "email-smtp.us-east-1.amazonaws.com",
+    emrClusterTag: "airflow-dev",
     emrServiceRole: { name: "emr-service" },
     emrInstanceProfile: { name: "emr-ec2" },
     emrSubnet: id("subnet-1"),
@@ -354,6 +392,11 @@ describe("invalid settings props", () => {
       /parameterPrefix: got "\/airflow\/dev\/"/,
     ],
     ["zero parallelism", { parallelism: 0 }, /parallelism: got 0; allowed: a positive integer/],
+    [
+      "an empty EMR cluster tag, which no IAM condition should compare with",
+      { emrClusterTag: "" },
+      /emrClusterTag: got ""; allowed: <namePrefix>-<env>/,
+    ],
     [
       "a fractional scheduler interval",
       { scheduler: { ...base.scheduler, poolMetricsIntervalSeconds: 2.5 } },

@@ -83,6 +83,7 @@ TEST_ENV = {
     "AIRFLOW_VAR_ARTIFACTS_BUCKET": ARTIFACTS_BUCKET,
     "AIRFLOW_VAR_SPARK_JOB_URI": f"s3://{ARTIFACTS_BUCKET}/spark-jobs/sort_customers-0123abcd.py",
     "AIRFLOW_VAR_EMR_SERVICE_ROLE": "champion-emr-service",
+    "AIRFLOW_VAR_EMR_CLUSTER_TAG": "champion-dev",
     "AIRFLOW_VAR_EMR_JOB_FLOW_ROLE": "champion-emr-ec2",
     "AIRFLOW_VAR_EMR_LOG_URI": f"s3://{ARTIFACTS_BUCKET}/emr-logs/",
     "AIRFLOW_VAR_EMR_SUBNET_ID": "subnet-0123456789abcdef0",

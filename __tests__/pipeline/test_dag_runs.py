@@ -255,7 +255,12 @@ def test_dag_1_end_to_end_success(dags, emr, emr_client, smtp_sink, tmp_path):
     assert cluster["LogUri"] == TEST_ENV["AIRFLOW_VAR_EMR_LOG_URI"]
     assert cluster["AutoTerminate"] is False  # KeepJobFlowAliveWhenNoSteps
     tags = {t["Key"]: t["Value"] for t in cluster["Tags"]}
-    assert tags["for-use-with-amazon-emr-managed-policies"] == "true"  # the nodes' IAM policy needs it
+    assert tags["for-use-with-amazon-emr-managed-policies"] == "true"  # the EMR v2 policies need it
+    # the node roles control only clusters carrying their cluster's name (modules/iam.ts)
+    assert tags["airflow:cluster"] == TEST_ENV["AIRFLOW_VAR_EMR_CLUSTER_TAG"]
+    assert all(k.startswith("airflow:") or k == "for-use-with-amazon-emr-managed-policies" for k in tags), (
+        tags
+    )
     groups = emr_client.list_instance_groups(ClusterId=cluster["Id"])["InstanceGroups"]
     shape = sorted((g["InstanceGroupType"], g["InstanceType"], g["RequestedInstanceCount"]) for g in groups)
     assert shape == [("CORE", "m7g.xlarge", 2), ("MASTER", "m7g.xlarge", 1)]
