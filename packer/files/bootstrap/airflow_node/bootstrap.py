@@ -187,9 +187,11 @@ def rotate_fernet(node: Node, out: Rendered) -> None:
     done = _airflow(node, out, "airflow", "rotate-fernet-key")
     if done.returncode != 0:
         raise BootstrapError(
-            f"airflow rotate-fernet-key failed (exit {done.returncode}): {_failure(node, 'rotate-fernet-key', done)}"
+            f"airflow rotate-fernet-key failed (exit {done.returncode}): "
+            f"{_failure(node, 'rotate-fernet-key', done)}"
         )
-    log(f"fernet key rotation: stored values re-encrypted with the first key ({time.monotonic() - started:.1f}s)")
+    seconds = time.monotonic() - started
+    log(f"fernet key rotation: stored values re-encrypted with the first key ({seconds:.1f}s)")
 
 
 def ensure_admin(node: Node, out: Rendered) -> None:
@@ -227,7 +229,8 @@ def wait_for_execution_api(node: Node, out: Rendered) -> None:
             last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
         if time.monotonic() - started > node.migration_wait:
             raise BootstrapError(
-                f"Execution API {url} not healthy within {node.migration_wait}s (is an api-server up?): {last}"
+                f"Execution API {url} not healthy within {node.migration_wait}s "
+                f"(is an api-server up?): {last}"
             )
         time.sleep(3)
     log(f"Execution API healthy ({time.monotonic() - started:.1f}s)")
