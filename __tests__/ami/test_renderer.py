@@ -11,12 +11,11 @@ from urllib.parse import quote, unquote
 
 import pytest
 from airflow_node import BootstrapError
+from airflow_node import contract as contract_mod
 from airflow_node.db_tls import RDS_CA_BUNDLE
 from airflow_node.render import NOT_IN_AIRFLOW3, render, to_ini
 from airflow_node.units import UNITS
 from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, FERNET, VALID_PARAMS, VALID_SECRETS
-
-from airflow_node import contract as contract_mod
 
 ROLE_SECRETS = contract_mod.load(CONTRACT_FILE).role_secrets
 OTHER_FERNET = base64.urlsafe_b64encode(b"n" * 32).decode()
@@ -206,7 +205,9 @@ def test_worker_holds_no_database_fernet_jwt_or_admin_secret(contract, make_node
     assert out.config["execution_api"] == {"jwt_audience": "urn:airflow:dev:execution"}
     # and it needs no database setting at all
     params = {k: v for k, v in VALID_PARAMS.items() if not k.startswith("db/")}
-    assert _render(contract, make_node("worker"), params).config["database"] == {"sql_alchemy_conn": "sqlite://"}
+    assert _render(contract, make_node("worker"), params).config["database"] == {
+        "sql_alchemy_conn": "sqlite://"
+    }
 
 
 def test_flower_gets_its_own_password(contract, make_node):

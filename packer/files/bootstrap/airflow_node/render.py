@@ -269,7 +269,7 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
     fernet = held(
         "fernet-key",
         _fernet_keys,
-        "url-safe base64 of 32 bytes (Fernet.generate_key()), or a comma list of them (newest first)",
+        "url-safe base64 of 32 bytes (Fernet.generate_key()), or a comma list of them (the first encrypts)",
     )
     jwt_secret = held("jwt-secret")
     api_secret = held("api-secret-key")
