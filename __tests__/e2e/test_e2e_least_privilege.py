@@ -175,8 +175,8 @@ def test_task_on_a_worker_reaches_no_database_and_mints_no_accepted_token(cluste
     found = entry["value"] if isinstance(entry["value"], dict) else json.loads(entry["value"])
     found = found.get("__data__", found)  # serde's envelope, where it wraps a dict
     assert found["hostname"].startswith("e2e-worker-"), found
-    # THEN its Airflow config names no database: an empty in-memory SQLite
-    assert found["sql_alchemy_conn"] == "sqlite://", found
+    # THEN the node's airflow.cfg names no database: an empty in-memory SQLite
+    assert found["database_section"] == {"sql_alchemy_conn": "sqlite://"}, found
     assert found["metadata_db"] != "read the dag table", found
     # AND no fernet key, and the secret files are the worker's own (every *_cmd reads one)
     assert found["fernet_key_set"] is False
