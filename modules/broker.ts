@@ -7,7 +7,7 @@
  * `maxmemory-policy noeviction`: a broker must refuse writes rather than silently evict
  * queued task messages (the ElastiCache default, volatile-lru, is for caches).
  *
- * AUTH token rotation without downtime, in two deploys (README, Rotating secrets):
+ * AUTH token rotation without downtime, in two deploys (README, Secrets and rotation):
  * 1. bump `redis.authTokenVersion` (strategy ROTATE): ElastiCache accepts BOTH the old and
  *    the new token, so nodes still holding the old one keep working while the instance
  *    refresh (driven by the secret version id in the settings revision) replaces them;

@@ -180,7 +180,7 @@ def rotate_fernet(node: Node, out: Rendered) -> None:
     """With a multi-key fernet secret ("new,old"), re-encrypt every stored connection,
     variable and trigger with the first key, under the migration lock so two scheduler nodes
     do not interleave. Idempotent: a later boot re-encrypts with the same first key. Once
-    it has run, the old key can leave the secret (README, Rotating secrets)."""
+    it has run, the old key can leave the secret (README, Secrets and rotation)."""
     if not out.rotate_fernet:
         return
     started = time.monotonic()
