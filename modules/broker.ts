@@ -7,10 +7,13 @@
  * `maxmemory-policy noeviction`: a broker must refuse writes rather than silently evict
  * queued task messages (the ElastiCache default, volatile-lru, is for caches).
  *
- * AUTH token rotation without downtime: bump `redis.authTokenVersion` and deploy. The
- * token is updated with strategy ROTATE, under which ElastiCache accepts BOTH the old
- * and the new token, so nodes still holding the old one keep working while the instance
- * refresh (driven by the secret version id in the settings revision) replaces them.
+ * AUTH token rotation without downtime, in two deploys (README, Secrets and rotation):
+ * 1. bump `redis.authTokenVersion` (strategy ROTATE): ElastiCache accepts BOTH the old and
+ *    the new token, so nodes still holding the old one keep working while the instance
+ *    refresh (driven by the secret version id in the settings revision) replaces them;
+ * 2. once every refresh has finished, set `redis.authTokenUpdateStrategy: "SET"` and deploy
+ *    again: the provider re-sends the same token with SET, and the old one is refused.
+ * Without step 2 the old token stays valid forever.
  */
 import { createHash } from "node:crypto";
 import { Construct } from "constructs";
@@ -58,6 +61,12 @@ export interface BrokerProps {
    * @default 1
    */
   readonly authTokenVersion?: number;
+  /**
+   * ROTATE keeps the previous token valid beside the current one; SET (after every node
+   * runs on the current token) revokes it. Changing only this re-applies the same token.
+   * @default "ROTATE"
+   */
+  readonly authTokenUpdateStrategy?: "ROTATE" | "SET";
   /** Retention of the slow-log group, in days. */
   readonly logRetentionDays: number;
   /**
@@ -117,7 +126,7 @@ export class Broker extends Construct {
     skipCheckov(
       this.authTokenSecret,
       "CKV2_AWS_57",
-      "rotated by deploy (bump redis.authTokenVersion): ElastiCache's ROTATE strategy keeps the old token valid while nodes roll; a rotation Lambda cannot update the replication group",
+      "rotated by deploy (bump redis.authTokenVersion, then redis.authTokenUpdateStrategy SET): ElastiCache's ROTATE strategy keeps the old token valid while nodes roll, SET revokes it; a rotation Lambda cannot update the replication group",
     );
     this.authTokenSecretVersion = new SecretsmanagerSecretVersion(this, "auth-token-version", {
       secretId: this.authTokenSecret.id,
@@ -170,7 +179,7 @@ export class Broker extends Construct {
       transitEncryptionEnabled: true,
       transitEncryptionMode: "required",
       authToken: token.result,
-      authTokenUpdateStrategy: "ROTATE",
+      authTokenUpdateStrategy: props.authTokenUpdateStrategy ?? "ROTATE",
       autoMinorVersionUpgrade: "true",
       snapshotRetentionLimit: snapshots,
       snapshotWindow: "03:00-04:00",

@@ -160,6 +160,7 @@ export class AirflowClusterStack extends TerraformStack {
         replicas: config.redis.replicas,
         snapshotRetentionDays: durability.cacheSnapshotRetentionDays,
         authTokenVersion: config.redis.authTokenVersion,
+        authTokenUpdateStrategy: config.redis.authTokenUpdateStrategy,
         logRetentionDays: config.logRetentionDays,
         secretRecoveryWindowDays: durability.secretRecoveryWindowDays,
       });

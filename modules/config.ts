@@ -345,6 +345,8 @@ const schema = z
         replicas: int(0, 5, 1),
         /** Bump to rotate the AUTH token on the next deploy, without downtime (see modules/broker.ts). */
         authTokenVersion: int(1, 1000000, 1),
+        /** ROTATE while nodes roll onto a new token; SET afterwards revokes the old one. */
+        authTokenUpdateStrategy: oneOf(["ROTATE", "SET"]).default("ROTATE"),
       })
       .prefault({}),
     efs: z

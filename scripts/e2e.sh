@@ -282,7 +282,7 @@ for name in "${NODES[@]}"; do
 done
 for name in "${NODES[@]}"; do
   wait "${BOOT_PID[$name]}" || die "bootstrap of $name failed (see $WORK/bootstrap-$name.log above)"
-  grep -hE "migration lock held|database migrated|schema is current|wall time" "$WORK/bootstrap-$name.log" |
+  grep -hE "migration lock held|database migrated|schema is current|Execution API healthy|wall time" "$WORK/bootstrap-$name.log" |
     sed "s/^airflow-bootstrap: /  [$name] /" >&2
 done
 

@@ -57,6 +57,7 @@ VALID_SECRETS = {
     "jwt-secret": "jwt-secret-value-xyz",
     "api-secret-key": "api-secret-value-xyz",
     "admin-password": "admin-secret-value-xyz",
+    "flower-password": "flower-secret-value-xyz",
 }
 
 

@@ -55,9 +55,11 @@ mkdir -p "$WORK/secrets" "$WORK/efs/dags" "$WORK/efs/plugins"
 DB_PASSWORD="db+$(secret)/@:%"
 REDIS_TOKEN="tok$(secret)"
 ADMIN_PASSWORD="$(secret)"
+FLOWER_PASSWORD="$(secret)"
 printf '%s' "$DB_PASSWORD" >"$WORK/secrets/db-password"
 printf '%s' "$REDIS_TOKEN" >"$WORK/secrets/redis-auth-token"
 printf '%s' "$ADMIN_PASSWORD" >"$WORK/secrets/admin-password"
+printf '%s' "$FLOWER_PASSWORD" >"$WORK/secrets/flower-password"
 "$PY" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode(), end="")' >"$WORK/secrets/fernet-key"
 secret >"$WORK/secrets/jwt-secret"
 secret >"$WORK/secrets/api-secret-key"
@@ -190,6 +192,10 @@ for role in "${NODES[@]}"; do
   done
   [ -z "$(find "$WORK/nodes/$role/etc/airflow/secrets" -type f -perm /o=r)" ] || die "world-readable secret file on $role"
 done
+# the worker holds the broker token and the log-server key only (contract roleSecrets)
+worker_files=$(find "$WORK/nodes/worker/etc/airflow/secrets" -type f -printf '%f\n' | sort | paste -sd' ')
+[ "$worker_files" = "api_secret_key broker_url result_backend" ] || die "worker secret files: $worker_files"
+log "ok: no secret value in any airflow.cfg; the worker holds only: $worker_files"
 
 AF_ENV() { # AF_ENV ROLE CMD... -> run with that node's rendered environment (as its units do)
   local role=$1
@@ -221,9 +227,11 @@ wait_for 120 "airflow jobs check TriggererJob on $HOST" \
   AF_ENV scheduler "$VENV_DIR/bin/airflow" jobs check --job-type TriggererJob --hostname "$HOST"
 wait_for 120 "Celery worker answers ping" \
   AF_ENV worker "$VENV_DIR/bin/celery" --app airflow.providers.celery.executors.celery_executor.app inspect ping
-wait_for 60 "flower answers (basic auth)" curl -fsS -u "admin:$ADMIN_PASSWORD" "http://127.0.0.1:$FLOWER_PORT/"
+wait_for 60 "flower answers (its own basic-auth password)" curl -fsS -u "admin:$FLOWER_PASSWORD" "http://127.0.0.1:$FLOWER_PORT/"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$FLOWER_PORT/")
 [ "$code" = 401 ] || die "flower answered $code without credentials, expected 401"
+code=$(curl -s -o /dev/null -w '%{http_code}' -u "admin:$ADMIN_PASSWORD" "http://127.0.0.1:$FLOWER_PORT/")
+[ "$code" = 401 ] || die "flower answered $code to the admin password, expected 401 (it has its own)"
 
 # every server the rehearsal started listens on loopback only
 wide=$(ss -ltnH | awk '{print $4}' | grep -E ':(55432|56379|55555|58080|58974|58793|58794|8793|8794)$' | grep -v '^127\.0\.0\.1:' || true)

@@ -118,7 +118,7 @@ def test_cli_fails_with_one_message_naming_missing_settings(tmp_path):
             (secrets / k).write_text(v)
     node_env = _node_env(
         tmp_path,
-        **BASE_ENV,
+        **{**BASE_ENV, "AIRFLOW_ROLE": "scheduler"},
         AIRFLOW_SETTINGS_SOURCE="envfile",
         AIRFLOW_SETTINGS_FILE=str(settings),
         AIRFLOW_SECRETS_DIR=str(secrets),
@@ -173,7 +173,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
 
 
 def test_airflow_reads_rendered_config_through_cmd_files(tmp_path, contract, make_node):
-    node = make_node("worker")
+    node = make_node("scheduler")
     out = render(contract, node, dict(VALID_PARAMS), dict(VALID_SECRETS))
     write_files(node, out)
     secret_dir = tmp_path / "root/etc/airflow/secrets"
@@ -191,7 +191,9 @@ print(json.dumps({
     "broker": conf.get("celery", "broker_url"),
     "backend": conf.get("celery", "result_backend"),
     "fernet": conf.get("core", "fernet_key"),
-    "jwt": conf.get("api_auth", "jwt_secret"),
+    "jwt": conf.get("api_auth", "jwt_secret", fallback=""),
+    "fab_session": conf.get("fab", "session_backend"),
+    "exec_audience": conf.get("execution_api", "jwt_audience"),
     "secret_key": conf.get("api", "secret_key"),
     "executor": conf.get("core", "executor"),
     "exec_url": conf.get("core", "execution_api_server_url"),
@@ -215,6 +217,8 @@ print(json.dumps({
     assert got["backend"] == out.secret_files["result_backend"]
     assert got["fernet"] == VALID_SECRETS["fernet-key"]
     assert got["jwt"] == VALID_SECRETS["jwt-secret"]
+    assert got["fab_session"] == "database"
+    assert got["exec_audience"] == "urn:airflow:dev:execution"
     assert got["secret_key"] == VALID_SECRETS["api-secret-key"]
     assert got["executor"] == "CeleryExecutor"
     assert got["exec_url"] == VALID_PARAMS["api/execution-api-url"]
@@ -349,7 +353,10 @@ def test_ssm_source_reads_contract_keys_through_the_aws_cli(moto_url, monkeypatc
 
     params, secrets = read_ssm(make_node("worker"), contract)
     assert params == VALID_PARAMS  # variables/ and other prefixes ignored
-    assert secrets == {k: v for k, v in VALID_SECRETS.items() if k != "redis-auth-token"}
+    # only the worker's own secrets are fetched, though the others are there to read
+    assert secrets == {"api-secret-key": VALID_SECRETS["api-secret-key"]}
+    _, secrets = read_ssm(make_node("scheduler"), contract)
+    assert set(secrets) == set(contract.role_secrets["scheduler"]) - {"redis-auth-token"}
     # the missing secret surfaces from the renderer, by name
     with pytest.raises(
         BootstrapError, match=r"secret redis-auth-token \(airflow/dev/redis-auth-token\) is missing"
@@ -395,7 +402,7 @@ def _envfile_node(tmp_path: Path, role: str, **params: str) -> Path:
     ("role", "message"),
     [
         ("scheduler", "cannot reach the metadata database for the migration lock: OperationalError"),
-        ("worker", "database not migrated within 1s (is a scheduler node up?)"),
+        ("api-server", "database not migrated within 1s (is a scheduler node up?)"),
     ],
 )
 def test_unreachable_database_fails_in_one_line(tmp_path, role, message):
@@ -406,6 +413,55 @@ def test_unreachable_database_fails_in_one_line(tmp_path, role, message):
     assert "Traceback" not in done.stderr
     assert VALID_SECRETS["db-password"] not in done.stderr
     assert not list((tmp_path / "root" / "run").glob("airflow/*.pid")), "no unit may start"
+
+
+def test_worker_waits_for_the_execution_api_not_the_database(tmp_path):
+    # GIVEN a worker whose Execution API does not answer (and a database that does not either)
+    url = f"http://127.0.0.1:{free_port()}/execution/"
+    node_env = _envfile_node(
+        tmp_path, "worker", **{"api/execution-api-url": url, "db/endpoint": "127.0.0.1", "db/port": "1"}
+    )
+    done = _cli("--node-env", str(node_env))
+    # THEN it fails on the Execution API's health, in one line, and starts nothing
+    assert done.returncode == 1
+    assert f"Execution API {url}health not healthy within 1s (is an api-server up?)" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list((tmp_path / "root" / "run").glob("airflow/*.pid")), "no unit may start"
+    # AND its secret directory holds the worker's files only
+    assert {p.name for p in (tmp_path / "root/etc/airflow/secrets").iterdir()} == {
+        "broker_url",
+        "result_backend",
+        "api_secret_key",
+    }
+
+
+def test_worker_airflow_config_has_no_database_fernet_or_jwt(tmp_path, contract, make_node):
+    # GIVEN a worker rendered from every secret there is (as if its IAM role let it read them)
+    node = make_node("worker")
+    out = render(contract, node, dict(VALID_PARAMS), dict(VALID_SECRETS))
+    write_files(node, out)
+    probe = """
+import json
+from airflow.configuration import conf
+from airflow.api_fastapi.auth.tokens import get_signing_args
+try:
+    get_signing_args(make_secret_key_if_needed=False)
+    signing = "can sign"
+except Exception as exc:
+    signing = f"{type(exc).__name__}: {exc}"
+print(json.dumps({
+    "conn": conf.get("database", "sql_alchemy_conn"),
+    "backend": conf.get("celery", "result_backend"),
+    "fernet": conf.get("core", "fernet_key"),
+    "signing": signing,
+}))
+"""
+    got = run_airflow_probe(probe, out.environment, tmp_path)
+    # THEN Airflow on it sees no database, no fernet key, nothing to sign a token with
+    assert got["conn"] == "sqlite://"
+    assert got["backend"] == out.secret_files["result_backend"] and got["backend"].startswith("rediss://")
+    assert got["fernet"] == ""
+    assert "api_auth/jwt_secret must be set" in got["signing"], got
 
 
 def test_every_packer_variable_is_typed_described_and_validated():
@@ -482,7 +538,7 @@ def test_airflow_imports_async_tls_connect_args_from_rendered_config(tmp_path, c
 
 
 def test_missing_ca_bundle_fails_naming_the_path(tmp_path, contract, make_node):
-    node = make_node("worker")
+    node = make_node("scheduler")
     out = render(contract, node, dict(VALID_PARAMS), dict(VALID_SECRETS))
     write_files(node, out)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__") and k != "PYTHONPATH"}
@@ -502,7 +558,7 @@ def test_mysql_sync_url_becomes_verify_identity_connect_args(contract, make_node
     import MySQLdb
     import sqlalchemy as sa
 
-    node = make_node("worker")
+    node = make_node("scheduler")
     params = {**VALID_PARAMS, "db/engine": "mysql", "db/endpoint": "127.0.0.1", "db/port": str(free_port())}
     out = render(contract, node, params, dict(VALID_SECRETS))
     url = sa.engine.make_url(out.secret_files["sql_alchemy_conn"])

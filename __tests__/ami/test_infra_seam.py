@@ -284,7 +284,7 @@ def test_synth_parameter_keys_are_the_contract(contract, clusters, env):
 def test_synth_secrets_are_the_contract(contract, clusters, env):
     cluster = clusters[env]
     celery = cluster.params["executor"] == "CeleryExecutor"
-    want = set(contract.secrets) - (set() if celery else {"redis-auth-token"})
+    want = set(contract.secrets) - (set() if celery else {"redis-auth-token", "flower-password"})
     assert cluster.secret_keys == want
 
 
@@ -358,15 +358,20 @@ def test_bootstrap_renders_what_the_infra_writes(contract, clusters, tmp_path, e
     assert f"accesspoint={v['efs/access-point-id']}" in out.fstab
     assert out.environment["AIRFLOW_DAGS_URI"] == v["artifacts/dags-uri"]
 
-    # the metadata DB URL (a root-only file, referenced by _cmd) matches engine and endpoint
-    assert cfg["database"]["sql_alchemy_conn_cmd"].endswith("/etc/airflow/secrets/sql_alchemy_conn")
-    conn = out.secret_files["sql_alchemy_conn"]
-    scheme = {"mysql": "mysql+mysqldb://", "postgres": "postgresql+psycopg2://"}[v["db/engine"]]
-    assert conn.startswith(f"{scheme}{v['db/username']}:{secret_values['db-password']}@")
-    assert f"@{v['db/endpoint']}:{v['db/port']}/{v['db/name']}?" in conn
-    tls = {"mysql": "ssl_mode=VERIFY_IDENTITY", "postgres": "sslmode=verify-full"}[v["db/engine"]]
-    assert tls in conn
-    assert "sql_alchemy_connect_args_async" in cfg["database"]
+    # the metadata DB URL (a root-only file, referenced by _cmd) matches engine and endpoint,
+    # on the roles that hold the DB password; a worker gets none (contract roleSecrets)
+    if "db-password" in contract.role_secrets[role]:
+        assert cfg["database"]["sql_alchemy_conn_cmd"].endswith("/etc/airflow/secrets/sql_alchemy_conn")
+        conn = out.secret_files["sql_alchemy_conn"]
+        scheme = {"mysql": "mysql+mysqldb://", "postgres": "postgresql+psycopg2://"}[v["db/engine"]]
+        assert conn.startswith(f"{scheme}{v['db/username']}:{secret_values['db-password']}@")
+        assert f"@{v['db/endpoint']}:{v['db/port']}/{v['db/name']}?" in conn
+        tls = {"mysql": "ssl_mode=VERIFY_IDENTITY", "postgres": "sslmode=verify-full"}[v["db/engine"]]
+        assert tls in conn
+        assert "sql_alchemy_connect_args_async" in cfg["database"]
+    else:
+        assert cfg["database"] == {"sql_alchemy_conn": "sqlite://"}
+        assert "sql_alchemy_conn" not in out.secret_files
     # no secret value leaks into airflow.cfg
     text = to_ini(out.config)
     assert not any(s in text for s in secret_values.values())
@@ -376,6 +381,9 @@ def test_bootstrap_renders_what_the_infra_writes(contract, clusters, tmp_path, e
         assert out.secret_files["broker_url"] == (
             f"rediss://:{secret_values['redis-auth-token']}@{v['broker/endpoint']}:{v['broker/port']}"
             "/0?ssl_cert_reqs=required"
+        )
+        assert out.secret_files["result_backend"] == out.secret_files["broker_url"].replace(
+            f":{v['broker/port']}/0?", f":{v['broker/port']}/1?"
         )
     else:
         # LocalExecutor: "none" broker settings and no AUTH token secret are fine
@@ -444,19 +452,21 @@ def test_real_airflow_parses_the_synthesized_values(contract, clusters, tmp_path
     v = cluster.params
     node, out, _ = render_ok(tmp_path, contract, cluster, role)
     write_files(node, out)
-    ca = Path(out.environment["AIRFLOW_DB_CA_BUNDLE"])  # TLS on: the async engine loads it
-    ca.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(ca.with_suffix(".key")), "-out", str(ca), "-subj", "/O=Test/CN=Seam CA"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+    if "AIRFLOW_DB_CA_BUNDLE" in out.environment:  # TLS to the DB: the async engine loads it
+        ca = Path(out.environment["AIRFLOW_DB_CA_BUNDLE"])
+        ca.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-keyout", str(ca.with_suffix(".key")), "-out", str(ca), "-subj", "/O=Test/CN=Seam CA"],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
     got = run_airflow_probe(_AIRFLOW_PROBE, out.environment, tmp_path)
     assert got["executor"] == v["executor"]
     assert got["exec_url"] == v["api/execution-api-url"]
     assert got["log_folder"] == v["logs/remote-base-log-folder"]
     assert got["base_url"] == v["api/base-url"]
-    assert got["conn"] == out.secret_files["sql_alchemy_conn"]
+    # a worker holds no DB password: an empty in-memory database
+    assert got["conn"] == out.secret_files.get("sql_alchemy_conn", "sqlite://")
     assert got["row_locking"] is (v["scheduler/use-row-level-locking"] == "True")
     assert got["create_per_loop"] == int(v["scheduler/max-dagruns-to-create-per-loop"])
     assert got["per_loop"] == int(v["scheduler/max-dagruns-per-loop-to-schedule"])

@@ -4,16 +4,21 @@ missing or invalid setting fails with its name."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import pytest
 from airflow_node import BootstrapError
+from airflow_node import contract as contract_mod
 from airflow_node.db_tls import RDS_CA_BUNDLE
 from airflow_node.render import NOT_IN_AIRFLOW3, render, to_ini
 from airflow_node.units import UNITS
-from ami_support import BOOTSTRAP_LIB, VALID_PARAMS, VALID_SECRETS
+from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, FERNET, VALID_PARAMS, VALID_SECRETS
+
+ROLE_SECRETS = contract_mod.load(CONTRACT_FILE).role_secrets
+OTHER_FERNET = base64.urlsafe_b64encode(b"n" * 32).decode()
 
 ASYNC_ARGS = "airflow_node.db_tls.ASYNC_CONNECT_ARGS"
 
@@ -69,7 +74,13 @@ def test_airflow3_option_names_and_fixed_settings(contract, make_node, tmp_path)
     assert cfg["scheduler"]["enable_health_check"] == "True"
     assert cfg["scheduler"]["scheduler_health_check_server_port"] == "8974"
     assert cfg["api"]["port"] == "8080" and cfg["api"]["base_url"] == "https://airflow.example.com"
-    assert cfg["api_auth"] == {"jwt_secret_cmd": f"cat {tmp_path}/root/etc/airflow/secrets/jwt_secret"}
+    assert cfg["api_auth"] == {
+        "jwt_issuer": "urn:airflow:dev",
+        "jwt_audience": "urn:airflow:dev:api",
+        "jwt_secret_cmd": f"cat {tmp_path}/root/etc/airflow/secrets/jwt_secret",
+    }
+    assert cfg["execution_api"] == {"jwt_audience": "urn:airflow:dev:execution"}
+    assert cfg["fab"] == {"session_backend": "database"}
     assert cfg["secrets"]["backend"].endswith("SystemsManagerParameterStoreBackend")
     kwargs = json.loads(cfg["secrets"]["backend_kwargs"])
     assert kwargs["variables_prefix"] == "/airflow/dev/variables"
@@ -83,10 +94,10 @@ def test_airflow3_option_names_and_fixed_settings(contract, make_node, tmp_path)
 
 
 def test_connection_strings_quote_credentials_and_use_tls(contract, make_node):
-    out = _render(contract, make_node("worker"))
+    out = _render(contract, make_node("scheduler"))
     sync = out.secret_files["sql_alchemy_conn"]
     assert sync.startswith("postgresql+psycopg2://airflow_admin:")
-    ca = make_node("worker").path(RDS_CA_BUNDLE)
+    ca = make_node("scheduler").path(RDS_CA_BUNDLE)
     assert sync.endswith(
         f"@airflow-db.abc123.us-east-1.rds.amazonaws.com:5432/airflow?sslmode=verify-full&sslrootcert={ca}"
     )
@@ -98,13 +109,14 @@ def test_connection_strings_quote_credentials_and_use_tls(contract, make_node):
     assert out.config["database"]["sql_alchemy_connect_args_async"] == ASYNC_ARGS
     assert out.environment["AIRFLOW_DB_CA_BUNDLE"] == str(ca)
     assert out.environment["PYTHONPATH"] == str(BOOTSTRAP_LIB)
-    assert out.secret_files["result_backend"] == "db+" + sync
     broker = out.secret_files["broker_url"]
     assert broker.startswith("rediss://:")
     assert broker.endswith(
         "@master.airflow-redis.abc123.use1.cache.amazonaws.com:6379/0?ssl_cert_reqs=required"
     )
     assert unquote(broker[len("rediss://:") : broker.index("@")]) == VALID_SECRETS["redis-auth-token"]
+    # results in Redis database 1, same token and TLS: never db+<the metadata DB>
+    assert out.secret_files["result_backend"] == broker.replace(":6379/0?", ":6379/1?")
 
 
 def test_mysql_engine(contract, make_node):
@@ -116,12 +128,12 @@ def test_mysql_engine(contract, make_node):
     )
     assert out.secret_files["sql_alchemy_conn_async"].endswith(":3306/airflow?charset=utf8mb4")
     assert out.config["database"]["sql_alchemy_connect_args_async"] == ASYNC_ARGS
-    assert out.secret_files["result_backend"].startswith("db+mysql+mysqldb://")
 
 
 def test_local_tls_off_uses_plain_schemes(contract, make_node):
-    out = _render(contract, make_node("worker", AIRFLOW_TLS="false"))
+    out = _render(contract, make_node("scheduler", AIRFLOW_TLS="false"))
     assert out.secret_files["broker_url"].startswith("redis://:")
+    assert out.secret_files["result_backend"].startswith("redis://:")
     assert "?" not in out.secret_files["sql_alchemy_conn"]
     assert "sql_alchemy_connect_args_async" not in out.config["database"]
     assert "AIRFLOW_DB_CA_BUNDLE" not in out.environment and "PYTHONPATH" not in out.environment
@@ -154,12 +166,75 @@ def test_unset_marker_counts_as_missing(contract, make_node):
         _render(contract, make_node("worker"), {**VALID_PARAMS, "broker/endpoint": "none"})
 
 
-@pytest.mark.parametrize("key", sorted(VALID_SECRETS))
-def test_each_missing_secret_fails_with_its_name(contract, make_node, key):
+@pytest.mark.parametrize(
+    ("role", "key"),
+    [(role, key) for role in ("api-server", "scheduler", "worker") for key in ROLE_SECRETS[role]],
+)
+def test_each_missing_secret_of_the_role_fails_with_its_name(contract, make_node, role, key):
     secrets = {k: v for k, v in VALID_SECRETS.items() if k != key}
     with pytest.raises(BootstrapError) as err:
-        _render(contract, make_node("scheduler"), secrets=secrets)
+        _render(contract, make_node(role), secrets=secrets)
     assert f"secret {key} (airflow/dev/{key}) is missing" in str(err.value)
+
+
+@pytest.mark.parametrize("role", ["api-server", "scheduler", "worker"])
+def test_a_role_needs_and_writes_only_its_own_secrets(contract, make_node, role):
+    # GIVEN only the role's secrets (what its instance role may read)
+    own = {k: v for k, v in VALID_SECRETS.items() if k in ROLE_SECRETS[role]}
+    out = _render(contract, make_node(role), secrets=own)
+    # THEN no other secret's value is in any file, option or variable it renders
+    rendered = json.dumps([out.config, out.secret_files, out.environment, out.admin_password])
+    for key, value in VALID_SECRETS.items():
+        if key not in own:
+            assert quote(value, safe="") not in rendered and value not in rendered, f"{role} holds {key}"
+    for section, options in out.config.items():
+        for name, value in options.items():
+            if name.endswith("_cmd"):
+                assert value.rsplit("/", 1)[1] in out.secret_files, f"[{section}] {name} reads a missing file"
+
+
+def test_worker_holds_no_database_fernet_jwt_or_admin_secret(contract, make_node):
+    out = _render(contract, make_node("worker"))
+    assert set(out.secret_files) == {"broker_url", "result_backend", "api_secret_key"}
+    assert out.config["database"] == {"sql_alchemy_conn": "sqlite://"}
+    assert "fernet_key_cmd" not in out.config["core"]
+    assert "jwt_secret_cmd" not in out.config["api_auth"]
+    assert "flower_basic_auth_cmd" not in out.config["celery"]
+    assert out.admin_password == "" and not out.migrate
+    # the audiences and issuer are still the cluster's, like every node's
+    assert out.config["execution_api"] == {"jwt_audience": "urn:airflow:dev:execution"}
+    # and it needs no database setting at all
+    params = {k: v for k, v in VALID_PARAMS.items() if not k.startswith("db/")}
+    assert _render(contract, make_node("worker"), params).config["database"] == {
+        "sql_alchemy_conn": "sqlite://"
+    }
+
+
+def test_flower_gets_its_own_password(contract, make_node):
+    out = _render(contract, make_node("api-server"))
+    assert out.secret_files["flower_basic_auth"] == "admin:" + VALID_SECRETS["flower-password"]
+    assert "admin-password" not in ROLE_SECRETS["api-server"] and out.admin_password == ""
+    assert "flower_basic_auth" not in _render(contract, make_node("scheduler")).secret_files
+
+
+def test_jwt_claims_differ_per_environment(contract, make_node):
+    dev = _render(contract, make_node("scheduler")).config
+    prod = _render(contract, make_node("scheduler", AIRFLOW_PARAMETER_PREFIX="/airflow/prod")).config
+    assert dev["api_auth"]["jwt_issuer"] != prod["api_auth"]["jwt_issuer"]
+    assert dev["api_auth"]["jwt_audience"] != prod["api_auth"]["jwt_audience"]
+    assert dev["execution_api"]["jwt_audience"] != prod["execution_api"]["jwt_audience"]
+    # a UI token is not an Execution API token
+    assert dev["api_auth"]["jwt_audience"] != dev["execution_api"]["jwt_audience"]
+
+
+def test_multi_key_fernet_secret_is_accepted_and_rotated_by_migrating_roles(contract, make_node):
+    two = {**VALID_SECRETS, "fernet-key": f"{OTHER_FERNET},{FERNET}"}
+    out = _render(contract, make_node("scheduler"), secrets=two)
+    assert out.secret_files["fernet_key"] == f"{OTHER_FERNET},{FERNET}" and out.rotate_fernet
+    assert not _render(contract, make_node("api-server"), secrets=two).rotate_fernet
+    assert not _render(contract, make_node("scheduler")).rotate_fernet
+    with pytest.raises(BootstrapError, match="secret fernet-key .* is invalid"):
+        _render(contract, make_node("scheduler"), secrets={**VALID_SECRETS, "fernet-key": f"{FERNET},short"})
 
 
 INVALID = [

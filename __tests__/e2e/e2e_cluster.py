@@ -2,7 +2,8 @@
 
 - ``seed``: what `cdktf deploy` leaves in the account, put into the moto server: the buckets,
   every contract SSM parameter and Secrets Manager secret (generated secrets, as the infra
-  generates them), the DAGs' Variables and the SMTP connection under the Parameter Store
+  generates them; each node's bootstrap fetches its role's only, contract roleSecrets),
+  the DAGs' Variables and the SMTP connection under the Parameter Store
   backend's prefixes, and dags/ + spark-jobs/ uploaded as the deploy uploads them (the Spark job
   under a content-hashed key). The few secrets the harness itself needs to start PostgreSQL,
   Redis and the mail server go to root-only files in the work dir.
@@ -299,6 +300,7 @@ def seed(cluster: Cluster) -> None:
         "jwt-secret": secrets.token_urlsafe(32),
         "api-secret-key": secrets.token_urlsafe(32),
         "admin-password": secrets.token_urlsafe(18),
+        "flower-password": secrets.token_urlsafe(18),
     }
     if set(generated) != {s["key"] for s in CONTRACT["secrets"]}:
         raise SystemExit("e2e seed: generated secrets differ from the contract's secrets")
@@ -321,6 +323,7 @@ def seed(cluster: Cluster) -> None:
         "artifacts_bucket": cluster.artifacts_bucket,
         "spark_job_uri": f"s3://{cluster.artifacts_bucket}/{job_key}",
         "emr_service_role": "airflow-e2e-emr-service",
+        "emr_cluster_tag": "airflow-e2e",
         "emr_job_flow_role": "airflow-e2e-emr-ec2",
         "emr_log_uri": f"s3://{cluster.logs_bucket}/emr/",
         "emr_subnet_id": "subnet-0123456789abcdef0",

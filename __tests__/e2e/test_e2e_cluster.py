@@ -1,7 +1,7 @@
 """The pipeline end to end on the local multi-node cluster (scripts/e2e.sh --up), then faults
 injected into that running cluster.
 
-One cluster serves the whole module (booting it costs about 3.5 minutes); the tests run in file
+One cluster serves the whole session (conftest.py); the tests run in file
 order and each leaves the cluster whole again (a killed node is replaced, as its Auto Scaling
 group would). Timeouts set for these tests live in scripts/e2e.sh's node overlay:
 ``[scheduler] task_instance_heartbeat_timeout = 30`` (a SIGKILLed worker's task is declared
@@ -23,10 +23,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import e2e_cluster as ec  # noqa: E402
+from cluster_ops import (  # noqa: E402
+    SCHEDULER_READY,
+    WORKER_READY,
+    node,
+    node_of,
+    replace_node,
+    sql,
+    trigger,
+    unit_alive,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
-NODE_SH = Path(__file__).parent / "node.sh"
 ARTIFACTS = Path(os.environ.get("ARTIFACTS_DIR", ROOT / ".artifacts"))
 PIPELINE_TIMEOUT_SECONDS = 1200
 REDIS_OUTAGE_SECONDS = 10
@@ -36,115 +46,10 @@ pytestmark = pytest.mark.timeout(3600)
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    # E2E_WORK=<work dir of `e2e.sh --up`> runs the suite on a kept cluster and leaves it up
-    if os.environ.get("E2E_WORK"):
-        yield ec.Cluster(Path(os.environ["E2E_WORK"]))
-        return
-    # stderr (progress, and the logs of a failed start) goes straight to the test log
-    up = subprocess.run(["bash", "scripts/e2e.sh", "--up"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert up.returncode == 0, "scripts/e2e.sh --up failed (its log is above)"
-    work = Path(up.stdout.strip().splitlines()[-1])
-    try:
-        yield ec.Cluster(work)
-    finally:
-        subprocess.run(["bash", "scripts/e2e.sh", "--down", str(work)], cwd=ROOT, check=True)
-
-
-@pytest.fixture(scope="module")
 def success_run(cluster, tmp_path_factory):
     return ec.run_pipeline(
         cluster, FIXTURES / "Mall_Customers.csv", tmp_path_factory.mktemp("out"), PIPELINE_TIMEOUT_SECONDS
     )
-
-
-# --- helpers: the operator's side of the cluster -----------------------------------------
-
-
-def sql(cluster: ec.Cluster, query: str, **params: str) -> list[list[str]]:
-    """Rows of a query on the metadata DB, as an operator would look (never from a task).
-    Parameters are psql variables, quoted by psql (:'name')."""
-    out = subprocess.run(
-        [
-            *("runuser", "-u", "postgres", "--", f"{cluster.env['E2E_PG_BIN']}/psql"),
-            *("-h", str(cluster.work / "pgsock"), "-p", cluster.env["E2E_PG_PORT"]),
-            *("-U", "postgres", "-d", "airflow", "-X", "-q", "-tA", "-F", "\t", "-v", "ON_ERROR_STOP=1"),
-            *(arg for k, v in params.items() for arg in ("-v", f"{k}={v}")),
-        ],
-        input=query,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return [line.split("\t") for line in out.splitlines() if line]
-
-
-def node_of(hostname: str) -> str:
-    return hostname.removeprefix("e2e-")
-
-
-def node(cluster: ec.Cluster, *args: str) -> None:
-    subprocess.run(["bash", str(NODE_SH), args[0], str(cluster.work), *args[1:]], check=True)
-
-
-def unit_log(cluster: ec.Cluster, name: str, unit: str) -> Path:
-    return cluster.work / "nodes" / name / "run" / "airflow" / f"{unit}.log"
-
-
-def unit_alive(cluster: ec.Cluster, name: str, unit: str) -> bool:
-    pid_file = cluster.work / "nodes" / name / "run" / "airflow" / f"{unit}.pid"
-    try:
-        os.killpg(int(pid_file.read_text()), 0)
-        return True
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-
-
-def wait_until(what: str, check, timeout_seconds: float = 180, every_seconds: float = 2):
-    deadline = time.monotonic() + timeout_seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_seconds:.0f}s waiting for {what}")
-        time.sleep(every_seconds)
-
-
-def log_says_after(path: Path, offset: int, needle: str) -> bool:
-    if not path.exists():
-        return False
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        return needle.encode() in fh.read()
-
-
-def replace_node(cluster: ec.Cluster, name: str, ready: dict[str, str]) -> None:
-    """Replace NAME (stop, boot again) and wait until each {unit: log line} shows up anew."""
-    offsets = {unit: unit_log(cluster, name, unit).stat().st_size for unit in ready}
-    node(cluster, "replace", name)
-    for unit, needle in ready.items():
-        path = unit_log(cluster, name, unit)
-        wait_until(
-            f"{name} {unit} logs {needle!r}",
-            lambda p=path, u=unit, n=needle: log_says_after(p, offsets[u], n),
-        )
-
-
-WORKER_READY = {"airflow-celery-worker.service": " ready."}
-SCHEDULER_READY = {
-    "airflow-scheduler.service": "Starting the scheduler",
-    "airflow-triggerer.service": "Starting the triggerer",
-}
-
-
-def trigger(cluster: ec.Cluster, dag_id: str, conf: dict | None = None) -> str:
-    token = cluster.token()
-    ec.wait_parsed(cluster, dag_id, token)
-    run = cluster.api(
-        "POST", f"dags/{dag_id}/dagRuns", token, json={"logical_date": None, "conf": conf or {}}
-    )
-    return run["dag_run_id"]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -158,10 +63,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 def test_nodes_booting_at_once_run_one_migration(cluster):
     # GIVEN five nodes bootstrapped at the same moment, two of them schedulers (migrating roles)
     logs = {n: (cluster.work / f"bootstrap-{n}.log").read_text() for n in cluster.env["E2E_NODES"].split()}
-    # THEN exactly one node migrated the schema and every other one found it current
+    # THEN exactly one node migrated the schema and every other one found it current, but the
+    # workers, which hold no database credentials: they waited for the Execution API instead
     migrated = [n for n, text in logs.items() if "database migrated" in text]
     assert len(migrated) == 1, f"nodes that ran the migration: {migrated}"
-    assert all("database schema is current" in text for n, text in logs.items() if n not in migrated)
+    workers = [n for n in logs if n.startswith("worker-")]
+    assert all("database schema is current" in logs[n] for n in logs if n not in migrated + workers)
+    assert all("Execution API healthy" in logs[n] and "schema" not in logs[n] for n in workers)
     assert sql(cluster, "SELECT count(*) FROM alembic_version") == [["1"]]
 
 

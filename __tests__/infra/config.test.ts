@@ -42,7 +42,7 @@ describe("config defaults", () => {
       workers: { min: 1, max: 4 },
       schedulerCount: 2,
       database: { engine: "mysql", engineVersion: "8.4", instanceClass: "db.t4g.medium", multiAz: false },
-      redis: { nodeType: "cache.t4g.small", replicas: 1 },
+      redis: { nodeType: "cache.t4g.small", replicas: 1, authTokenUpdateStrategy: "ROTATE" },
       efs: { oneZone: false },
       logRetentionDays: 30,
       ami: { name: "airflow-golden-*", owners: ["self"] },
@@ -296,6 +296,11 @@ describe("config validation", () => {
       "too many replicas",
       { redis: { replicas: 6 } },
       "test: redis.replicas: got 6; allowed: an integer from 0 to 5",
+    ],
+    [
+      "an AUTH token strategy ElastiCache does not take here",
+      { redis: { authTokenUpdateStrategy: "DELETE" } },
+      'test: redis.authTokenUpdateStrategy: got "DELETE"; allowed: one of "ROTATE", "SET"',
     ],
     [
       "Redis node type",

@@ -194,6 +194,17 @@ describe("Broker", () => {
     });
   });
 
+  it("GIVEN strategy SET WHEN synthesized THEN the same token is sent with SET, revoking the old one", () => {
+    const rotate = list(makeBroker({ authTokenVersion: 2 }), "aws_elasticache_replication_group")[0];
+    const set = list(
+      makeBroker({ authTokenVersion: 2, authTokenUpdateStrategy: "SET" }),
+      "aws_elasticache_replication_group",
+    )[0];
+    expect(rotate.auth_token_update_strategy).toBe("ROTATE");
+    expect(set.auth_token_update_strategy).toBe("SET");
+    expect(set.auth_token).toBe(rotate.auth_token);
+  });
+
   it("GIVEN a broker WHEN synthesized THEN queued messages are never evicted", () => {
     expect(makeBroker()).toHaveResourceWithProperties(ElasticacheParameterGroup, {
       family: "valkey8",

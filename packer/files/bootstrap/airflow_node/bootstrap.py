@@ -1,7 +1,9 @@
 """airflow-bootstrap: turn a golden-AMI instance into its role.
 
-Steps: node.env -> settings (ssm | envfile) -> render -> write config -> EFS -> database
-(migrate under a lock, or wait for it) -> admin user -> start exactly the role's units.
+Steps: node.env -> the role's settings and secrets (ssm | envfile) -> render -> write config
+-> EFS -> database (migrate under a lock, rotate a multi-key fernet secret, or wait for it;
+a worker, which holds no database credentials, waits for the Execution API) -> admin user
+-> start exactly the role's units.
 Any problem ends the run with exit status 1 and one message naming what to fix.
 """
 
@@ -15,6 +17,8 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from . import BootstrapError
@@ -64,6 +68,10 @@ def write_files(node: Node, out: Rendered) -> None:
     for name, value in out.secret_files.items():
         # no trailing newline: Airflow uses a _cmd's output verbatim
         _write(secret_dir / name, value, 0o640, ids)
+    # a file an earlier render wrote and this one does not need holds a secret nobody reads
+    for stale in secret_dir.iterdir():
+        if stale.name not in out.secret_files:
+            stale.unlink()
     _write(node.path(f"{ETC}/airflow.cfg"), to_ini(out.config), 0o644, ids)
     _write(node.path(f"{ETC}/airflow.env"), env_text(out.environment), 0o644, ids)
     for d in (HOME, LOGS):
@@ -145,6 +153,7 @@ def migrate(node: Node, out: Rendered) -> None:
             # holder before it; `db migrate` would redo nothing but cost a minute of boot
             if _airflow(node, out, "airflow", "db", "check-migrations", "-t", "0").returncode == 0:
                 log(f"migration lock held after {waited:.1f}s; database schema is current")
+                rotate_fernet(node, out)
                 return
             log(f"migration lock held after {waited:.1f}s; running airflow db migrate")
             done = _airflow(node, out, "airflow", "db", "migrate")
@@ -153,6 +162,7 @@ def migrate(node: Node, out: Rendered) -> None:
                     f"airflow db migrate failed (exit {done.returncode}): {_failure(node, 'migrate', done)}"
                 )
             ensure_admin(node, out)
+            rotate_fernet(node, out)
             conn.commit()
     except BootstrapError:
         raise
@@ -164,6 +174,24 @@ def migrate(node: Node, out: Rendered) -> None:
     finally:
         engine.dispose()
     log(f"database migrated in {time.monotonic() - started:.1f}s")
+
+
+def rotate_fernet(node: Node, out: Rendered) -> None:
+    """With a multi-key fernet secret ("new,old"), re-encrypt every stored connection,
+    variable and trigger with the first key, under the migration lock so two scheduler nodes
+    do not interleave. Idempotent: a later boot re-encrypts with the same first key. Once
+    it has run, the old key can leave the secret (README, Secrets and rotation)."""
+    if not out.rotate_fernet:
+        return
+    started = time.monotonic()
+    done = _airflow(node, out, "airflow", "rotate-fernet-key")
+    if done.returncode != 0:
+        raise BootstrapError(
+            f"airflow rotate-fernet-key failed (exit {done.returncode}): "
+            f"{_failure(node, 'rotate-fernet-key', done)}"
+        )
+    seconds = time.monotonic() - started
+    log(f"fernet key rotation: stored values re-encrypted with the first key ({seconds:.1f}s)")
 
 
 def ensure_admin(node: Node, out: Rendered) -> None:
@@ -182,6 +210,30 @@ def ensure_admin(node: Node, out: Rendered) -> None:
         raise BootstrapError(f"creating the FAB admin user failed: {_failure(node, 'admin-user', done)}")
     lines = done.stdout.strip().splitlines()  # FAB logs its permission sync; keep our verdict
     log(lines[-1] if lines else "admin user ensured")
+
+
+def wait_for_execution_api(node: Node, out: Rendered) -> None:
+    """A role without database credentials (worker) waits for the Execution API, the only
+    way its tasks reach the metadata DB; the api-server answers only once migrated."""
+    url = out.config["core"]["execution_api_server_url"].rstrip("/") + "/health"
+    started = time.monotonic()
+    log(f"waiting up to {node.migration_wait}s for the Execution API ({url})")
+    last = "no answer yet"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - http(s) checked by the renderer
+                if resp.status == 200:
+                    break
+                last = f"HTTP {resp.status}"
+        except (OSError, urllib.error.URLError) as exc:
+            last = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+        if time.monotonic() - started > node.migration_wait:
+            raise BootstrapError(
+                f"Execution API {url} not healthy within {node.migration_wait}s "
+                f"(is an api-server up?): {last}"
+            )
+        time.sleep(3)
+    log(f"Execution API healthy ({time.monotonic() - started:.1f}s)")
 
 
 def wait_for_migrations(node: Node, out: Rendered) -> None:
@@ -226,8 +278,10 @@ def run(node_env: Path, contract_path: Path | None = None) -> str:
     mount_efs(node, out)
     if out.migrate:
         migrate(node, out)
-    else:
+    elif "sql_alchemy_conn" in out.secret_files:
         wait_for_migrations(node, out)
+    else:
+        wait_for_execution_api(node, out)
     start_units(node, out)
     node.path(DONE_MARKER).parent.mkdir(parents=True, exist_ok=True)
     node.path(DONE_MARKER).write_text(f"{node.role} {node.revision}\n")

@@ -22,6 +22,7 @@ _REPO = Path(__file__).resolve().parents[4] / "config" / "settings-contract.json
 class Contract:
     parameters: tuple[str, ...]
     secrets: tuple[str, ...]
+    role_secrets: dict[str, tuple[str, ...]]  # role -> the secrets its node fetches and may read
     roles: dict[str, tuple[str, ...]]
     user_data_keys: tuple[str, ...]
     airflow_options: dict[str, str]  # parameter key -> "section.option" where 1:1
@@ -45,9 +46,12 @@ def load(path: Path | None = None) -> Contract:
     except json.JSONDecodeError as exc:
         raise BootstrapError(f"settings contract {path} is not valid JSON: {exc}") from None
     try:
-        return Contract(
+        contract = Contract(
             parameters=tuple(p["key"] for p in raw["parameters"]),
             secrets=tuple(s["key"] for s in raw["secrets"]),
+            role_secrets={
+                role: tuple(keys) for role, keys in raw["roleSecrets"].items() if not role.startswith("$")
+            },
             roles={role: tuple(units) for role, units in raw["roles"].items()},
             user_data_keys=tuple(raw["userData"]["keys"]),
             airflow_options={p["key"]: p["airflow"] for p in raw["parameters"] if "airflow" in p},
@@ -56,3 +60,14 @@ def load(path: Path | None = None) -> Contract:
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None
+    for role in contract.roles:
+        keys = contract.role_secrets.get(role)
+        if keys is None:
+            raise BootstrapError(f"settings contract {path}: roleSecrets lacks role {role}")
+        unknown = sorted(set(keys) - set(contract.secrets))
+        if unknown:
+            raise BootstrapError(
+                f"settings contract {path}: roleSecrets.{role} names {', '.join(unknown)}, "
+                f"not among the secrets ({', '.join(contract.secrets)})"
+            )
+    return contract

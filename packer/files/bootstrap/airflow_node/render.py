@@ -5,6 +5,13 @@ option names throughout. Secret values never enter airflow.cfg: each sensitive o
 written as ``<option>_cmd = cat <secret file>`` (Airflow runs ``_cmd`` only for options it
 declares sensitive; every one used here is in ``conf.sensitive_config_values`` of 3.3), and
 the files are root:airflow 0640.
+
+A node renders only what its role needs, from only its role's secrets (contract
+roleSecrets). A worker runs DAG authors' code, so it gets no database credentials
+(``sql_alchemy_conn = sqlite://``: an in-memory engine Airflow builds but a Celery worker
+never queries; tasks reach the metadata DB through the Execution API), no fernet key and
+no JWT secret: the token a task needs arrives inside its Celery message, signed by the
+scheduler.
 """
 
 from __future__ import annotations
@@ -47,6 +54,14 @@ NOT_IN_AIRFLOW3 = {
     "core/allow-trigger-in-future": "removed in Airflow 3; a future-dated run waits for its run_after",
 }
 MIGRATING_ROLES = ("scheduler", "standalone")  # the roles that run `airflow db migrate`
+# A role without the DB password: Airflow still builds an engine at import (settings.py
+# configure_orm), so it gets an in-memory SQLite one that holds nothing and reaches nothing.
+NO_DATABASE = "sqlite://"
+# Celery results live in Redis, not the metadata DB: unset, Airflow would make the result
+# backend db+<sql_alchemy_conn>, i.e. every worker would need the DB password. Database 0 is
+# the broker's.
+RESULT_BACKEND_DB = 1
+FLOWER_USER = "admin"
 
 # The CeleryExecutor marks a task FAILED when its publish raises (Redis refusing connections
 # while ElastiCache fails over), but queues it again on the next scheduler loop when the publish
@@ -77,6 +92,7 @@ class Rendered:
     admin_email: str
     migrate: bool
     units: tuple[str, ...]
+    rotate_fernet: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -164,10 +180,24 @@ def _fernet(v: str):
         return False
 
 
+def _fernet_keys(v: str):
+    # "new,old": MultiFernet encrypts with the first and decrypts with any (key rotation)
+    return all(_fernet(k) for k in v.split(","))
+
+
+def jwt_claims(parameter_prefix: str) -> dict[str, str]:
+    """Issuer and audiences of this cluster's tokens, distinct per parameter prefix (one per
+    environment): another environment's tokens, and a UI/REST token presented to the
+    Execution API (or the reverse), fail validation even under an equal secret."""
+    name = "urn:" + parameter_prefix.strip("/").replace("/", ":")
+    return {"issuer": name, "api": f"{name}:api", "execution": f"{name}:execution"}
+
+
 def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict[str, str]) -> Rendered:
     c = _Checker(params, secrets, node)
     p = node.path
     positive = "a positive integer"
+    holds = set(contract.role_secrets[node.role])
 
     executor = c.param(
         "executor", _one_of("CeleryExecutor", "LocalExecutor"), "CeleryExecutor or LocalExecutor"
@@ -180,12 +210,15 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
     if executor == "CeleryExecutor" and node.role == "standalone":
         c.errors.append("role standalone needs executor LocalExecutor (it runs no Celery worker)")
 
-    engine = c.param("db/engine", _one_of("mysql", "postgres"), "mysql or postgres")
-    db_host = c.param("db/endpoint", _host, "a host name")
-    db_port = c.param("db/port", _int_range(1, 65535), "a port number 1-65535")
-    db_name = c.param("db/name", lambda v: bool(_IDENT.match(v)), "a database name ([A-Za-z0-9_$-])")
-    db_user = c.param("db/username", lambda v: bool(_IDENT.match(v)), "a user name ([A-Za-z0-9_$-])")
-    db_password = c.secret("db-password")
+    database = "db-password" in holds
+    engine = db_host = db_port = db_name = db_user = db_password = ""
+    if database:
+        engine = c.param("db/engine", _one_of("mysql", "postgres"), "mysql or postgres")
+        db_host = c.param("db/endpoint", _host, "a host name")
+        db_port = c.param("db/port", _int_range(1, 65535), "a port number 1-65535")
+        db_name = c.param("db/name", lambda v: bool(_IDENT.match(v)), "a database name ([A-Za-z0-9_$-])")
+        db_user = c.param("db/username", lambda v: bool(_IDENT.match(v)), "a user name ([A-Za-z0-9_$-])")
+        db_password = c.secret("db-password")
 
     broker_host = broker_port = redis_token = ""
     if celery:
@@ -230,44 +263,62 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         "celery/worker-concurrency": c.param("celery/worker-concurrency", _int_range(1, 1000), positive),
     }
 
-    fernet = c.secret("fernet-key", _fernet, "url-safe base64 of 32 bytes (Fernet.generate_key())")
-    jwt_secret = c.secret("jwt-secret")
-    api_secret = c.secret("api-secret-key")
-    admin_password = c.secret("admin-password")
+    def held(key: str, check=None, allowed: str = "") -> str:
+        return c.secret(key, check, allowed) if key in holds else ""
+
+    fernet = held(
+        "fernet-key",
+        _fernet_keys,
+        "url-safe base64 of 32 bytes (Fernet.generate_key()), or a comma list of them (the first encrypts)",
+    )
+    jwt_secret = held("jwt-secret")
+    api_secret = held("api-secret-key")
+    admin_password = held("admin-password")
+    flower_password = held("flower-password") if celery else ""
 
     if c.errors:
         raise BootstrapError(
             f"cannot configure role {node.role}: {len(c.errors)} problem(s)\n  - " + "\n  - ".join(c.errors)
         )
 
-    # --- connection strings (secret-bearing: files only) --------------------------------
-    cred = f"{quote(db_user, safe='')}:{quote(db_password, safe='')}@{db_host}:{db_port}/{db_name}"
-    # TLS verified against the baked RDS CA bundle, host name included (the RDS endpoint is
-    # in the server certificate). The async drivers get an SSLContext through
-    # [database] sql_alchemy_connect_args_async (db_tls.py): asyncpg/aiomysql take no
-    # CA file in the URL, and RDS refuses their plaintext connections.
-    ca = str(p(RDS_CA_BUNDLE))
-    if engine == "postgres":
-        sync = f"postgresql+psycopg2://{cred}" + (
-            f"?sslmode=verify-full&sslrootcert={quote(ca)}" if node.tls else ""
-        )
-        async_ = f"postgresql+asyncpg://{cred}"
-    else:
-        sync = f"mysql+mysqldb://{cred}?charset=utf8mb4" + (
-            f"&ssl_mode=VERIFY_IDENTITY&ssl_ca={quote(ca)}" if node.tls else ""
-        )
-        async_ = f"mysql+aiomysql://{cred}?charset=utf8mb4"
     secret_dir = p(f"{ETC}/secrets")
-    files = {
-        "sql_alchemy_conn": sync,
-        "sql_alchemy_conn_async": async_,
-        "fernet_key": fernet,
-        "jwt_secret": jwt_secret,
-        "api_secret_key": api_secret,
-    }
+    ca = str(p(RDS_CA_BUNDLE))
+    files: dict[str, str] = {}
 
     def cmd(name: str) -> str:
         return f"cat {secret_dir / name}"
+
+    # --- connection strings (secret-bearing: files only) --------------------------------
+    database_cfg = {"sql_alchemy_conn": NO_DATABASE}
+    if database:
+        cred = f"{quote(db_user, safe='')}:{quote(db_password, safe='')}@{db_host}:{db_port}/{db_name}"
+        # TLS verified against the baked RDS CA bundle, host name included (the RDS endpoint is
+        # in the server certificate). The async drivers get an SSLContext through
+        # [database] sql_alchemy_connect_args_async (db_tls.py): asyncpg/aiomysql take no
+        # CA file in the URL, and RDS refuses their plaintext connections.
+        if engine == "postgres":
+            sync = f"postgresql+psycopg2://{cred}" + (
+                f"?sslmode=verify-full&sslrootcert={quote(ca)}" if node.tls else ""
+            )
+            async_ = f"postgresql+asyncpg://{cred}"
+        else:
+            sync = f"mysql+mysqldb://{cred}?charset=utf8mb4" + (
+                f"&ssl_mode=VERIFY_IDENTITY&ssl_ca={quote(ca)}" if node.tls else ""
+            )
+            async_ = f"mysql+aiomysql://{cred}?charset=utf8mb4"
+        files["sql_alchemy_conn"], files["sql_alchemy_conn_async"] = sync, async_
+        database_cfg = {
+            "sql_alchemy_conn_cmd": cmd("sql_alchemy_conn"),
+            "sql_alchemy_conn_async_cmd": cmd("sql_alchemy_conn_async"),
+            **({"sql_alchemy_connect_args_async": ASYNC_CONNECT_ARGS_PATH} if node.tls else {}),
+        }
+    for name, value in (("fernet_key", fernet), ("jwt_secret", jwt_secret), ("api_secret_key", api_secret)):
+        if value:
+            files[name] = value
+    claims = jwt_claims(node.parameter_prefix)
+    api_auth = {"jwt_issuer": claims["issuer"], "jwt_audience": claims["api"]}
+    if jwt_secret:
+        api_auth["jwt_secret_cmd"] = cmd("jwt_secret")
 
     cfg: dict[str, dict[str, str]] = {
         "core": {
@@ -278,13 +329,9 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
             "plugins_folder": str(p(f"{EFS}/plugins")),
             "load_examples": "False",
             "parallelism": tunables["core/parallelism"],
-            "fernet_key_cmd": cmd("fernet_key"),
+            **({"fernet_key_cmd": cmd("fernet_key")} if fernet else {}),
         },
-        "database": {
-            "sql_alchemy_conn_cmd": cmd("sql_alchemy_conn"),
-            "sql_alchemy_conn_async_cmd": cmd("sql_alchemy_conn_async"),
-            **({"sql_alchemy_connect_args_async": ASYNC_CONNECT_ARGS_PATH} if node.tls else {}),
-        },
+        "database": database_cfg,
         "logging": {
             "base_log_folder": str(p(LOGS)),
             "remote_logging": "True",
@@ -300,9 +347,13 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
             "host": "0.0.0.0",  # noqa: S104
             "port": str(contract.ports["api-server"]),
             "expose_config": "False",
-            "secret_key_cmd": cmd("api_secret_key"),
+            **({"secret_key_cmd": cmd("api_secret_key")} if api_secret else {}),
         },
-        "api_auth": {"jwt_secret_cmd": cmd("jwt_secret")},
+        "api_auth": api_auth,
+        "execution_api": {"jwt_audience": claims["execution"]},
+        # the session cookie is only an id whose data lives in the DB, so [api] secret_key
+        # (which workers hold for the log server) cannot forge a UI session
+        "fab": {"session_backend": "database"},
         "scheduler": {
             "enable_health_check": "True",
             "scheduler_health_check_server_host": "0.0.0.0",  # noqa: S104 - ASG/ALB health checks
@@ -330,11 +381,9 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
     }
     if celery:
         scheme, query = ("rediss", "?ssl_cert_reqs=required") if node.tls else ("redis", "")
-        files["broker_url"] = (
-            f"{scheme}://:{quote(redis_token, safe='')}@{broker_host}:{broker_port}/0{query}"
-        )
-        files["result_backend"] = f"db+{sync}"
-        files["flower_basic_auth"] = f"admin:{admin_password}"
+        redis = f"{scheme}://:{quote(redis_token, safe='')}@{broker_host}:{broker_port}"
+        files["broker_url"] = f"{redis}/0{query}"
+        files["result_backend"] = f"{redis}/{RESULT_BACKEND_DB}{query}"
         cfg["celery"] = {
             "broker_url_cmd": cmd("broker_url"),
             "result_backend_cmd": cmd("result_backend"),
@@ -343,8 +392,10 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
             "task_publish_max_retries": str(CELERY_PUBLISH_MAX_RETRIES),
             "extra_celery_config": json.dumps({"task_publish_retry_policy": CELERY_PUBLISH_RETRY_POLICY}),
             "flower_port": str(contract.ports["flower"]),
-            "flower_basic_auth_cmd": cmd("flower_basic_auth"),
         }
+        if flower_password:
+            files["flower_basic_auth"] = f"{FLOWER_USER}:{flower_password}"
+            cfg["celery"]["flower_basic_auth_cmd"] = cmd("flower_basic_auth")
 
     if node.overlay is not None:
         _merge_overlay(cfg, node.overlay)
@@ -361,7 +412,7 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         "PATH": f"{node.venv}/bin:/usr/local/bin:/usr/bin:/bin",
         "PYTHONUNBUFFERED": "1",
     }
-    if node.tls:
+    if node.tls and database:
         # Airflow imports the async connect args from the bootstrap package (db_tls.py)
         environment[CA_BUNDLE_ENV] = ca
         environment["PYTHONPATH"] = str(BOOTSTRAP_LIB)
@@ -373,6 +424,9 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         admin_password=admin_password,
         admin_email=from_email,
         migrate=node.role in MIGRATING_ROLES,
+        # more than one key: a rotation is under way, and the migrating role re-encrypts
+        # the stored values with the first key (`airflow rotate-fernet-key`)
+        rotate_fernet=node.role in MIGRATING_ROLES and "," in fernet,
         units=contract.roles[node.role],
     )
 

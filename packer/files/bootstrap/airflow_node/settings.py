@@ -1,9 +1,10 @@
 """Where a node's settings come from: /etc/airflow/node.env, then a pluggable source.
 
 - ``ssm`` (EC2): ``aws ssm get-parameters-by-path`` under AIRFLOW_PARAMETER_PREFIX and
-  ``aws secretsmanager get-secret-value`` for each contract secret, with the instance role.
+  ``aws secretsmanager get-secret-value`` for each secret of the node's role (contract
+  roleSecrets), with the instance role, which may read those and no others.
 - ``envfile`` (local rehearsal): a KEY=value file with the contract's parameter keys and a
-  directory holding one file per contract secret.
+  directory holding one file per contract secret; only the role's secrets are read.
 
 Both return the same two dicts (parameter key -> value, secret key -> value), so the one
 renderer serves both.
@@ -189,7 +190,7 @@ def read_ssm(node: Node, contract: Contract) -> tuple[dict[str, str], dict[str, 
     params = {p["Name"][len(prefix) + 1 :]: p["Value"] for p in raw.get("Parameters", [])}
     params = {k: v for k, v in params.items() if k in contract.parameters}
     secrets: dict[str, str] = {}
-    for key in contract.secrets:
+    for key in contract.role_secrets[node.role]:
         secret_id = f"{node.secret_prefix.rstrip('/')}/{key}"
         env = {**os.environ, "AWS_REGION": node.region, "AWS_DEFAULT_REGION": node.region}
         done = subprocess.run(
@@ -220,7 +221,7 @@ def read_envfile(node: Node, contract: Contract) -> tuple[dict[str, str], dict[s
     if not node.secrets_dir.is_dir():
         raise BootstrapError(f"secrets directory {node.secrets_dir} does not exist")
     secrets = {}
-    for key in contract.secrets:
+    for key in contract.role_secrets[node.role]:
         f = node.secrets_dir / key
         if f.is_file():
             secrets[key] = f.read_text().rstrip("\n")
