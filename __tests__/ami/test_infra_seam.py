@@ -382,8 +382,9 @@ def test_bootstrap_renders_what_the_infra_writes(contract, clusters, tmp_path, e
             f"rediss://:{secret_values['redis-auth-token']}@{v['broker/endpoint']}:{v['broker/port']}"
             "/0?ssl_cert_reqs=required"
         )
-        assert out.secret_files["result_backend"] == out.secret_files["broker_url"].replace(
-            f":{v['broker/port']}/0?", f":{v['broker/port']}/1?"
+        assert out.secret_files["result_backend"] == (
+            "airflow_node.celery_results:RetryingRedisBackend+"
+            + out.secret_files["broker_url"].replace(f":{v['broker/port']}/0?", f":{v['broker/port']}/1?")
         )
     else:
         # LocalExecutor: "none" broker settings and no AUTH token secret are fine

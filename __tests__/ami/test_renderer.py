@@ -116,7 +116,8 @@ def test_connection_strings_quote_credentials_and_use_tls(contract, make_node):
     )
     assert unquote(broker[len("rediss://:") : broker.index("@")]) == VALID_SECRETS["redis-auth-token"]
     # results in Redis database 1, same token and TLS: never db+<the metadata DB>
-    assert out.secret_files["result_backend"] == broker.replace(":6379/0?", ":6379/1?")
+    backend = "airflow_node.celery_results:RetryingRedisBackend+"
+    assert out.secret_files["result_backend"] == backend + broker.replace(":6379/0?", ":6379/1?")
 
 
 def test_mysql_engine(contract, make_node):
@@ -133,10 +134,14 @@ def test_mysql_engine(contract, make_node):
 def test_local_tls_off_uses_plain_schemes(contract, make_node):
     out = _render(contract, make_node("scheduler", AIRFLOW_TLS="false"))
     assert out.secret_files["broker_url"].startswith("redis://:")
-    assert out.secret_files["result_backend"].startswith("redis://:")
+    assert out.secret_files["result_backend"].startswith(
+        "airflow_node.celery_results:RetryingRedisBackend+redis://:"
+    )
     assert "?" not in out.secret_files["sql_alchemy_conn"]
     assert "sql_alchemy_connect_args_async" not in out.config["database"]
-    assert "AIRFLOW_DB_CA_BUNDLE" not in out.environment and "PYTHONPATH" not in out.environment
+    assert "AIRFLOW_DB_CA_BUNDLE" not in out.environment
+    # still on the path: the Celery result backend lives in the bootstrap package
+    assert out.environment["PYTHONPATH"] == str(BOOTSTRAP_LIB)
 
 
 def test_no_secret_value_in_config_or_environment(contract, make_node):

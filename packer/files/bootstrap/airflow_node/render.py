@@ -61,6 +61,12 @@ NO_DATABASE = "sqlite://"
 # backend db+<sql_alchemy_conn>, i.e. every worker would need the DB password. Database 0 is
 # the broker's.
 RESULT_BACKEND_DB = 1
+# celery_results.py: Redis reads that retry through a broker failover instead of stopping the
+# scheduler; imported from the bootstrap package (PYTHONPATH in the unit environment)
+RESULT_BACKEND_CLASS = "airflow_node.celery_results:RetryingRedisBackend"
+# how long a state read waits for Redis: Celery's default policy gives up after ~20 s, less
+# than an ElastiCache failover may take
+RESULT_BACKEND_RETRY_POLICY = {"max_retries": 60, "interval_start": 0, "interval_step": 1, "interval_max": 1}
 FLOWER_USER = "admin"
 
 # The CeleryExecutor marks a task FAILED when its publish raises (Redis refusing connections
@@ -383,14 +389,19 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         scheme, query = ("rediss", "?ssl_cert_reqs=required") if node.tls else ("redis", "")
         redis = f"{scheme}://:{quote(redis_token, safe='')}@{broker_host}:{broker_port}"
         files["broker_url"] = f"{redis}/0{query}"
-        files["result_backend"] = f"{redis}/{RESULT_BACKEND_DB}{query}"
+        files["result_backend"] = f"{RESULT_BACKEND_CLASS}+{redis}/{RESULT_BACKEND_DB}{query}"
         cfg["celery"] = {
             "broker_url_cmd": cmd("broker_url"),
             "result_backend_cmd": cmd("result_backend"),
             "worker_concurrency": tunables["celery/worker-concurrency"],
             "operation_timeout": str(CELERY_OPERATION_TIMEOUT_SECONDS),
             "task_publish_max_retries": str(CELERY_PUBLISH_MAX_RETRIES),
-            "extra_celery_config": json.dumps({"task_publish_retry_policy": CELERY_PUBLISH_RETRY_POLICY}),
+            "extra_celery_config": json.dumps(
+                {
+                    "task_publish_retry_policy": CELERY_PUBLISH_RETRY_POLICY,
+                    "result_backend_transport_options": {"retry_policy": RESULT_BACKEND_RETRY_POLICY},
+                }
+            ),
             "flower_port": str(contract.ports["flower"]),
         }
         if flower_password:
@@ -415,6 +426,8 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
     if node.tls and database:
         # Airflow imports the async connect args from the bootstrap package (db_tls.py)
         environment[CA_BUNDLE_ENV] = ca
+    if (node.tls and database) or celery:
+        # ... and the Celery result backend (celery_results.py)
         environment["PYTHONPATH"] = str(BOOTSTRAP_LIB)
     return Rendered(
         config=cfg,
