@@ -14,33 +14,43 @@ bash scripts/setup-node.sh
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# expect_failure NAME FIXTURE_CMD... -- WANT... -> a gate run on its fixture must exit 1 and
+# print every WANT line: a gate that passes everything would pass the real stacks too.
+expect_failure() {
+  local name="$1" out rc want
+  shift
+  local cmd=()
+  while [ "$1" != "--" ]; do
+    cmd+=("$1")
+    shift
+  done
+  shift
+  set +e
+  out="$("${cmd[@]}")"
+  rc=$?
+  set -e
+  [ "$rc" -eq 1 ] || die "$name should fail its fixture with exit 1, got $rc:
+$out"
+  for want in "$@"; do
+    grep -qF -- "$want" <<<"$out" || die "$name self-check: missing '$want' in:
+$out"
+  done
+}
+
 log "checkov gate self-check (fixture: 1 excused, 2 unexcused failures, 1 stale skip)"
-set +e
-gate_out="$(node scripts/checkov-gate.js "$CHECKOV_VENV_DIR/bin/checkov" __tests__/infra/fixtures/checkov-gate)"
-gate_rc=$?
-set -e
-[ "$gate_rc" -eq 1 ] || die "checkov gate should fail the fixture with exit 1, got $gate_rc:
-$gate_out"
-for want in "2 failed, 2 skipped with reason, 1 stale skips" \
+expect_failure "checkov gate" node scripts/checkov-gate.js "$CHECKOV_VENV_DIR/bin/checkov" \
+  __tests__/infra/fixtures/checkov-gate -- \
+  "2 failed, 2 skipped with reason, 1 stale skips" \
   "FAILED CKV_AWS_158 aws_cloudwatch_log_group.unexcused" \
   "FAILED CKV_AWS_338 aws_cloudwatch_log_group.unexcused" \
-  "STALE  CKV_AWS_66 aws_cloudwatch_log_group.excused"; do
-  grep -qF -- "$want" <<<"$gate_out" || die "checkov gate self-check: missing '$want' in:
-$gate_out"
-done
+  "STALE  CKV_AWS_66 aws_cloudwatch_log_group.excused"
 
 log "policy lint self-check (fixture: 1 finding, every real excuse stale)"
-set +e
-lint_out="$("$CHECKOV_VENV_DIR/bin/python" scripts/lint-policies.py __tests__/infra/fixtures/policies)"
-lint_rc=$?
-set -e
-[ "$lint_rc" -eq 1 ] || die "policy lint should fail the fixture with exit 1, got $lint_rc:
-$lint_out"
-for want in "FINDING typo-policy Typo UNKNOWN_ACTION" "STALE   compute_iam_worker-doc PassEmrEc2Role" \
-  "lint-policies: 1 identity policy document(s)"; do
-  grep -qF -- "$want" <<<"$lint_out" || die "policy lint self-check: missing '$want' in:
-$lint_out"
-done
+expect_failure "policy lint" "$CHECKOV_VENV_DIR/bin/python" scripts/lint-policies.py \
+  __tests__/infra/fixtures/policies -- \
+  "FINDING typo-policy Typo UNKNOWN_ACTION" \
+  "STALE   compute_iam_worker-doc PassEmrEc2Role" \
+  "lint-policies: 1 identity policy document(s)"
 
 # Types are checked in the lint stage; the synths below need only the transpiled app.
 log "build (transpile)"
