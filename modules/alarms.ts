@@ -18,18 +18,7 @@ import {
 } from "@cdktf/provider-aws/lib/cloudwatch-metric-alarm";
 import { SnsTopic } from "@cdktf/provider-aws/lib/sns-topic";
 import { SnsTopicSubscription } from "@cdktf/provider-aws/lib/sns-topic-subscription";
-import { HasName, PropError, assertIntIn } from "./contract";
-
-/** Airflow's default `[metrics] statsd_prefix`: every statsd name starts with it. */
-export const AIRFLOW_STATSD_PREFIX = "airflow";
-
-/**
- * The CloudWatch namespace the agent publishes Airflow's statsd metrics under.
- * @param resourcePrefix `<namePrefix>-<env>`
- */
-export function airflowMetricsNamespace(resourcePrefix: string): string {
-  return `Airflow/${resourcePrefix}`;
-}
+import { AIRFLOW_STATSD_PREFIX, HasName, PropError, airflowMetricsNamespace, assertIntIn } from "./contract";
 
 /** One alarm on an Airflow statsd metric. */
 export interface AirflowMetricAlarm {

@@ -227,3 +227,15 @@ export function repoRoot(): string {
     if (path.dirname(dir) === dir) return process.cwd();
   }
 }
+
+/** Airflow's default `[metrics] statsd_prefix`: every statsd name starts with it. */
+export const AIRFLOW_STATSD_PREFIX = "airflow";
+
+/**
+ * The CloudWatch namespace of the cluster's Airflow metrics: the agent's statsd rollup and
+ * the worker queue-depth signal.
+ * @param resourcePrefix `<namePrefix>-<env>`
+ */
+export function airflowMetricsNamespace(resourcePrefix: string): string {
+  return `Airflow/${resourcePrefix}`;
+}

@@ -4,14 +4,9 @@
  * dimensions, and the e-mail subscription exists exactly when notificationEmail is set.
  */
 import { Testing } from "cdktf";
-import {
-  AIRFLOW_METRIC_ALARMS,
-  AIRFLOW_STATSD_PREFIX,
-  ClusterAlarms,
-  ClusterAlarmsProps,
-  airflowMetricsNamespace,
-} from "../../modules/alarms";
+import { AIRFLOW_METRIC_ALARMS, ClusterAlarms, ClusterAlarmsProps } from "../../modules/alarms";
 import { AirflowClusterStack } from "../../modules/cluster-stack";
+import { AIRFLOW_STATSD_PREFIX, airflowMetricsNamespace } from "../../modules/contract";
 import { AirflowConfigInput, clusterNames } from "../../modules/config";
 import { Block, bareStack, config, resources } from "./helpers";
 
