@@ -36,6 +36,7 @@ function makeDatabase(overrides: Partial<DatabaseProps> = {}): { synth: string; 
   const db = new Database(stack, "db", {
     resourcePrefix: "airflow-dev",
     secretPrefix: "airflow/dev",
+    region: "us-east-1",
     subnets,
     securityGroup: sg,
     kmsKeyArn: KEY,
