@@ -44,8 +44,10 @@ describe("node roles", () => {
   it.each(CELERY_ROLES.map((r) => [r]))(
     "GIVEN CeleryExecutor WHEN synthesized THEN %s has its own role and instance profile, which EC2 alone may assume",
     (role) => {
-      expect(json).toHaveResourceWithProperties(IamRole, { name: `airflow-dev-${role}` });
-      expect(json).toHaveResourceWithProperties(IamInstanceProfile, { name: `airflow-dev-${role}` });
+      expect(json).toHaveResourceWithProperties(IamRole, { name: `airflow-dev-us-east-1-${role}` });
+      expect(json).toHaveResourceWithProperties(IamInstanceProfile, {
+        name: `airflow-dev-us-east-1-${role}`,
+      });
       expect(policyStatements(parsed, "node-assume")).toEqual([
         expect.objectContaining({
           actions: ["sts:AssumeRole"],
