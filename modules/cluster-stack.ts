@@ -132,6 +132,7 @@ export class AirflowClusterStack extends TerraformStack {
     this.database = new Database(this, "database", {
       resourcePrefix: names.resourcePrefix,
       secretPrefix: names.secretPrefix,
+      region: config.region,
       subnets: this.network.privateSubnets,
       securityGroup: this.securityGroups.database,
       kmsKeyArn,
@@ -172,6 +173,10 @@ export class AirflowClusterStack extends TerraformStack {
       securityGroup: this.securityGroups.efs,
       kmsKeyArn,
       oneZone: config.efs.oneZone,
+      // config.ts admits efs.availabilityZone only as one of the pinned availabilityZones.
+      oneZoneSubnet: config.efs.availabilityZone
+        ? config.availabilityZones?.indexOf(config.efs.availabilityZone)
+        : undefined,
     });
 
     this.buckets = new Buckets(this, "buckets", {

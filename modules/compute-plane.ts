@@ -71,8 +71,12 @@ export interface ComputePlaneProps {
     readonly authTokenSecret: ExistingSecret["secret"];
     readonly authTokenSecretVersion: ExistingSecret["version"];
   };
-  /** EFS (the `SharedStorage` construct). */
-  readonly storage: { readonly fileSystem: HasId & HasArn; readonly accessPoint: HasId };
+  /** EFS (the `SharedStorage` construct); the node groups launch in its client subnets. */
+  readonly storage: {
+    readonly fileSystem: HasId & HasArn;
+    readonly accessPoint: HasId;
+    readonly clientSubnets: readonly HasId[];
+  };
   /** Buckets (the `Buckets` construct). */
   readonly buckets: {
     readonly logs: BucketRef;
@@ -276,7 +280,8 @@ export class ComputePlane extends Construct {
             // One node does everything: it needs both the api-server's and the scheduler's paths.
             standalone: { instanceType: types.standalone, securityGroups: [sgs.apiServer, sgs.scheduler] },
           },
-      subnets: props.network.privateSubnets,
+      // Every node mounts EFS: only where a mount target is (one AZ with One Zone EFS).
+      subnets: props.storage.clientSubnets,
       instanceProfiles: this.iam.nodeInstanceProfiles,
       loadBalancers: this.loadBalancers,
       settingsRevision: this.settingsRevision,

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { AMI_NAME_FILTER, Architecture, UiAccess, repoRoot, showValue } from "./contract";
+import { AMI_NAME_FILTER, Architecture, UiAccess, iamName, repoRoot, showValue } from "./contract";
 
 export type { Architecture } from "./contract";
 
@@ -176,7 +176,8 @@ function s3Reserved(bucket: string): string | undefined {
  * The longest name of each limited family, spelled the way the modules spell them from
  * `<prefix>` = `<namePrefix>-<env>`: buckets.ts `<prefix>-access-logs-<account>-<region>`
  * and the state bucket; load-balancer.ts `<prefix>-ui`/`-int` (ALBs) and `-flower` (the
- * longest target group); database.ts `<prefix>-rds-monitoring` (the longest IAM role) and
+ * longest target group); database.ts `<prefix>-<region>-rds-monitoring` (the longest IAM role;
+ * the SES SMTP user's name, same limit, is shorter) and
  * `<prefix>-metadata`; broker.ts `<prefix>-broker`. config.test.ts synthesizes the stack
  * with the longest prefix and env and fails if a synthesized name is longer than these.
  * @param c the fields the names come from (an unset account id counts as 12 digits)
@@ -204,7 +205,7 @@ export function derivedNames(c: {
     },
     loadBalancer: { what: "load balancer names", limit: 32, names: [`${p}-int`, `${p}-ui`] },
     targetGroup: { what: "target group names", limit: 32, names: [`${p}-flower`] },
-    iamRole: { what: "IAM role names", limit: 64, names: [`${p}-rds-monitoring`] },
+    iamRole: { what: "IAM role names", limit: 64, names: [iamName(p, c.region, "rds-monitoring")] },
     dbInstance: { what: "RDS instance identifiers", limit: 63, names: [`${p}-metadata`] },
     cacheCluster: { what: "ElastiCache replication group ids", limit: 40, names: [`${p}-broker`] },
   };
@@ -235,6 +236,10 @@ const INSTANCE_TYPE = new RegExp(`^${FAMILY}\\.${SIZE}$`);
 
 /** `namePrefix`: 2-12 lowercase letters, digits and '-'; AWS's rules follow in checkNames. */
 const NAME_PREFIX = /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/;
+
+/** An availability zone name such as us-east-1a. */
+const AZ_NAME = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9][a-z]$/;
+const azName = () => pattern(AZ_NAME, "an AZ name such as us-east-1a");
 
 /** Instance types: family.size, e.g. t3.large, m6i.xlarge, m7g.large. */
 const instanceType = (def: string) =>
@@ -294,7 +299,7 @@ const schema = z
      * are used.
      */
     availabilityZones: z
-      .array(pattern(/^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9][a-z]$/, "an AZ name such as us-east-1a"), {
+      .array(azName(), {
         error: 'a list of 2-6 AZ names such as ["us-east-1a", "us-east-1b"]',
       })
       .min(2, { error: "a list of 2-6 distinct AZ names" })
@@ -353,6 +358,11 @@ const schema = z
       .strictObject({
         /** One Zone storage: cheaper, but the file system lives in a single AZ. */
         oneZone: bool(false),
+        /**
+         * AZ of a One Zone file system, one of `availabilityZones`; the node groups launch
+         * only there. Default: the first AZ.
+         */
+        availabilityZone: azName().optional(),
       })
       .prefault({}),
     logRetentionDays: z
@@ -555,6 +565,7 @@ const schema = z
     }
     checkAddressPlan(c, issue);
     checkUiExposure(c, issue);
+    checkEfsZone(c, issue);
     checkNames(c, issue);
   });
 
@@ -605,6 +616,23 @@ function checkUiExposure(c: Parsed, issue: Report): void {
       ["certificateArn"],
       `an ACM certificate ARN while uiAllowedCidrs is set in env "${c.env}" (a UI reachable from outside the VPC is HTTPS-only; only dev may serve it over HTTP)`,
     );
+  }
+}
+
+/** A chosen One Zone AZ is one the network has a private subnet in. */
+function checkEfsZone(c: Parsed, issue: Report): void {
+  const az = c.efs.availabilityZone;
+  if (az === undefined || !AZ_NAME.test(az)) return; // a malformed name has its line already
+  const at = ["efs", "availabilityZone"];
+  if (!c.efs.oneZone) {
+    issue(at, "omitted unless efs.oneZone is true (a regional file system has a mount target in every AZ)");
+  } else if (!c.availabilityZones) {
+    issue(
+      at,
+      "omitted unless availabilityZones is set (only pinned AZs are known when the stack is synthesized)",
+    );
+  } else if (!c.availabilityZones.includes(az)) {
+    issue(at, `one of availabilityZones: ${c.availabilityZones.map((z) => JSON.stringify(z)).join(", ")}`);
   }
 }
 

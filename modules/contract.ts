@@ -132,6 +132,18 @@ export const LOG_PREFIXES = { remote: "airflow-logs", emr: "emr-logs", alb: "alb
 /** Terraform version the stacks need: S3-native state locking (`use_lockfile`) came in 1.10. */
 export const REQUIRED_TERRAFORM_VERSION = ">= 1.10";
 
+/**
+ * The name of an IAM role, instance profile or user of this cluster. IAM names are global
+ * to the account while everything else is regional, so the region is part of the name:
+ * the same `namePrefix` and `env` then deploy in a second region without a name clash.
+ * @param resourcePrefix `<namePrefix>-<env>`
+ * @param region the cluster's region
+ * @param suffix what the principal is for, e.g. `worker` or `rds-monitoring`
+ */
+export function iamName(resourcePrefix: string, region: string, suffix: string): string {
+  return `${resourcePrefix}-${region}-${suffix}`;
+}
+
 // --- structural refs: what one construct needs of another ----------------------------
 
 /** Anything with an `id` (VPC, subnet, security group, EFS file system, access point). */

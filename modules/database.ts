@@ -31,7 +31,7 @@ import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Password } from "@cdktf/provider-random/lib/password";
 import { Id as RandomId } from "@cdktf/provider-random/lib/id";
 import { skipCheckov, skipShortLogRetention } from "./checkov";
-import { DatabaseEngine, PORTS, PropError, assertIntIn } from "./contract";
+import { DatabaseEngine, PORTS, PropError, assertIntIn, iamName } from "./contract";
 
 /** Metadata DB engines Airflow 3 supports here. */
 
@@ -41,6 +41,8 @@ export interface DatabaseProps {
   readonly resourcePrefix: string;
   /** `<namePrefix>/<env>`; the password secret is `<secretPrefix>/db-password`. */
   readonly secretPrefix: string;
+  /** Region of the cluster: part of the monitoring role's (global) IAM name. */
+  readonly region: string;
   /** Private subnets (at least two AZs, as RDS requires). */
   readonly subnets: readonly Subnet[];
   /** The database security group (ingress only from the Airflow nodes). */
@@ -222,7 +224,7 @@ export class Database extends Construct {
 
     // Enhanced monitoring: OS-level metrics every 60 s.
     const monitoringRole = new IamRole(this, "monitoring-role", {
-      name: `${p}-rds-monitoring`,
+      name: iamName(p, props.region, "rds-monitoring"),
       assumeRolePolicy: new DataAwsIamPolicyDocument(this, "monitoring-assume", {
         statement: [
           {

@@ -27,7 +27,7 @@ import { SsmParameter } from "@cdktf/provider-aws/lib/ssm-parameter";
 import { Fn } from "cdktf";
 import { Construct } from "constructs";
 import { skipCheckov } from "./checkov";
-import { EmailBackend, HasArn, PORTS, PropError, SMTP_CONNECTION_ID } from "./contract";
+import { EmailBackend, HasArn, PORTS, PropError, SMTP_CONNECTION_ID, iamName } from "./contract";
 
 /** Properties of {@link ClusterEmail}. */
 export interface ClusterEmailProps {
@@ -35,7 +35,7 @@ export interface ClusterEmailProps {
   readonly resourcePrefix: string;
   /** `/<namePrefix>/<env>`: the connection parameter is `<parameterPrefix>/connections/smtp_default`. */
   readonly parameterPrefix: string;
-  /** AWS region whose SES endpoint sends the mail. */
+  /** AWS region whose SES endpoint sends the mail; part of the SMTP user's (global) IAM name. */
   readonly region: string;
   /**
    * Sender address; SES verifies it, and by default it is also the alert recipient.
@@ -99,7 +99,7 @@ export class ClusterEmail extends Construct {
     if (!props.key || backend !== "smtp") return;
 
     const user = new IamUser(this, "smtp-user", {
-      name: `${props.resourcePrefix}-ses-smtp`,
+      name: iamName(props.resourcePrefix, props.region, "ses-smtp"),
       path: "/airflow/",
     });
     const why =

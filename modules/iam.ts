@@ -29,6 +29,7 @@ import {
   NodeRole,
   PropError,
   assertKeyPrefix,
+  iamName,
   roleSecrets,
 } from "./contract";
 
@@ -627,7 +628,7 @@ export function nodeRoleStatements(role: NodeRole, i: NodeRoleInputs): Statement
 
 /** Properties of {@link ClusterIam}. */
 export interface ClusterIamProps {
-  /** `<namePrefix>-<env>`: role and profile names, the EMR cluster tag value, the worker groups the drain may complete. */
+  /** `<namePrefix>-<env>`: role and profile names (with the region), the EMR cluster tag value, the worker groups the drain may complete. */
   readonly resourcePrefix: string;
   /** The node roles of the executor (`EXECUTOR_ROLES`): one IAM role and instance profile each. */
   readonly nodeRoles: readonly NodeRole[];
@@ -635,7 +636,7 @@ export interface ClusterIamProps {
   readonly parameterPrefix: string;
   /** Name prefix of this cluster's Secrets Manager secrets, `<namePrefix>/<env>`. */
   readonly secretPrefix: string;
-  /** Region of the cluster (ARNs and kms:ViaService conditions). */
+  /** Region of the cluster (ARNs, kms:ViaService conditions and the global IAM names). */
   readonly region: string;
   /** Remote-log bucket (task logs and EMR logs). */
   readonly logBucket: BucketRef;
@@ -730,7 +731,7 @@ export class ClusterIam extends Construct {
 
     // --- EMR roles (first: the node policies name them in iam:PassRole) ----------------
     this.emrServiceRole = new IamRole(this, "emr-service-role", {
-      name: `${prefix}-emr-service`,
+      name: iamName(prefix, region, "emr-service"),
       description: "EMR service role (AmazonEMRServicePolicy_v2) for the Airflow pipeline",
       assumeRolePolicy: doc(
         "emr-service-assume",
@@ -743,12 +744,12 @@ export class ClusterIam extends Construct {
     });
 
     this.emrEc2Role = new IamRole(this, "emr-ec2-role", {
-      name: `${prefix}-emr-ec2`,
+      name: iamName(prefix, region, "emr-ec2"),
       description: "Role of the EMR cluster's EC2 instances: data bucket r/w, artifacts read, EMR logs write",
       assumeRolePolicy: doc("emr-ec2-assume", trustStatements("ec2.amazonaws.com")),
     });
     this.emrInstanceProfile = new IamInstanceProfile(this, "emr-ec2-profile", {
-      name: `${prefix}-emr-ec2`,
+      name: iamName(prefix, region, "emr-ec2"),
       role: this.emrEc2Role.name,
     });
 
@@ -802,12 +803,12 @@ export class ClusterIam extends Construct {
     const profiles: Partial<Record<NodeRole, IamInstanceProfile>> = {};
     for (const role of props.nodeRoles) {
       const iamRole = new IamRole(this, `${role}-role`, {
-        name: `${prefix}-${role}`,
+        name: iamName(prefix, region, role),
         description: ROLE_PURPOSE[role],
         assumeRolePolicy: assume,
       });
       profiles[role] = new IamInstanceProfile(this, `${role}-profile`, {
-        name: `${prefix}-${role}`,
+        name: iamName(prefix, region, role),
         role: iamRole.name,
       });
       new IamRolePolicy(this, `${role}-policy`, {

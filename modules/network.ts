@@ -23,13 +23,13 @@ import { Subnet } from "@cdktf/provider-aws/lib/subnet";
 import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcEndpoint } from "@cdktf/provider-aws/lib/vpc-endpoint";
 import { skipShortLogRetention } from "./checkov";
-import { EMR_MANAGED_TAG, PropError } from "./contract";
+import { EMR_MANAGED_TAG, PropError, iamName } from "./contract";
 
 /** Props of {@link Network}. */
 export interface NetworkProps {
   /** `<namePrefix>-<env>`, prefixed to Name tags. */
   readonly resourcePrefix: string;
-  /** Region, for the S3 gateway endpoint service name. */
+  /** Region, for the S3 gateway endpoint service name and the flow-log role's (global) IAM name. */
   readonly region: string;
   /** VPC CIDR, /16 to /24. */
   readonly cidr: string;
@@ -261,7 +261,7 @@ export class Network extends Construct {
       ],
     });
     const role = new IamRole(this, "flow-log-role", {
-      name: `${p}-vpc-flow-logs`,
+      name: iamName(p, props.region, "vpc-flow-logs"),
       assumeRolePolicy: assume.json,
     });
     const write = new DataAwsIamPolicyDocument(this, "flow-log-write", {

@@ -9,6 +9,11 @@
  * creates `dags/` and `plugins/` under it on first mount (EFS cannot pre-create
  * sub-directories). The file-system policy refuses any mount without TLS, so nodes
  * mount with `-o tls,accesspoint=<id>` (amazon-efs-utils).
+ *
+ * A One Zone file system has its only mount target in one AZ, and its DNS name resolves
+ * only there, so `clientSubnets` is that AZ's subnet alone: the node groups launch there
+ * (no cross-AZ mount, no cross-AZ data charge; an outage of that AZ takes the DAGs away
+ * from every node anyway).
  */
 import { Construct } from "constructs";
 import { DataAwsIamPolicyDocument } from "@cdktf/provider-aws/lib/data-aws-iam-policy-document";
@@ -19,23 +24,28 @@ import { EfsFileSystemPolicy } from "@cdktf/provider-aws/lib/efs-file-system-pol
 import { EfsMountTarget } from "@cdktf/provider-aws/lib/efs-mount-target";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group";
 import { Subnet } from "@cdktf/provider-aws/lib/subnet";
-import { AIRFLOW_USER, PropError } from "./contract";
+import { AIRFLOW_USER, HasId, PropError, assertIntIn } from "./contract";
 
 /** Props of {@link SharedStorage}. */
 export interface SharedStorageProps {
   /** `<namePrefix>-<env>`. */
   readonly resourcePrefix: string;
-  /** Private subnets, one per AZ; a One Zone file system uses the first. */
+  /** Private subnets, one per AZ; a One Zone file system uses the `oneZoneSubnet`th. */
   readonly subnets: readonly Subnet[];
   /** The EFS security group (2049 only from the Airflow nodes). */
   readonly securityGroup: SecurityGroup;
   /** Cluster KMS key ARN. */
   readonly kmsKeyArn: string;
   /**
-   * One Zone storage in the first subnet's AZ (cheaper; nodes in other AZs mount across AZs).
+   * One Zone storage in the AZ of one subnet (cheaper; nodes launch only in that AZ).
    * @default false
    */
   readonly oneZone?: boolean;
+  /**
+   * Index in `subnets` of the One Zone file system's subnet; only with `oneZone`.
+   * @default 0
+   */
+  readonly oneZoneSubnet?: number;
 }
 
 /** EFS file system, mount targets and the airflow access point. */
@@ -46,6 +56,8 @@ export class SharedStorage extends Construct {
   public readonly accessPoint: EfsAccessPoint;
   /** Mount targets (one per private subnet, or one for One Zone). */
   public readonly mountTargets: readonly EfsMountTarget[];
+  /** The private subnets with a mount target: nodes that mount the file system launch only here. */
+  public readonly clientSubnets: readonly HasId[];
 
   public constructor(scope: Construct, id: string, props: SharedStorageProps) {
     super(scope, id);
@@ -53,12 +65,18 @@ export class SharedStorage extends Construct {
       throw new PropError(this, "subnets", props.subnets.length, "1 or more private subnets");
     const p = props.resourcePrefix;
     const oneZone = props.oneZone ?? false;
+    if (!oneZone && props.oneZoneSubnet !== undefined) {
+      throw new PropError(this, "oneZoneSubnet", props.oneZoneSubnet, "omitted unless oneZone is true");
+    }
+    assertIntIn(this, "oneZoneSubnet", props.oneZoneSubnet, 0, props.subnets.length - 1);
+    const mountSubnets = oneZone ? [props.subnets[props.oneZoneSubnet ?? 0]] : props.subnets;
+    this.clientSubnets = mountSubnets;
 
     this.fileSystem = new EfsFileSystem(this, "fs", {
       creationToken: `${p}-dags`,
       encrypted: true,
       kmsKeyId: props.kmsKeyArn,
-      availabilityZoneName: oneZone ? props.subnets[0].availabilityZone : undefined,
+      availabilityZoneName: oneZone ? mountSubnets[0].availabilityZone : undefined,
       performanceMode: "generalPurpose",
       // Elastic throughput: DAG syncs are bursty and small; no credits to run out of.
       throughputMode: "elastic",
@@ -73,7 +91,6 @@ export class SharedStorage extends Construct {
       backupPolicy: { status: "ENABLED" },
     });
 
-    const mountSubnets = oneZone ? [props.subnets[0]] : props.subnets;
     this.mountTargets = mountSubnets.map(
       (s, i) =>
         new EfsMountTarget(this, `mount-${i}`, {

@@ -41,6 +41,13 @@ export function configWarnings(config: AirflowConfig, source: string): string[] 
         `image: set ami.gitRevision (or ami.id) to the bake this environment runs`,
     );
   }
+  if (config.env !== "dev" && config.efs.oneZone) {
+    // Nodes launch only where the One Zone file system has its mount target (modules/storage.ts).
+    warnings.push(
+      `${source}: efs.oneZone is true, so every node runs in the file system's one AZ and an outage of ` +
+        `that AZ stops the cluster: set efs.oneZone to false for nodes in every AZ`,
+    );
+  }
   if (config.env !== "dev" && !config.stateAccessPrincipalArns) {
     warnings.push(
       `${source}: stateAccessPrincipalArns is not set, so any principal of the account that IAM lets read ` +

@@ -53,6 +53,7 @@ export function coreFixture(config: AirflowConfig): CoreFixture {
     return { s, v };
   };
   const fileSystem = new EfsFileSystem(stack, "efs", { encrypted: true });
+  const privateSubnets = [subnet("priv-a", "10.40.128.0/20"), subnet("priv-b", "10.40.144.0/20")];
   const db = secret("db-password", 40);
   const celery = config.executor === "CeleryExecutor";
   const redis = celery ? secret("redis-auth-token", 64) : undefined;
@@ -63,7 +64,7 @@ export function coreFixture(config: AirflowConfig): CoreFixture {
       network: {
         vpc,
         publicSubnets: [subnet("pub-a", "10.40.0.0/20"), subnet("pub-b", "10.40.16.0/20")],
-        privateSubnets: [subnet("priv-a", "10.40.128.0/20"), subnet("priv-b", "10.40.144.0/20")],
+        privateSubnets,
       },
       securityGroups: {
         albPublic: sg("alb-public"),
@@ -97,6 +98,8 @@ export function coreFixture(config: AirflowConfig): CoreFixture {
       storage: {
         fileSystem,
         accessPoint: new EfsAccessPoint(stack, "efs-ap", { fileSystemId: fileSystem.id }),
+        // A regional file system: a mount target in every private subnet.
+        clientSubnets: privateSubnets,
       },
       buckets: {
         logs: bucket("logs"),

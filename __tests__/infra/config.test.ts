@@ -464,6 +464,29 @@ describe("config validation", () => {
       "test: azCount: got 3; allowed: 2 (the number of availabilityZones) or omitted",
     ],
     [
+      "One Zone EFS AZ outside the pinned AZs",
+      {
+        availabilityZones: ["us-east-1a", "us-east-1b"],
+        efs: { oneZone: true, availabilityZone: "us-east-1c" },
+      },
+      'test: efs.availabilityZone: got "us-east-1c"; allowed: one of availabilityZones: "us-east-1a", "us-east-1b"',
+    ],
+    [
+      "One Zone EFS AZ without pinned AZs",
+      { efs: { oneZone: true, availabilityZone: "us-east-1a" } },
+      'test: efs.availabilityZone: got "us-east-1a"; allowed: omitted unless availabilityZones is set (only pinned AZs are known when the stack is synthesized)',
+    ],
+    [
+      "EFS AZ for a regional file system",
+      { availabilityZones: ["us-east-1a", "us-east-1b"], efs: { availabilityZone: "us-east-1a" } },
+      'test: efs.availabilityZone: got "us-east-1a"; allowed: omitted unless efs.oneZone is true (a regional file system has a mount target in every AZ)',
+    ],
+    [
+      "EFS AZ that is no AZ name",
+      { efs: { oneZone: true, availabilityZone: "east" } },
+      'test: efs.availabilityZone: got "east"; allowed: an AZ name such as us-east-1a',
+    ],
+    [
       "reserved tag key",
       { tags: { "aws:owner": "me" } },
       'test: tags: key "aws:owner" not allowed; allowed: a tag key of 1-128 characters not starting with aws:',

@@ -36,6 +36,7 @@ function makeDatabase(overrides: Partial<DatabaseProps> = {}): { synth: string; 
   const db = new Database(stack, "db", {
     resourcePrefix: "airflow-dev",
     secretPrefix: "airflow/dev",
+    region: "us-east-1",
     subnets,
     securityGroup: sg,
     kmsKeyArn: KEY,
@@ -229,7 +230,7 @@ describe("Broker", () => {
 });
 
 describe("SharedStorage", () => {
-  function makeStorage(oneZone: boolean): string {
+  function makeStorage(oneZone: boolean, oneZoneSubnet?: number): string {
     const { stack, sg, subnets } = fixture();
     new SharedStorage(stack, "efs", {
       resourcePrefix: "airflow-dev",
@@ -237,6 +238,7 @@ describe("SharedStorage", () => {
       securityGroup: sg,
       kmsKeyArn: KEY,
       oneZone,
+      oneZoneSubnet,
     });
     return Testing.synth(stack);
   }
@@ -263,6 +265,28 @@ describe("SharedStorage", () => {
     );
     const mounts = list(synth, "aws_efs_mount_target");
     expect(mounts.map((m) => m.subnet_id)).toEqual(["${aws_subnet.subnet-a.id}"]);
+  });
+
+  it("GIVEN One Zone in the second subnet WHEN synthesized THEN the file system and its mount target are in that subnet's AZ", () => {
+    const synth = makeStorage(true, 1);
+    expect(list(synth, "aws_efs_file_system")[0].availability_zone_name).toBe(
+      "${aws_subnet.subnet-b.availability_zone}",
+    );
+    expect(list(synth, "aws_efs_mount_target").map((m) => m.subnet_id)).toEqual([
+      "${aws_subnet.subnet-b.id}",
+    ]);
+  });
+
+  it.each<[string, boolean, number, string]>([
+    [
+      "a subnet index for a regional file system",
+      false,
+      0,
+      "oneZoneSubnet: got 0; allowed: omitted unless oneZone is true",
+    ],
+    ["a subnet index past the subnets", true, 3, "oneZoneSubnet: got 3; allowed: an integer from 0 to 2"],
+  ])("GIVEN %s WHEN constructed THEN one line refuses it", (_name, oneZone, index, line) => {
+    expect(() => makeStorage(oneZone, index)).toThrow(line);
   });
 
   it("GIVEN the access point WHEN synthesized THEN it maps clients to airflow (50000) rooted at /airflow", () => {

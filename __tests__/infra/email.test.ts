@@ -88,7 +88,7 @@ describe("smtp_default connection", () => {
         resources: [expect.stringMatching(/^\$\{aws_ses_email_identity\.[\w-]+\.arn\}$/)],
       },
     ]);
-    expect(json).toHaveResourceWithProperties(IamUser, { name: "airflow-dev-ses-smtp" });
+    expect(json).toHaveResourceWithProperties(IamUser, { name: "airflow-dev-eu-west-1-ses-smtp" });
   });
 
   it.each<[string, Partial<ClusterEmailProps>]>([

@@ -6,7 +6,14 @@
  * secret suffixes and explicit denies included, not string matches.
  */
 import { runSimulation } from "@cloud-copilot/iam-simulate";
-import { CONTRACT, EMR_CLUSTER_TAG, EMR_MANAGED_TAG, NodeRole, roleSecrets } from "../../modules/contract";
+import {
+  CONTRACT,
+  EMR_CLUSTER_TAG,
+  EMR_MANAGED_TAG,
+  NodeRole,
+  iamName,
+  roleSecrets,
+} from "../../modules/contract";
 import { SynthJson, synthCompute } from "./compute-fixtures";
 
 /** IAM policy JSON. */
@@ -286,8 +293,8 @@ describe("secrets a worker must never hold", () => {
 describe("the EMR roles a node may pass", () => {
   it("GIVEN the worker policy WHEN it passes this cluster's EMR roles to their services THEN IAM allows exactly that", async () => {
     const worker = celery.policyOf("worker");
-    const service = celery.arnOf("aws_iam_role", "name", `${CLUSTER}-emr-service`);
-    const ec2 = celery.arnOf("aws_iam_role", "name", `${CLUSTER}-emr-ec2`);
+    const service = celery.arnOf("aws_iam_role", "name", iamName(CLUSTER, REGION, "emr-service"));
+    const ec2 = celery.arnOf("aws_iam_role", "name", iamName(CLUSTER, REGION, "emr-ec2"));
     const to = (svc: string) => ({ "iam:PassedToService": svc });
     expect(await decide(worker, "iam:PassRole", service, to("elasticmapreduce.amazonaws.com"))).toBe(
       "Allowed",
@@ -297,14 +304,14 @@ describe("the EMR roles a node may pass", () => {
     expect(await decide(worker, "iam:PassRole", service, to("lambda.amazonaws.com"))).toBe(
       "ImplicitlyDenied",
     );
-    const own = celery.arnOf("aws_iam_role", "name", `${CLUSTER}-scheduler`);
+    const own = celery.arnOf("aws_iam_role", "name", iamName(CLUSTER, REGION, "scheduler"));
     expect(await decide(worker, "iam:PassRole", own, to("ec2.amazonaws.com"))).toBe("ImplicitlyDenied");
   });
 
   it.each([["api-server"], ["scheduler"]] as const)(
     "GIVEN the %s policy WHEN it passes the EMR service role THEN IAM denies it",
     async (role) => {
-      const service = celery.arnOf("aws_iam_role", "name", `${CLUSTER}-emr-service`);
+      const service = celery.arnOf("aws_iam_role", "name", iamName(CLUSTER, REGION, "emr-service"));
       expect(
         await decide(celery.policyOf(role), "iam:PassRole", service, {
           "iam:PassedToService": "elasticmapreduce.amazonaws.com",

@@ -44,8 +44,10 @@ describe("node roles", () => {
   it.each(CELERY_ROLES.map((r) => [r]))(
     "GIVEN CeleryExecutor WHEN synthesized THEN %s has its own role and instance profile, which EC2 alone may assume",
     (role) => {
-      expect(json).toHaveResourceWithProperties(IamRole, { name: `airflow-dev-${role}` });
-      expect(json).toHaveResourceWithProperties(IamInstanceProfile, { name: `airflow-dev-${role}` });
+      expect(json).toHaveResourceWithProperties(IamRole, { name: `airflow-dev-us-east-1-${role}` });
+      expect(json).toHaveResourceWithProperties(IamInstanceProfile, {
+        name: `airflow-dev-us-east-1-${role}`,
+      });
       expect(policyStatements(parsed, "node-assume")).toEqual([
         expect.objectContaining({
           actions: ["sts:AssumeRole"],
@@ -58,11 +60,11 @@ describe("node roles", () => {
   it("GIVEN CeleryExecutor WHEN synthesized THEN there is no shared node role and no standalone role", () => {
     const names = Object.values(resourcesOf(parsed, "aws_iam_role")).map((r) => String(r.name));
     expect(names.sort()).toEqual([
-      "airflow-dev-api-server",
-      "airflow-dev-emr-ec2",
-      "airflow-dev-emr-service",
-      "airflow-dev-scheduler",
-      "airflow-dev-worker",
+      "airflow-dev-us-east-1-api-server",
+      "airflow-dev-us-east-1-emr-ec2",
+      "airflow-dev-us-east-1-emr-service",
+      "airflow-dev-us-east-1-scheduler",
+      "airflow-dev-us-east-1-worker",
     ]);
   });
 
@@ -155,7 +157,7 @@ describe("LocalExecutor", () => {
 
   it("GIVEN LocalExecutor WHEN synthesized THEN the standalone node has the one node role, with the standalone secrets", () => {
     const names = Object.values(resourcesOf(parsed, "aws_iam_role")).map((r) => String(r.name));
-    expect(names.filter((n) => !n.includes("-emr-"))).toEqual(["airflow-dev-standalone"]);
+    expect(names.filter((n) => !n.includes("-emr-"))).toEqual(["airflow-dev-us-east-1-standalone"]);
     const s = bySid(policyStatements(parsed, "_standalone-doc"), "ReadRoleSecrets");
     expect(s.resources?.length).toBe(roleSecrets("standalone").length);
   });
@@ -206,7 +208,7 @@ describe("EMR roles", () => {
     expect(bySid(st, "ReadWriteData").resources).toEqual(["${aws_s3_bucket.data.arn}/*"]);
     expect(bySid(st, "ReadArtifacts").actions).toEqual(["s3:GetObject"]);
     expect(bySid(st, "WriteEmrLogs").resources).toEqual(["${aws_s3_bucket.logs.arn}/emr-logs/*"]);
-    expect(json).toHaveResourceWithProperties(IamInstanceProfile, { name: "airflow-dev-emr-ec2" });
+    expect(json).toHaveResourceWithProperties(IamInstanceProfile, { name: "airflow-dev-us-east-1-emr-ec2" });
   });
 });
 

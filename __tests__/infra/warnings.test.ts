@@ -42,6 +42,11 @@ describe("config warnings", () => {
       /^config\/dev\.json: ami is not pinned, .*set ami\.gitRevision \(or ami\.id\)/,
     ],
     [
+      "One Zone EFS outside dev",
+      { env: "stage", ami: { gitRevision: "c8e1283" }, efs: { oneZone: true } },
+      /^config\/dev\.json: efs\.oneZone is true, so every node runs in the file system's one AZ/,
+    ],
+    [
       "unrestricted state outside dev",
       { env: "stage", ami: { gitRevision: "c8e1283" }, stateAccessPrincipalArns: undefined },
       /^config\/dev\.json: stateAccessPrincipalArns is not set, so any principal of the account .* can read this env's Terraform state/,
