@@ -269,6 +269,7 @@ export class ComputePlane extends Construct {
               securityGroups: [celery.worker],
               min: config.workers.min,
               max: config.workers.max,
+              spot: config.workers.spot,
             },
           }
         : {
