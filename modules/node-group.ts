@@ -371,18 +371,18 @@ export class NodeGroup extends Construct {
     const targetGroups = props.targetGroups ?? [];
     const hooks: AutoscalingGroupInitialLifecycleHook[] =
       drainTimeout !== undefined
-      ? [
-          {
-            // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
-            // (running tasks finish, no new ones) and completes this hook; CONTINUE after
-            // the timeout if it never does.
-            name: DRAIN_HOOK_NAME,
-            lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
-            heartbeatTimeout: drainTimeout,
-            defaultResult: "CONTINUE",
-          },
-        ]
-      : [];
+        ? [
+            {
+              // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
+              // (running tasks finish, no new ones) and completes this hook; CONTINUE after
+              // the timeout if it never does.
+              name: DRAIN_HOOK_NAME,
+              lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
+              heartbeatTimeout: drainTimeout,
+              defaultResult: "CONTINUE",
+            },
+          ]
+        : [];
     const warmupSeconds = props.instanceWarmupSeconds ?? 300;
     const template = {
       id: this.launchTemplate.id,
@@ -404,7 +404,9 @@ export class NodeGroup extends Construct {
                 onDemandPercentageAboveBaseCapacity: 0,
                 spotAllocationStrategy: "price-capacity-optimized",
               },
-              launchTemplate: { launchTemplateSpecification: { launchTemplateId: template.id, version: template.version } },
+              launchTemplate: {
+                launchTemplateSpecification: { launchTemplateId: template.id, version: template.version },
+              },
             },
             capacityRebalance: true,
           }

@@ -134,7 +134,9 @@ describe("node roles", () => {
     expect(complete.actions).toContain("autoscaling:CompleteLifecycleAction");
     expect(bySid(doc("worker"), "ProtectWhileBusy").actions).toEqual(["autoscaling:SetInstanceProtection"]);
     for (const s of [complete, bySid(doc("worker"), "ProtectWhileBusy")]) {
-      expect(s.resources).toEqual([expect.stringMatching(/:autoScalingGroup:\*:autoScalingGroupName\/airflow-dev-worker$/)]);
+      expect(s.resources).toEqual([
+        expect.stringMatching(/:autoScalingGroup:\*:autoScalingGroupName\/airflow-dev-worker$/),
+      ]);
     }
     // the group name comes from the instance metadata tags
     for (const role of CELERY_ROLES) {
@@ -266,11 +268,7 @@ const concerns: readonly (readonly [string, () => Statements, readonly string[]]
       }),
     ["elasticmapreduce", "iam"],
   ],
-  [
-    "workerDrainStatements",
-    () => workerDrainStatements({ aws, resourcePrefix: "PREFIX" }),
-    ["autoscaling"],
-  ],
+  ["workerDrainStatements", () => workerDrainStatements({ aws, resourcePrefix: "PREFIX" }), ["autoscaling"]],
   ["sesStatements", () => sesStatements("SES-IDENTITY"), ["ses"]],
 ];
 const concern = (name: string): Statements => {
