@@ -75,17 +75,26 @@ def main() -> int:
         import boto3
         from airflow import settings
         from airflow.configuration import conf
+        from botocore.exceptions import BotoCoreError, ClientError
+        from sqlalchemy.exc import SQLAlchemyError
 
         concurrency = conf.getint("celery", "worker_concurrency")
         default_queue = conf.get("operators", "default_queue")
-        needed = workers_needed(count_tasks(settings.get_engine()), concurrency, [default_queue])
-        publish(
-            boto3.client("cloudwatch"),
-            namespace,
-            contract.scaling_metric,
-            contract.scaling_dimension,
-            needed,
-        )
+        try:
+            counts = count_tasks(settings.get_engine())
+        except SQLAlchemyError as exc:
+            raise BootstrapError(f"metadata DB query failed: {exc.__class__.__name__}: {getattr(exc, "orig", None) or exc}") from None
+        needed = workers_needed(counts, concurrency, [default_queue])
+        try:
+            publish(
+                boto3.client("cloudwatch"),
+                namespace,
+                contract.scaling_metric,
+                contract.scaling_dimension,
+                needed,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise BootstrapError(f"PutMetricData to {namespace} failed: {exc}") from None
     except BootstrapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
