@@ -83,7 +83,8 @@ def main() -> int:
         try:
             counts = count_tasks(settings.get_engine())
         except SQLAlchemyError as exc:
-            raise BootstrapError(f"metadata DB query failed: {exc.__class__.__name__}: {getattr(exc, "orig", None) or exc}") from None
+            cause = getattr(exc, "orig", None) or exc
+            raise BootstrapError(f"metadata DB query failed: {type(cause).__name__}: {cause}") from None
         needed = workers_needed(counts, concurrency, [default_queue])
         try:
             publish(
