@@ -50,6 +50,10 @@ def autoscaling(moto_url):
     return client
 
 
+def _instance(autoscaling) -> str:
+    return autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+
+
 def _protected(autoscaling, instance_id: str) -> bool:
     answer = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])
     return answer["AutoScalingInstances"][0]["ProtectedFromScaleIn"]
@@ -57,7 +61,7 @@ def _protected(autoscaling, instance_id: str) -> bool:
 
 def test_protection_follows_the_running_tasks(tmp_path, imds, autoscaling):
     state, url = imds
-    instance_id = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    instance_id = _instance(autoscaling)
     (state / "instance-id").write_text(instance_id)
     (state / "asg-tag").write_text("airflow-dev-worker")
     (state / "lifecycle-state").write_text("InService")
@@ -78,7 +82,7 @@ def test_protection_follows_the_running_tasks(tmp_path, imds, autoscaling):
 
 def test_a_terminating_worker_is_left_to_the_drain(tmp_path, imds, autoscaling):
     state, url = imds
-    instance_id = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    instance_id = _instance(autoscaling)
     (state / "instance-id").write_text(instance_id)
     (state / "asg-tag").write_text("airflow-dev-worker")
     (state / "lifecycle-state").write_text("Terminated")

@@ -27,15 +27,15 @@ NAMESPACE_ENV = "AIRFLOW_METRICS_NAMESPACE"
 
 # The Helm chart's KEDA query, grouped by queue (chart/templates/workers/worker-kedaautoscaler.yaml
 # filters the same states; the division happens in Python so every DB engine rounds alike).
-QUERY = (
-    "SELECT queue, COUNT(*) FROM task_instance WHERE state = 'running' OR state = 'queued' GROUP BY queue"
-)
+QUERY = "SELECT queue, COUNT(*) FROM task_instance WHERE state = 'running' OR state = 'queued' GROUP BY queue"
 
 
 def workers_needed(counts: Mapping[str, int], concurrency: int, queues: Iterable[str] = ()) -> dict[str, int]:
     """Workers each queue needs: ceil(tasks / concurrency); `queues` are reported even at 0."""
     if concurrency < 1:
-        raise BootstrapError(f"[celery] worker_concurrency is {concurrency}; allowed: an integer of 1 or more")
+        raise BootstrapError(
+            f"[celery] worker_concurrency is {concurrency}; allowed: an integer of 1 or more"
+        )
     needed = dict.fromkeys(queues, 0)
     for queue, count in counts.items():
         needed[queue] = math.ceil(count / concurrency)
