@@ -273,6 +273,7 @@ export class ComputePlane extends Construct {
               securityGroups: [celery.worker],
               min: config.workers.min,
               max: config.workers.max,
+              spot: config.workers.spot,
             },
           }
         : {

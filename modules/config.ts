@@ -319,8 +319,11 @@ const schema = z
       .prefault({}),
     workers: z
       .strictObject({
+        /** 0: no worker runs while no task is queued or running; the first queued task starts one. */
         min: int(0, 100, 1),
         max: int(1, 100, 4),
+        /** Spot workers (drained on rebalance recommendations and interruption notices); prod keeps on-demand by default. */
+        spot: z.boolean({ error: "true or false" }).default(false),
       })
       .prefault({}),
     schedulerCount: int(1, 4, 2),

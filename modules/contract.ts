@@ -50,6 +50,12 @@ export interface SettingsContract {
   readonly userData: { readonly keys: readonly string[] };
   /** Scale-in of the worker group: the termination lifecycle hook the node completes after draining. */
   readonly workerDrain: { readonly lifecycleHookName: string };
+  /** The worker autoscaling signal the scheduler nodes publish (see {@link WORKER_SCALING}). */
+  readonly workerScaling: {
+    readonly metricName: string;
+    readonly queueDimension: string;
+    readonly queue: string;
+  };
   /** Ports Airflow listens on (and SES SMTP submission), as the bootstrap renders them. */
   readonly ports: Readonly<Record<string, number>>;
   /** The airflow system user of the AMI, which also owns the EFS access point. */
@@ -84,6 +90,14 @@ export const EMR_MANAGED_TAG = CONTRACT.emrManagedTag;
  * clusters carrying it with their own cluster's value.
  */
 export const EMR_CLUSTER_TAG = CONTRACT.emrClusterTag.key;
+
+/**
+ * The worker autoscaling signal: `ceil((running + queued) / worker_concurrency)` per Celery
+ * queue (the Helm chart's KEDA query), published each minute by the scheduler nodes as
+ * `metricName` with the `queueDimension` dimension in {@link airflowMetricsNamespace}; the
+ * worker group serves and tracks `queue`.
+ */
+export const WORKER_SCALING = CONTRACT.workerScaling;
 
 /** The node roles each executor runs. */
 export const EXECUTOR_ROLES: Readonly<Record<Executor, readonly NodeRole[]>> = {

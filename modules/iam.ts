@@ -441,34 +441,40 @@ export function emrControlStatements(i: EmrControlInputs): Statements {
   ];
 }
 
+/**
+ * ARN pattern of one role's Auto Scaling group, `<resourcePrefix>-<role>` (node-group.ts
+ * names it so); the group id part is unknown before it exists.
+ */
+export function ownGroupArn(aws: AwsLocation, resourcePrefix: string, role: NodeRole): string {
+  const { partition, region, account } = aws;
+  return `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${resourcePrefix}-${role}`;
+}
+
 /** Inputs of {@link workerDrainStatements}. */
 export interface WorkerDrainInputs {
   /** Where the Auto Scaling groups live. */
   readonly aws: AwsLocation;
-  /** `<namePrefix>-<env>`: this cluster's group names start with it. */
+  /** `<namePrefix>-<env>`: the worker group is `<resourcePrefix>-worker`. */
   readonly resourcePrefix: string;
 }
 
 /**
- * Worker scale-in: the node completes its own termination lifecycle hook after a warm
- * Celery shutdown (see node-group.ts), on this cluster's groups only, and finds its
- * group name from the aws:autoscaling:groupName tag.
+ * Worker scale-in, on the worker group only (it reads its group name from the instance
+ * metadata tags, so it needs no ec2:DescribeTags): the node completes its own termination
+ * lifecycle hook after a warm Celery shutdown (see node-group.ts) and protects itself from
+ * scale-in while it runs tasks (airflow_node/worker_protect.py).
  */
 export function workerDrainStatements(i: WorkerDrainInputs): Statements {
-  const { partition, region, account } = i.aws;
   return [
     {
       sid: "CompleteOwnLifecycleActions",
       actions: ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
-      resources: [
-        `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${i.resourcePrefix}-*`,
-      ],
+      resources: [ownGroupArn(i.aws, i.resourcePrefix, "worker")],
     },
     {
-      // ec2:DescribeTags supports no resource-level scoping, hence "*" (read-only).
-      sid: "FindOwnAutoScalingGroup",
-      actions: ["ec2:DescribeTags"],
-      resources: ["*"],
+      sid: "ProtectWhileBusy",
+      actions: ["autoscaling:SetInstanceProtection"],
+      resources: [ownGroupArn(i.aws, i.resourcePrefix, "worker")],
     },
   ];
 }

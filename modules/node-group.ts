@@ -11,7 +11,6 @@ import {
   AutoscalingGroup,
   AutoscalingGroupInitialLifecycleHook,
 } from "@cdktf/provider-aws/lib/autoscaling-group";
-import { AutoscalingPolicy } from "@cdktf/provider-aws/lib/autoscaling-policy";
 import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
 import { Fn, Token } from "cdktf";
@@ -26,11 +25,24 @@ import {
   PropError,
   assertIntIn,
 } from "./contract";
+import { WorkerScaling } from "./worker-scaling";
 
 /** Name of the worker group's termination lifecycle hook (the node completes it after draining). */
 export const DRAIN_HOOK_NAME = CONTRACT.workerDrain.lifecycleHookName;
-/** Worker drain budget: the AMI's Celery TimeoutStopSec (3600 s) plus 5 minutes. */
-export const DEFAULT_WORKER_DRAIN_SECONDS = 3900;
+/** The AMI tag Packer records `worker_stop_timeout` in: the worker's Celery TimeoutStopSec. */
+export const WORKER_STOP_TIMEOUT_TAG = "WorkerStopTimeout";
+/** Drain hook margin over the worker's stop timeout: the drain run's own start and API call. */
+export const DRAIN_MARGIN_SECONDS = 300;
+/** Longest heartbeat timeout a lifecycle hook accepts (Auto Scaling API). */
+export const MAX_HOOK_HEARTBEAT_SECONDS = 7200;
+/** The stop timeout Packer bakes when none is given (packer/variables.pkr.hcl). */
+export const DEFAULT_WORKER_STOP_TIMEOUT_SECONDS = 3600;
+
+/**
+ * Tag keys an instance with instance metadata tags enabled can carry (EC2 refuses to launch
+ * otherwise): letters, digits and `+ - = . , _ : @`, never `.`, `..` or `_index` alone.
+ */
+export const IMDS_TAG_KEY = /^(?!\.{1,2}$|_index$)[A-Za-z0-9+\-=.,_:@]{1,128}$/;
 
 /** Where the bootstrap finds the node's environment. */
 export const NODE_ENV_FILE = "/etc/airflow/node.env";
@@ -130,6 +142,8 @@ export class GoldenImage extends Construct {
   public readonly imageId: string;
   /** Root device name of the AMI (for the encrypted root volume mapping). */
   public readonly rootDeviceName: string;
+  /** The image's Celery worker TimeoutStopSec (its `WorkerStopTimeout` tag), a Terraform number. */
+  public readonly workerStopTimeoutSeconds: number;
 
   public constructor(scope: Construct, id: string, props: GoldenImageProps) {
     super(scope, id);
@@ -147,7 +161,7 @@ export class GoldenImage extends Construct {
       );
     }
     const architecture = { name: "architecture", values: [props.architecture] };
-    this.ami = new DataAwsAmi(this, "ami", {
+    const ami = new DataAwsAmi(this, "ami", {
       mostRecent: true,
       owners: [...owners],
       // Filtering on the architecture keeps the newest image of any other kind from winning.
@@ -160,8 +174,13 @@ export class GoldenImage extends Construct {
             ...(props.gitRevision ? [{ name: "tag:GitRevision", values: [props.gitRevision] }] : []),
           ],
     });
-    this.imageId = this.ami.id;
-    this.rootDeviceName = this.ami.rootDeviceName;
+    this.ami = ami;
+    this.imageId = ami.id;
+    this.rootDeviceName = ami.rootDeviceName;
+    // Missing tag (an image baked before the tag existed): Packer's default.
+    this.workerStopTimeoutSeconds = Token.asNumber(
+      Fn.tonumber(Fn.lookup(ami.tags, WORKER_STOP_TIMEOUT_TAG, String(DEFAULT_WORKER_STOP_TIMEOUT_SECONDS))),
+    );
   }
 }
 
@@ -226,12 +245,19 @@ export interface NodeGroupProps {
    */
   readonly instanceWarmupSeconds?: number;
   /**
-   * Termination lifecycle hook timeout in seconds: how long a terminating instance may
-   * drain (Celery warm shutdown) before it is terminated anyway. The node completes the
-   * hook itself once drained.
+   * Termination lifecycle hook timeout in seconds (a number or a Terraform number token):
+   * how long a terminating instance may drain (Celery warm shutdown) before it is
+   * terminated anyway. The node completes the hook itself once drained. Busy instances
+   * carry scale-in protection, so instance refresh replaces them too and lets them drain.
    * @default none - no termination hook
    */
   readonly drainTimeoutSeconds?: number;
+  /**
+   * Run on Spot: a mixed instances policy of Spot only, with capacity rebalancing; the node
+   * drains on a rebalance recommendation or an interruption notice as on scale-in.
+   * @default false - on-demand
+   */
+  readonly spot?: boolean;
   /**
    * Instance refresh: minimum healthy percentage during a rolling replacement. With the
    * default maximum of 200 % new instances launch before old ones terminate.
@@ -262,8 +288,10 @@ export class NodeGroup extends Construct {
     intIn("rootVolumeGb", props.rootVolumeGb, 8, 16384);
     intIn("healthCheckGracePeriodSeconds", props.healthCheckGracePeriodSeconds, 0, 7200);
     intIn("instanceWarmupSeconds", props.instanceWarmupSeconds, 0, 3600);
-    // Lifecycle hook heartbeat timeout: 30 s to 2 h.
-    intIn("drainTimeoutSeconds", props.drainTimeoutSeconds, 30, 7200);
+    // Lifecycle hook heartbeat timeout: 30 s to 2 h (a token is the AMI-derived, clamped value).
+    const drainTimeout = props.drainTimeoutSeconds;
+    const drainKnown = drainTimeout !== undefined && !Token.isUnresolved(drainTimeout);
+    if (drainKnown) intIn("drainTimeoutSeconds", drainTimeout, 30, MAX_HOOK_HEARTBEAT_SECONDS);
     intIn("minHealthyPercentage", props.minHealthyPercentage, 0, 100);
     if (props.minSize > props.maxSize) {
       throw new PropError(this, "minSize", props.minSize, `at most maxSize (${props.maxSize})`);
@@ -283,6 +311,18 @@ export class NodeGroup extends Construct {
       "airflow:cluster": props.resourcePrefix,
       "airflow:role": role,
     };
+    // Instance metadata tags are on (the drain reads its group name there): EC2 refuses to
+    // launch an instance whose tag keys IMDS cannot serve.
+    for (const key of Object.keys(tags)) {
+      if (!IMDS_TAG_KEY.test(key)) {
+        throw new PropError(
+          this,
+          `tags.${key}`,
+          key,
+          "instance tag keys of letters, digits and + - = . , _ : @ (no spaces or '/'; instance metadata tags are on)",
+        );
+      }
+    }
 
     this.userData = renderUserData({
       AIRFLOW_ROLE: role,
@@ -302,7 +342,14 @@ export class NodeGroup extends Construct {
       userData: Fn.base64encode(Fn.join("", tokenSafeParts(this.userData))),
       updateDefaultVersion: true,
       // IMDSv2 only, one hop: containers/processes behind a NAT hop cannot steal the role.
-      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
+      // Instance tags in IMDS: a node finds its group (aws:autoscaling:groupName) without
+      // ec2:DescribeTags, which IAM cannot scope.
+      metadataOptions: {
+        httpEndpoint: "enabled",
+        httpTokens: "required",
+        httpPutResponseHopLimit: 1,
+        instanceMetadataTags: "enabled",
+      },
       monitoring: { enabled: true },
       blockDeviceMappings: [
         {
@@ -322,30 +369,48 @@ export class NodeGroup extends Construct {
     });
 
     const targetGroups = props.targetGroups ?? [];
-    const hooks: AutoscalingGroupInitialLifecycleHook[] = props.drainTimeoutSeconds
-      ? [
-          {
-            // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
-            // (running tasks finish, no new ones) and completes this hook; CONTINUE after
-            // the timeout if it never does.
-            name: DRAIN_HOOK_NAME,
-            lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
-            heartbeatTimeout: props.drainTimeoutSeconds,
-            defaultResult: "CONTINUE",
-          },
-        ]
-      : [];
+    const hooks: AutoscalingGroupInitialLifecycleHook[] =
+      drainTimeout !== undefined
+        ? [
+            {
+              // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
+              // (running tasks finish, no new ones) and completes this hook; CONTINUE after
+              // the timeout if it never does.
+              name: DRAIN_HOOK_NAME,
+              lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
+              heartbeatTimeout: drainTimeout,
+              defaultResult: "CONTINUE",
+            },
+          ]
+        : [];
     const warmupSeconds = props.instanceWarmupSeconds ?? 300;
+    const template = {
+      id: this.launchTemplate.id,
+      version: Token.asString(this.launchTemplate.latestVersion),
+    };
     this.autoScalingGroup = new AutoscalingGroup(this, "group", {
       name,
       minSize: props.minSize,
       maxSize: props.maxSize,
       desiredCapacity: props.desiredCapacity,
       vpcZoneIdentifier: props.subnets.map((s) => s.id),
-      launchTemplate: {
-        id: this.launchTemplate.id,
-        version: Token.asString(this.launchTemplate.latestVersion),
-      },
+      ...(props.spot
+        ? {
+            // Spot only, in the pools with the most spare capacity at the lowest price;
+            // capacity rebalancing launches a replacement on a rebalance recommendation.
+            mixedInstancesPolicy: {
+              instancesDistribution: {
+                onDemandBaseCapacity: 0,
+                onDemandPercentageAboveBaseCapacity: 0,
+                spotAllocationStrategy: "price-capacity-optimized",
+              },
+              launchTemplate: {
+                launchTemplateSpecification: { launchTemplateId: template.id, version: template.version },
+              },
+            },
+            capacityRebalance: true,
+          }
+        : { launchTemplate: template }),
       targetGroupArns: targetGroups.map((t) => t.arn),
       healthCheckType: targetGroups.length ? "ELB" : "EC2",
       healthCheckGracePeriod: props.healthCheckGracePeriodSeconds ?? 600,
@@ -354,9 +419,12 @@ export class NodeGroup extends Construct {
       // Terraform's default (10 min) is shorter than the drain hook's heartbeat: a destroy
       // would time out while a worker drains. Allow the whole heartbeat plus 15 minutes
       // (`npm run destroy` also deletes the hook first, so nodes terminate at once).
-      timeouts: props.drainTimeoutSeconds
-        ? { delete: `${Math.ceil(props.drainTimeoutSeconds / 60) + 15}m` }
-        : undefined,
+      timeouts:
+        drainTimeout !== undefined
+          ? {
+              delete: `${Math.ceil((drainKnown ? drainTimeout : MAX_HOOK_HEARTBEAT_SECONDS) / 60) + 15}m`,
+            }
+          : undefined,
       // A new launch template version (user-data = settings revision, AMI, type) rolls
       // the group: launch new, wait healthy + warm-up, then terminate old.
       instanceRefresh: {
@@ -366,6 +434,9 @@ export class NodeGroup extends Construct {
           maxHealthyPercentage: 200,
           instanceWarmup: String(warmupSeconds),
           skipMatching: true,
+          // Busy workers are protected from scale-in; a refresh still replaces them and
+          // their termination hook lets running tasks finish.
+          ...(drainTimeout !== undefined ? { scaleInProtectedInstances: "Refresh" } : {}),
         },
       },
       enabledMetrics: [
@@ -380,6 +451,16 @@ export class NodeGroup extends Construct {
         .map((key) => ({ key, value: tags[key], propagateAtLaunch: true })),
     });
   }
+}
+
+/**
+ * The worker drain hook's timeout from the image: its `WorkerStopTimeout` tag plus
+ * {@link DRAIN_MARGIN_SECONDS}, at most {@link MAX_HOOK_HEARTBEAT_SECONDS} (a Terraform number).
+ */
+export function drainFromImage(image: GoldenImage): number {
+  return Token.asNumber(
+    Fn.min([Fn.sum([image.workerStopTimeoutSeconds, DRAIN_MARGIN_SECONDS]), MAX_HOOK_HEARTBEAT_SECONDS]),
+  );
 }
 
 /** What the role layout needs from the load balancers. */
@@ -398,21 +479,21 @@ export interface NodeSpec {
 
 /** The Celery worker fleet. */
 export interface WorkerSpec extends NodeSpec {
-  /** Fewest workers. */
+  /** Fewest workers; 0 lets the fleet stop when no task is queued or running. */
   readonly min: number;
-  /** Most workers; above `min` a target-tracking policy scales between the two. */
+  /** Most workers; above `min` the queue-depth policies scale between the two (worker-scaling.ts). */
   readonly max: number;
   /**
    * Drain time on scale-in / refresh (termination hook timeout), seconds.
-   * @default 3900 - the AMI's worker TimeoutStopSec (3600 s, packer worker_stop_timeout)
-   *   plus 5 minutes, so systemd's warm shutdown always finishes inside the hook
+   * @default the AMI's `WorkerStopTimeout` tag (the worker's TimeoutStopSec) plus 5
+   *   minutes, at most 7200 s, so systemd's warm shutdown finishes inside the hook
    */
   readonly drainSeconds?: number;
   /**
-   * Average CPU % the target-tracking policy aims for.
-   * @default 60
+   * Run the workers on Spot (draining on rebalance recommendations and interruption notices).
+   * @default false
    */
-  readonly targetCpuPercent?: number;
+  readonly spot?: boolean;
 }
 
 /** LocalExecutor: one node runs every component, tasks included. */
@@ -481,9 +562,6 @@ export class AirflowNodeGroups extends Construct {
   public constructor(scope: Construct, id: string, props: AirflowNodeGroupsProps) {
     super(scope, id);
     const { layout } = props;
-    if (layout.executor === "CeleryExecutor") {
-      assertIntIn(this, "layout.worker.targetCpuPercent", layout.worker.targetCpuPercent, 1, 100);
-    }
     this.image = new GoldenImage(this, "image", props.image);
     const common = {
       resourcePrefix: props.resourcePrefix,
@@ -546,21 +624,16 @@ export class AirflowNodeGroups extends Construct {
         instanceType: layout.worker.instanceType,
         minSize: layout.worker.min,
         maxSize: layout.worker.max,
-        // No desiredCapacity: the scaling policy owns it between min and max.
-        drainTimeoutSeconds: layout.worker.drainSeconds ?? DEFAULT_WORKER_DRAIN_SECONDS,
+        // No desiredCapacity: the scaling policies own it between min and max.
+        drainTimeoutSeconds: layout.worker.drainSeconds ?? drainFromImage(this.image),
+        spot: layout.worker.spot ?? false,
       });
       groups.worker = worker;
       if (layout.worker.max > layout.worker.min) {
-        // CPU is a coarse proxy; the better signal (queued+running tasks / concurrency,
-        // what the Helm chart's KEDA uses) needs a metric published from the metadata DB.
-        new AutoscalingPolicy(this, "worker-cpu", {
-          name: `${props.resourcePrefix}-worker-cpu`,
-          autoscalingGroupName: worker.autoScalingGroup.name,
-          policyType: "TargetTrackingScaling",
-          targetTrackingConfiguration: {
-            predefinedMetricSpecification: { predefinedMetricType: "ASGAverageCPUUtilization" },
-            targetValue: layout.worker.targetCpuPercent ?? 60,
-          },
+        new WorkerScaling(this, "worker-scaling", {
+          resourcePrefix: props.resourcePrefix,
+          group: worker.autoScalingGroup,
+          scaleFromZero: layout.worker.min === 0,
         });
       }
     }

@@ -9,8 +9,9 @@
 
     python imds_stub.py STATE_DIR   # writes STATE_DIR/port once listening on 127.0.0.1
 STATE_DIR holds: lifecycle-state, instance-id, optional asg-tag (absent -> tag 404, like
-an instance without metadata tags), optional fail-complete (-> a ValidationError answer);
-requests.jsonl is written.
+an instance without metadata tags), optional spot-instance-action and rebalance (the Spot
+interruption notice and rebalance recommendation bodies; absent -> 404, as without one),
+optional fail-complete (-> a ValidationError answer); requests.jsonl is written.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class Handler(BaseHTTPRequestHandler):
             "/latest/meta-data/instance-id": _read("instance-id"),
             "/latest/meta-data/tags/instance/aws:autoscaling:groupName": _read("asg-tag"),
             "/latest/meta-data/placement/region": "us-east-1",
+            "/latest/meta-data/spot/instance-action": _read("spot-instance-action"),
+            "/latest/meta-data/events/recommendations/rebalance": _read("rebalance"),
         }
         value = values.get(self.path)
         return self._send(200, value) if value else self._send(404, "Not Found")

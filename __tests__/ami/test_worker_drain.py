@@ -1,8 +1,8 @@
-"""The worker drain on Auto Scaling scale-in, run for real: the baked airflow-worker-drain
-script against a loopback IMDSv2 stub (imds_stub.py), the AWS CLI against a moto server for
-ec2 describe-tags (the group's instance and its aws:autoscaling:groupName tag) and against
-the stub's recording endpoint for CompleteLifecycleAction (moto 5.2.5 does not implement
-it), and a stand-in Celery worker that must get SIGTERM and finish before the hook is
+"""The worker drain on Auto Scaling scale-in and on Spot notices, run for real: the baked
+airflow-worker-drain script against a loopback IMDSv2 stub (imds_stub.py: lifecycle state,
+instance metadata tags, Spot notices), a moto Auto Scaling group for the instance, the AWS CLI
+against the stub's recording endpoint for CompleteLifecycleAction (moto 5.2.5 does not
+implement it), and a stand-in Celery worker that must get SIGTERM and finish before the hook is
 completed. systemd is not running here: a `systemctl` stand-in on PATH does what `systemctl
 stop` does for the worker unit (SIGTERM to the main process, wait for it to exit)."""
 
@@ -151,16 +151,12 @@ def _requests(state: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-@pytest.mark.parametrize("group_from", ["ec2-describe-tags", "imds-tags"])
-def test_terminating_worker_shuts_down_warmly_then_completes_the_hook(
-    tmp_path, imds, worker, asg, moto_url, group_from
-):
+def test_terminating_worker_shuts_down_warmly_then_completes_the_hook(tmp_path, imds, worker, asg, moto_url):
     state, imds_url = imds
     proc, worker_log = worker
     group, instance_id = asg
     (state / "instance-id").write_text(instance_id)
-    if group_from == "imds-tags":
-        (state / "asg-tag").write_text(group)
+    (state / "asg-tag").write_text(group)
     env = _drain_env(tmp_path, imds_url, moto_url)
 
     # not yet in a group (IMDS 404), then InService: nothing happens
@@ -183,7 +179,7 @@ def test_terminating_worker_shuts_down_warmly_then_completes_the_hook(
         "Action": "CompleteLifecycleAction",
         "Version": "2011-01-01",
         "LifecycleHookName": "drain",
-        "AutoScalingGroupName": group,  # from moto's tag, or the IMDS tag
+        "AutoScalingGroupName": group,  # from the IMDS tag
         "InstanceId": instance_id,
         "LifecycleActionResult": "CONTINUE",
     }
@@ -204,6 +200,7 @@ def test_failed_completion_exits_nonzero_and_retries_next_run(tmp_path, imds, wo
     proc, _ = worker
     group, instance_id = asg
     (state / "instance-id").write_text(instance_id)
+    (state / "asg-tag").write_text(group)
     (state / "lifecycle-state").write_text("Terminated")
     (state / "fail-complete").write_text("1")
     env = _drain_env(tmp_path, imds_url, moto_url)
@@ -215,6 +212,65 @@ def test_failed_completion_exits_nonzero_and_retries_next_run(tmp_path, imds, wo
     done = _run(env)  # the next timer run completes it
     assert done.returncode == 0, done.stderr
     assert len([r for r in _requests(state) if "api" in r]) == 2
+
+
+def test_without_metadata_tags_the_worker_still_drains_but_the_hook_is_not_guessed(
+    tmp_path, imds, worker, asg, moto_url
+):
+    # an instance launched without instance metadata tags: no DescribeTags fallback any more
+    state, imds_url = imds
+    proc, _ = worker
+    _, instance_id = asg
+    (state / "instance-id").write_text(instance_id)
+    (state / "lifecycle-state").write_text("Terminated")
+    done = _run(_drain_env(tmp_path, imds_url, moto_url))
+    assert done.returncode == 1
+    assert "IMDS has no tags/instance/aws:autoscaling:groupName" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert proc.wait(timeout=5) == 0  # the warm shutdown happened first
+    assert not [r for r in _requests(state) if "api" in r]
+
+
+@pytest.mark.parametrize(
+    ("notice_file", "body"),
+    [
+        ("rebalance", '{"noticeTime": "2026-01-01T00:00:00Z"}'),
+        ("spot-instance-action", '{"action": "terminate", "time": "2026-01-01T00:02:00Z"}'),
+    ],
+)
+def test_spot_notice_drains_at_once_and_the_hook_completes_when_the_group_terminates(
+    tmp_path, imds, worker, asg, moto_url, notice_file, body
+):
+    state, imds_url = imds
+    proc, worker_log = worker
+    group, instance_id = asg
+    (state / "instance-id").write_text(instance_id)
+    (state / "asg-tag").write_text(group)
+    (state / "lifecycle-state").write_text("InService")
+    env = _drain_env(tmp_path, imds_url, moto_url)
+
+    # GIVEN EC2 posts the notice while the group still has the instance InService
+    (state / notice_file).write_text(body)
+    done = _run(env)
+    # THEN Celery stops warmly at once, and no hook is completed (none is pending yet)
+    assert done.returncode == 0, done.stderr
+    assert proc.wait(timeout=5) == 0
+    assert "exit" in worker_log.read_text()
+    assert not [r for r in _requests(state) if "api" in r]
+    assert "Spot notice" in done.stderr
+
+    # WHEN the timer runs again: the unit is not stopped twice
+    assert _run(env).returncode == 0
+    assert len((tmp_path / "systemctl.log").read_text().splitlines()) == 1
+
+    # WHEN capacity rebalancing / the interruption terminates it through the hook
+    (state / "lifecycle-state").write_text("Terminated")
+    done = _run(env)
+    assert done.returncode == 0, done.stderr
+    calls = [r for r in _requests(state) if "api" in r]
+    assert [c["api"]["Action"] for c in calls] == ["CompleteLifecycleAction"]
+    assert calls[0]["api"]["InstanceId"] == instance_id
+    assert len((tmp_path / "systemctl.log").read_text().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -243,6 +243,16 @@ describe("config validation", () => {
       "test: workers.min: got 5; allowed: an integer no greater than workers.max (2)",
     ],
     [
+      "workers.spot as a string",
+      { workers: { spot: "yes" } },
+      'test: workers.spot: got "yes"; allowed: true or false',
+    ],
+    [
+      "negative workers.min",
+      { workers: { min: -1 } },
+      "test: workers.min: got -1; allowed: an integer from 0 to 100",
+    ],
+    [
       "too many schedulers",
       { schedulerCount: 5 },
       "test: schedulerCount: got 5; allowed: an integer from 1 to 4",
@@ -537,7 +547,7 @@ describe("config validation", () => {
     [
       "a section that is not an object",
       { workers: [1, 4] },
-      "test: workers: got [1,4]; allowed: an object with keys min, max",
+      "test: workers: got [1,4]; allowed: an object with keys min, max, spot",
     ],
     [
       "unknown nested key",
@@ -552,6 +562,7 @@ describe("config validation", () => {
   it.each<[string, Record<string, unknown>]>([
     ["the smallest VPC with the most AZs", { vpcCidr: "10.40.0.0/23", azCount: 6 }],
     ["the largest VPC", { vpcCidr: "10.0.0.0/16", workers: { max: 100 }, schedulerCount: 4 }],
+    ["workers that scale to zero, on Spot", { workers: { min: 0, max: 3, spot: true } }],
     [
       "a real EC2 type of each shape",
       { instanceTypes: { worker: "m7i-flex.2xlarge", scheduler: "x2iedn.metal" } },
@@ -630,7 +641,7 @@ describe("loadConfig", () => {
   it("GIVEN an env file WHEN loaded THEN it is laid over the defaults with env from its name", () => {
     const c = loadConfig("prod", dir);
     expect(c.env).toBe("prod");
-    expect(c.workers).toEqual({ min: 1, max: 8 });
+    expect(c.workers).toEqual({ min: 1, max: 8, spot: false });
   });
 
   it("GIVEN no env argument WHEN AIRFLOW_ENV is unset THEN dev is loaded", () => {

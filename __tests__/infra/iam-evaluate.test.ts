@@ -215,7 +215,11 @@ const ROLE_CASES: Readonly<Record<NodeRole, readonly Case[]>> = {
     allowed("elasticmapreduce:TerminateJobFlows", emrCluster("j-OWN"), OWN),
     allowed("elasticmapreduce:DescribeCluster", emrCluster("j-OWN"), OWN),
     allowed("autoscaling:CompleteLifecycleAction", asg(`${CLUSTER}-worker`)),
-    allowed("ec2:DescribeTags", "*"),
+    allowed("autoscaling:SetInstanceProtection", asg(`${CLUSTER}-worker`)),
+    // only its own group: not another role's group of the same cluster
+    denied("autoscaling:CompleteLifecycleAction", asg(`${CLUSTER}-scheduler`)),
+    denied("autoscaling:SetInstanceProtection", asg(`${CLUSTER}-api-server`)),
+    denied("ec2:DescribeTags", "*"),
     // no cluster without our tag, with a foreign one, or with tags beyond airflow:* and the managed one
     denied("elasticmapreduce:RunJobFlow", "*", {
       [`aws:RequestTag/${EMR_MANAGED_TAG.key}`]: EMR_MANAGED_TAG.value,

@@ -78,8 +78,8 @@ describe("node roles", () => {
   it.each(CELERY_ROLES.map((r) => [r]))(
     "GIVEN the %s policy WHEN synthesized THEN no action is a wildcard and '*' resources are conditioned or unscopable",
     (role) => {
-      // ssmmessages (Session Manager channels) and ec2:DescribeTags support no resource-level scoping.
-      const unscopable = ["OpenSessionChannels", "FindOwnAutoScalingGroup"];
+      // ssmmessages (Session Manager channels) supports no resource-level scoping.
+      const unscopable = ["OpenSessionChannels"];
       for (const s of doc(role)) {
         for (const a of s.actions ?? []) expect(a).not.toMatch(/(^\*$|:\*$)/);
         if ((s.resources ?? []).includes("*")) {
@@ -131,11 +131,19 @@ describe("node roles", () => {
     for (const s of pass) expect(s.actions).toEqual(["iam:PassRole"]);
   });
 
-  it("GIVEN the worker policy WHEN synthesized THEN it finds its group by tag and completes only this cluster's lifecycle hooks", () => {
-    expect(bySid(doc("worker"), "FindOwnAutoScalingGroup").actions).toEqual(["ec2:DescribeTags"]);
+  it("GIVEN the worker policy WHEN synthesized THEN it completes hooks and sets scale-in protection on its own group only, with no ec2:DescribeTags", () => {
     const complete = bySid(doc("worker"), "CompleteOwnLifecycleActions");
     expect(complete.actions).toContain("autoscaling:CompleteLifecycleAction");
-    for (const r of complete.resources ?? []) expect(r).toMatch(/:autoScalingGroupName\/airflow-dev-\*$/);
+    expect(bySid(doc("worker"), "ProtectWhileBusy").actions).toEqual(["autoscaling:SetInstanceProtection"]);
+    for (const s of [complete, bySid(doc("worker"), "ProtectWhileBusy")]) {
+      expect(s.resources).toEqual([
+        expect.stringMatching(/:autoScalingGroup:\*:autoScalingGroupName\/airflow-dev-worker$/),
+      ]);
+    }
+    // the group name comes from the instance metadata tags
+    for (const role of CELERY_ROLES) {
+      expect(doc(role).flatMap((s) => s.actions ?? [])).not.toContain("ec2:DescribeTags");
+    }
   });
 
   it("GIVEN a notification e-mail WHEN synthesized THEN the roles that run tasks and callbacks send only as the SES identity", () => {
@@ -262,11 +270,7 @@ const concerns: readonly (readonly [string, () => Statements, readonly string[]]
       }),
     ["elasticmapreduce", "iam"],
   ],
-  [
-    "workerDrainStatements",
-    () => workerDrainStatements({ aws, resourcePrefix: "PREFIX" }),
-    ["autoscaling", "ec2"],
-  ],
+  ["workerDrainStatements", () => workerDrainStatements({ aws, resourcePrefix: "PREFIX" }), ["autoscaling"]],
   ["sesStatements", () => sesStatements("SES-IDENTITY"), ["ses"]],
 ];
 const concern = (name: string): Statements => {

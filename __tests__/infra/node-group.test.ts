@@ -67,7 +67,7 @@ describe("launch templates (CeleryExecutor)", () => {
   const templates = resourcesOf(parsed, "aws_launch_template");
 
   it.each([["api-server"], ["scheduler"], ["worker"]])(
-    "GIVEN the %s role WHEN synthesized THEN its launch template requires IMDSv2 with one hop",
+    "GIVEN the %s role WHEN synthesized THEN its launch template requires IMDSv2 with one hop and serves instance tags (the group name without ec2:DescribeTags)",
     (role) => {
       expect(json).toHaveResourceWithProperties(LaunchTemplate, {
         name: `airflow-dev-${role}`,
@@ -75,6 +75,7 @@ describe("launch templates (CeleryExecutor)", () => {
           http_endpoint: "enabled",
           http_tokens: "required",
           http_put_response_hop_limit: 1,
+          instance_metadata_tags: "enabled",
         },
       });
     },
@@ -174,30 +175,72 @@ describe("auto scaling groups", () => {
     },
   );
 
-  it("GIVEN workers 2..7 WHEN synthesized THEN the worker group scales between workers.min and workers.max, owned by a target-tracking policy", () => {
-    // THEN the bounds are set, desired is left to the policy, and that policy is the only one
+  it("GIVEN workers 2..7 WHEN synthesized THEN the worker group tracks the queue-depth signal per in-service worker at target 1 (desired = WorkersNeeded)", () => {
+    // THEN the bounds are set, desired is left to the policies
     const w = group("worker");
     expect(w).toMatchObject({ min_size: 2, max_size: 7, health_check_type: "EC2" });
     expect(w?.desired_capacity).toBeUndefined();
-    expect(Object.values(resourcesOf(parsed, "aws_autoscaling_policy"))).toEqual([
+    // AND the one policy is target tracking on WorkersNeeded / GroupInServiceInstances of the default queue
+    const policies = Object.values(resourcesOf(parsed, "aws_autoscaling_policy"));
+    expect(policies).toEqual([
       expect.objectContaining({
+        name: "airflow-dev-worker-queue-depth",
         policy_type: "TargetTrackingScaling",
         autoscaling_group_name: expect.stringMatching(/worker_group_\w+\.name/),
       }),
     ]);
+    const tt = policies[0].target_tracking_configuration as {
+      target_value: number;
+      customized_metric_specification: { metrics: Record<string, unknown>[] };
+    };
+    expect(tt.target_value).toBe(1);
+    const byId = Object.fromEntries(tt.customized_metric_specification.metrics.map((m) => [m.id, m]));
+    expect(byId.needed).toMatchObject({
+      return_data: false,
+      metric_stat: {
+        stat: "Maximum",
+        metric: {
+          namespace: "Airflow/airflow-dev",
+          metric_name: CONTRACT.workerScaling.metricName,
+          dimensions: [{ name: "Queue", value: "default" }],
+        },
+      },
+    });
+    expect(byId.inservice).toMatchObject({
+      metric_stat: {
+        metric: {
+          namespace: "AWS/AutoScaling",
+          metric_name: "GroupInServiceInstances",
+          dimensions: [
+            { name: "AutoScalingGroupName", value: expect.stringMatching(/worker_group_\w+\.name/) },
+          ],
+        },
+      },
+    });
+    expect(byId.perworker).toMatchObject({ expression: "needed / inservice", return_data: true });
+    // AND with min 2 there is no scale-from-zero alarm
+    expect(resourcesOf(parsed, "aws_cloudwatch_metric_alarm")).toEqual({});
   });
 
-  it("GIVEN the worker group WHEN synthesized THEN workers drain through a termination lifecycle hook (warm Celery shutdown), the api-server has none", () => {
-    // THEN only the worker group carries the drain hook
+  it("GIVEN the worker group WHEN synthesized THEN workers drain through a termination hook whose timeout is the AMI's WorkerStopTimeout tag + 300 s, at most 7200 s", () => {
+    // THEN only the worker group carries the drain hook, its heartbeat a Terraform expression on the AMI's tag
     expect(group("worker")?.initial_lifecycle_hook).toEqual([
       {
         name: "drain",
         lifecycle_transition: "autoscaling:EC2_INSTANCE_TERMINATING",
-        heartbeat_timeout: 3900,
+        heartbeat_timeout: expect.any(String),
         default_result: "CONTINUE",
       },
     ]);
+    const hook = (group("worker")?.initial_lifecycle_hook as { heartbeat_timeout: string }[])[0];
+    expect(hook.heartbeat_timeout).toMatch(
+      /^\$\{min\(sum\(\[tonumber\(lookup\(data\.aws_ami\.[\w-]+\.tags, "WorkerStopTimeout", "3600"\)\), 300\]\), 7200\)\}$/,
+    );
     expect(group("api-server")?.initial_lifecycle_hook ?? []).toEqual([]);
+    // AND a refresh replaces scale-in-protected (busy) workers too, through that hook
+    expect(group("worker")?.instance_refresh).toMatchObject({
+      preferences: expect.objectContaining({ scale_in_protected_instances: "Refresh" }),
+    });
   });
 
   it("GIVEN the api-server group WHEN synthesized THEN it is load-balanced and health-checked through the ALB", () => {
@@ -211,6 +254,94 @@ describe("auto scaling groups", () => {
   it("GIVEN the scheduler group WHEN synthesized THEN its airflow:role tag propagates to the instances", () => {
     expect(group("scheduler")?.tag).toEqual(
       expect.arrayContaining([{ key: "airflow:role", value: "scheduler", propagate_at_launch: true }]),
+    );
+  });
+});
+
+describe("worker scaling from zero and Spot", () => {
+  it("GIVEN workers.min 0 WHEN synthesized THEN a step policy adds one worker when work is queued at desired 0 (target tracking cannot leave 0)", () => {
+    // GIVEN min 0 WHEN synthesized
+    const { parsed } = synthCompute({ workers: { min: 0, max: 5 } });
+    const w = Object.values(resourcesOf(parsed, "aws_autoscaling_group")).find(
+      (g) => g.name === "airflow-dev-worker",
+    );
+    expect(w).toMatchObject({ min_size: 0, max_size: 5 });
+    // THEN a +1 step policy next to the target tracking one
+    const policies = Object.values(resourcesOf(parsed, "aws_autoscaling_policy"));
+    expect(policies.map((p) => p.policy_type).sort()).toEqual(["StepScaling", "TargetTrackingScaling"]);
+    const step = policies.find((p) => p.policy_type === "StepScaling");
+    expect(step).toMatchObject({
+      name: "airflow-dev-worker-from-zero",
+      adjustment_type: "ChangeInCapacity",
+      step_adjustment: [{ metric_interval_lower_bound: "0", scaling_adjustment: 1 }],
+    });
+    // AND its alarm fires only while work is queued and the group's desired capacity is 0
+    const alarms = Object.values(resourcesOf(parsed, "aws_cloudwatch_metric_alarm"));
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]).toMatchObject({
+      alarm_name: "airflow-dev-worker-from-zero",
+      comparison_operator: "GreaterThanOrEqualToThreshold",
+      threshold: 1,
+      treat_missing_data: "notBreaching",
+      alarm_actions: [expect.stringMatching(/aws_autoscaling_policy\.[\w-]+from-zero[\w-]*\.arn/)],
+    });
+    const queries = Object.fromEntries(
+      (alarms[0].metric_query as { id: string }[]).map((q) => [q.id, q as Record<string, unknown>]),
+    );
+    expect(queries.start).toMatchObject({
+      expression: "IF(needed >= 1 AND desired == 0, 1, 0)",
+      return_data: true,
+    });
+    expect(queries.needed).toMatchObject({
+      metric: {
+        namespace: "Airflow/airflow-dev",
+        metric_name: CONTRACT.workerScaling.metricName,
+        dimensions: { Queue: "default" },
+      },
+    });
+    expect(queries.desired).toMatchObject({ metric: { metric_name: "GroupDesiredCapacity" } });
+  });
+
+  it("GIVEN workers.spot WHEN synthesized THEN the worker group runs Spot only through a mixed instances policy with capacity rebalancing; other groups stay on-demand", () => {
+    // GIVEN spot WHEN synthesized
+    const { parsed } = synthCompute({ workers: { min: 1, max: 4, spot: true } });
+    const groups = Object.values(resourcesOf(parsed, "aws_autoscaling_group"));
+    const w = groups.find((g) => g.name === "airflow-dev-worker");
+    // THEN the template moves into the mixed instances policy
+    expect(w?.launch_template).toBeUndefined();
+    expect(w).toMatchObject({
+      capacity_rebalance: true,
+      mixed_instances_policy: {
+        instances_distribution: {
+          on_demand_base_capacity: 0,
+          on_demand_percentage_above_base_capacity: 0,
+          spot_allocation_strategy: "price-capacity-optimized",
+        },
+        launch_template: {
+          launch_template_specification: {
+            launch_template_id: expect.stringMatching(/aws_launch_template\.[\w-]+worker[\w-]*\.id/),
+            version: expect.stringMatching(/latest_version/),
+          },
+        },
+      },
+    });
+    for (const g of groups.filter((x) => x !== w)) {
+      expect(g.mixed_instances_policy).toBeUndefined();
+      expect(g.launch_template).toBeDefined();
+    }
+  });
+
+  it("GIVEN the default config WHEN synthesized THEN workers are on-demand", () => {
+    const { parsed } = synthCompute();
+    for (const g of Object.values(resourcesOf(parsed, "aws_autoscaling_group"))) {
+      expect(g.mixed_instances_policy).toBeUndefined();
+      expect(g.capacity_rebalance).toBeUndefined();
+    }
+  });
+
+  it("GIVEN a tag key with '/' WHEN synthesized THEN the node group refuses it in one line (instance metadata tags cannot serve it)", () => {
+    expect(() => synthCompute({ tags: { "team/owner": "data" } })).toThrow(
+      /api-server: tags\.team\/owner: got "team\/owner"; allowed: instance tag keys of letters, digits/,
     );
   });
 });

@@ -28,6 +28,8 @@ class Contract:
     airflow_options: dict[str, str]  # parameter key -> "section.option" where 1:1
     ports: dict[str, int]
     drain_hook: str  # workerDrain.lifecycleHookName: the worker group's termination hook
+    scaling_metric: str  # workerScaling.metricName: the queue-depth signal the worker group tracks
+    scaling_dimension: str  # workerScaling.queueDimension
 
 
 def default_path() -> Path:
@@ -57,6 +59,8 @@ def load(path: Path | None = None) -> Contract:
             airflow_options={p["key"]: p["airflow"] for p in raw["parameters"] if "airflow" in p},
             ports={k: int(v) for k, v in raw["ports"].items()},
             drain_hook=raw["workerDrain"]["lifecycleHookName"],
+            scaling_metric=raw["workerScaling"]["metricName"],
+            scaling_dimension=raw["workerScaling"]["queueDimension"],
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None

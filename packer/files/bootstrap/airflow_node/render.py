@@ -420,6 +420,8 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         "AIRFLOW_DAGS_DIR": cfg["core"]["dags_folder"],
         "AWS_REGION": node.region,
         "AWS_DEFAULT_REGION": node.region,
+        # airflowMetricsNamespace (modules/contract.ts): /<namePrefix>/<env> -> Airflow/<namePrefix>-<env>
+        "AIRFLOW_METRICS_NAMESPACE": "Airflow/" + node.parameter_prefix.strip("/").replace("/", "-"),
         "PATH": f"{node.venv}/bin:/usr/local/bin:/usr/bin:/bin",
         "PYTHONUNBUFFERED": "1",
     }

@@ -19,6 +19,7 @@ from . import contract as contract_mod
 ENV_FILE = "/etc/airflow/airflow.env"
 BOOTSTRAP_BIN = "/opt/airflow/bin/airflow-bootstrap"
 DRAIN_BIN = "/opt/airflow/bin/airflow-worker-drain"
+BOOTSTRAP_LIB_DIR = "/opt/airflow/bootstrap"  # where the AMI bakes this package
 WORKER_UNIT = "airflow-celery-worker.service"
 DONE_MARKER = "/run/airflow-bootstrap.done"
 
@@ -76,7 +77,33 @@ UNITS: dict[str, Unit] = {
         extra_service=("TimeoutStartSec=@DRAIN_TIMEOUT@",),
     ),
     "airflow-worker-drain.timer": Unit(
-        "Poll the Auto Scaling lifecycle state every 5 s (IMDS)", (), kind="timer", timer_every="5s"
+        "Poll the Auto Scaling lifecycle state and Spot notices every 5 s (IMDS)",
+        (),
+        kind="timer",
+        timer_every="5s",
+    ),
+    # The worker autoscaling signal (queue_depth.py): scheduler nodes hold the DB credentials.
+    "airflow-queue-depth.service": Unit(
+        "Publish the worker autoscaling signal (running + queued tasks / worker_concurrency)",
+        ("python", "-m", "airflow_node.queue_depth"),
+        kind="oneshot",
+        extra_service=(f"Environment=PYTHONPATH={BOOTSTRAP_LIB_DIR}",),
+    ),
+    "airflow-queue-depth.timer": Unit("Publish the worker autoscaling signal every minute", (), kind="timer"),
+    # Scale-in protection while the local Celery worker runs tasks (worker_protect.py).
+    "airflow-worker-protect.service": Unit(
+        "Protect this worker from scale-in while it runs tasks",
+        ("python", "-m", "airflow_node.worker_protect"),
+        kind="oneshot",
+        extra_service=(
+            f"Environment=PYTHONPATH={BOOTSTRAP_LIB_DIR}",
+            # the protection last set, so the API is called only on a change
+            "RuntimeDirectory=airflow-worker-protect",
+            "RuntimeDirectoryPreserve=yes",
+        ),
+    ),
+    "airflow-worker-protect.timer": Unit(
+        "Check every 15 s whether this worker runs tasks", (), kind="timer", timer_every="15s"
     ),
 }
 
@@ -116,7 +143,8 @@ def render_systemd(
             ]
         )
     exe = unit.argv[0]
-    exe_path = exe if exe.startswith("/") else f"{venv}/bin/{exe}" if exe == "airflow" else f"/usr/bin/{exe}"
+    in_venv = exe in ("airflow", "python")
+    exe_path = exe if exe.startswith("/") else f"{venv}/bin/{exe}" if in_venv else f"/usr/bin/{exe}"
     lines = [
         "[Unit]",
         f"Description={unit.description}",

@@ -1,0 +1,103 @@
+"""Scale-in protection while busy (airflow_node.worker_protect): the IMDSv2 stub serves the
+lifecycle state and the group's metadata tag, a moto Auto Scaling group records the
+protection, which is read back with DescribeAutoScalingInstances."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from airflow_node import BootstrapError
+from airflow_node.worker_protect import Imds, apply
+
+
+@pytest.fixture
+def imds(tmp_path):
+    state = tmp_path / "imds"
+    state.mkdir()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "imds_stub.py"), str(state)])
+    try:
+        for _ in range(100):
+            if (state / "port").is_file():
+                break
+            time.sleep(0.05)
+        yield state, f"http://127.0.0.1:{(state / 'port').read_text()}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def autoscaling(moto_url):
+    import boto3
+
+    kw = {"region_name": "us-east-1", "endpoint_url": moto_url, "aws_access_key_id": "test"}
+    kw["aws_secret_access_key"] = "test"  # moto's dummy credentials
+    ec2 = boto3.client("ec2", **kw)
+    client = boto3.client("autoscaling", **kw)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(LaunchTemplateName="worker", LaunchTemplateData={"ImageId": image})
+    client.create_auto_scaling_group(
+        AutoScalingGroupName="airflow-dev-worker",
+        LaunchTemplate={"LaunchTemplateName": "worker", "Version": "$Latest"},
+        MinSize=1,
+        MaxSize=1,
+        AvailabilityZones=["us-east-1a"],
+    )
+    return client
+
+
+def _instance(autoscaling) -> str:
+    return autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+
+
+def _protected(autoscaling, instance_id: str) -> bool:
+    answer = autoscaling.describe_auto_scaling_instances(InstanceIds=[instance_id])
+    return answer["AutoScalingInstances"][0]["ProtectedFromScaleIn"]
+
+
+def test_protection_follows_the_running_tasks(tmp_path, imds, autoscaling):
+    state, url = imds
+    instance_id = _instance(autoscaling)
+    (state / "instance-id").write_text(instance_id)
+    (state / "asg-tag").write_text("airflow-dev-worker")
+    (state / "lifecycle-state").write_text("InService")
+    run_dir = tmp_path / "run"
+
+    # busy: protected
+    assert "protection on" in apply(Imds(url), autoscaling, 2, run_dir)
+    assert _protected(autoscaling, instance_id) is True
+    # still busy: no second API call is needed
+    assert "already on" in apply(Imds(url), autoscaling, 1, run_dir)
+    # idle: cleared
+    assert "protection off" in apply(Imds(url), autoscaling, 0, run_dir)
+    assert _protected(autoscaling, instance_id) is False
+    # the worker does not answer (stopping, starting): left as it is
+    assert "unchanged" in apply(Imds(url), autoscaling, None, run_dir)
+    assert _protected(autoscaling, instance_id) is False
+
+
+def test_a_terminating_worker_is_left_to_the_drain(tmp_path, imds, autoscaling):
+    state, url = imds
+    instance_id = _instance(autoscaling)
+    (state / "instance-id").write_text(instance_id)
+    (state / "asg-tag").write_text("airflow-dev-worker")
+    (state / "lifecycle-state").write_text("Terminated")
+    assert "lifecycle state Terminated: protection unchanged" in apply(Imds(url), autoscaling, 3, tmp_path)
+    assert _protected(autoscaling, instance_id) is False
+
+
+def test_without_metadata_tags_it_says_so_in_one_line(tmp_path, imds, autoscaling):
+    state, url = imds
+    (state / "instance-id").write_text("i-0123456789abcdef0")
+    (state / "lifecycle-state").write_text("InService")
+    with pytest.raises(BootstrapError, match=r"instance metadata tags must be enabled"):
+        apply(Imds(url), autoscaling, 1, tmp_path)
+
+
+def test_imds_url_outside_imds_and_loopback_is_refused():
+    with pytest.raises(BootstrapError, match=r"AIRFLOW_DRAIN_IMDS_URL='http://10.1.2.3' is invalid"):
+        Imds("http://10.1.2.3")

@@ -1,0 +1,129 @@
+"""Scale-in protection while this worker runs tasks, run by airflow-worker-protect.timer.
+
+Target tracking scales the worker group in when the queue shrinks, and Auto Scaling picks
+which instance goes; a busy one would then drain for up to its whole stop timeout while an
+idle one could have gone at once. So a worker with running tasks sets SetInstanceProtection
+on itself and clears it once idle. The group name comes from the instance metadata tags
+(aws:autoscaling:groupName), so the role needs no ec2:DescribeTags; the API call is made only
+when the wanted state differs from the one last set (kept in the runtime directory).
+
+Instance refresh replaces protected workers too (the group's refresh preference), and Spot
+interruptions ignore protection: both go through the drain instead.
+
+    python -m airflow_node.worker_protect      # once; the timer runs it every 15 s
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import BootstrapError
+
+IMDS_ENV = "AIRFLOW_DRAIN_IMDS_URL"  # tests only: a loopback IMDS stub, as for the drain
+STATE_ENV = "AIRFLOW_PROTECT_STATE_DIR"
+DEFAULT_IMDS = "http://169.254.169.254"
+DEFAULT_STATE_DIR = "/run/airflow-worker-protect"  # systemd RuntimeDirectory
+GROUP_TAG = "tags/instance/aws:autoscaling:groupName"
+
+
+class Imds:
+    """IMDSv2: one session token, then metadata reads; None for a 404."""
+
+    def __init__(self, base: str) -> None:
+        if not re.fullmatch(r"http://(169\.254\.169\.254|127\.0\.0\.1:[0-9]{1,5})", base):
+            raise BootstrapError(
+                f"{IMDS_ENV}={base!r} is invalid: http://169.254.169.254 or http://127.0.0.1:<port> (tests)"
+            )
+        self.base = base
+        request = urllib.request.Request(  # noqa: S310 - the URL is checked above: IMDS or loopback
+            f"{base}/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - IMDS or loopback only
+                self.token = resp.read().decode()
+        except OSError as exc:
+            raise BootstrapError(f"no IMDSv2 token from {base}: {exc}") from None
+
+    def get(self, path: str) -> str | None:
+        request = urllib.request.Request(  # noqa: S310 - IMDS or loopback (checked in __init__)
+            f"{self.base}/latest/meta-data/{path}", headers={"X-aws-ec2-metadata-token": self.token}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - IMDS or loopback only
+                return resp.read().decode().strip()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise BootstrapError(f"IMDS {path} answered HTTP {exc.code}") from None
+        except OSError as exc:
+            raise BootstrapError(f"IMDS {path}: {exc}") from None
+
+
+def active_tasks(hostname: str) -> int | None:
+    """Tasks the local Celery worker is running; None when it does not answer (not up yet,
+    stopping): the protection then stays as it is."""
+    from airflow.providers.celery.executors.celery_executor import app
+
+    replies = app.control.inspect(destination=[f"celery@{hostname}"], timeout=5).active()
+    if not replies:
+        return None
+    return sum(len(tasks) for tasks in replies.values())
+
+
+def apply(imds: Imds, autoscaling, busy: int | None, state_dir: Path) -> str:
+    """Sets or clears this instance's scale-in protection to match `busy`; returns what it did."""
+    if busy is None:
+        return "worker not answering: protection unchanged"
+    lifecycle = imds.get("autoscaling/target-lifecycle-state")
+    if lifecycle != "InService":
+        # not in a group yet, or leaving it: the drain owns the instance now
+        return f"lifecycle state {lifecycle or 'none'}: protection unchanged"
+    want = busy > 0
+    marker = state_dir / "protected"
+    if marker.is_file() and marker.read_text().strip() == str(want):
+        return f"{busy} running task(s): protection already {'on' if want else 'off'}"
+    instance_id = imds.get("instance-id")
+    group = imds.get(GROUP_TAG)
+    if not instance_id or not group:
+        raise BootstrapError(
+            f"IMDS has no instance-id or {GROUP_TAG} (instance metadata tags must be enabled)"
+        )
+    autoscaling.set_instance_protection(
+        InstanceIds=[instance_id], AutoScalingGroupName=group, ProtectedFromScaleIn=want
+    )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{want}\n")
+    switched = "on" if want else "off"
+    return f"{busy} running task(s): scale-in protection {switched} for {instance_id} in {group}"
+
+
+def main() -> int:
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        imds = Imds(os.environ.get(IMDS_ENV, DEFAULT_IMDS))
+        try:
+            message = apply(
+                imds,
+                boto3.client("autoscaling"),
+                active_tasks(socket.gethostname()),
+                Path(os.environ.get(STATE_ENV, DEFAULT_STATE_DIR)),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise BootstrapError(f"SetInstanceProtection failed: {exc}") from None
+    except BootstrapError as exc:
+        print(f"airflow-worker-protect: ERROR: {exc}", file=sys.stderr)
+        return 1
+    print(f"airflow-worker-protect: {message}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
