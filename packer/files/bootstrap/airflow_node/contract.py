@@ -28,6 +28,9 @@ class Contract:
     airflow_options: dict[str, str]  # parameter key -> "section.option" where 1:1
     ports: dict[str, int]
     drain_hook: str  # workerDrain.lifecycleHookName: the worker group's termination hook
+    launch_hook: str  # launchHook.lifecycleHookName: every group's launch hook
+    migration_wait: int  # launchHook.migrationWaitSeconds: default AIRFLOW_MIGRATION_WAIT
+    health_wait: int  # launchHook.healthWaitSeconds: how long a started role may take to turn healthy
 
 
 def default_path() -> Path:
@@ -57,6 +60,9 @@ def load(path: Path | None = None) -> Contract:
             airflow_options={p["key"]: p["airflow"] for p in raw["parameters"] if "airflow" in p},
             ports={k: int(v) for k, v in raw["ports"].items()},
             drain_hook=raw["workerDrain"]["lifecycleHookName"],
+            launch_hook=raw["launchHook"]["lifecycleHookName"],
+            migration_wait=int(raw["launchHook"]["migrationWaitSeconds"]),
+            health_wait=int(raw["launchHook"]["healthWaitSeconds"]),
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None

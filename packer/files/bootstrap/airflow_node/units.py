@@ -15,12 +15,14 @@ from pathlib import Path
 
 from . import BootstrapError
 from . import contract as contract_mod
+from .health import INTERVAL_SECONDS
 
 ENV_FILE = "/etc/airflow/airflow.env"
 BOOTSTRAP_BIN = "/opt/airflow/bin/airflow-bootstrap"
 DRAIN_BIN = "/opt/airflow/bin/airflow-worker-drain"
 WORKER_UNIT = "airflow-celery-worker.service"
 DONE_MARKER = "/run/airflow-bootstrap.done"
+BOOTSTRAP_LIB = "/opt/airflow/bootstrap"  # the airflow_node package on the node
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,23 @@ UNITS: dict[str, Unit] = {
     "airflow-worker-drain.timer": Unit(
         "Poll the Auto Scaling lifecycle state every 5 s (IMDS)", (), kind="timer", timer_every="5s"
     ),
+    # Lost units mean a replaced node: the role's health checks every minute; after
+    # health.FAILURES_BEFORE_UNHEALTHY failures in a row, SetInstanceHealth Unhealthy.
+    "airflow-health.service": Unit(
+        "Role health checks; mark the instance unhealthy in its Auto Scaling group after repeated failures",
+        ("python", "-m", "airflow_node.health"),
+        kind="oneshot",
+        extra_service=(
+            f"Environment=PYTHONPATH={BOOTSTRAP_LIB}",
+            # the failure count survives between runs, not across a reboot
+            "RuntimeDirectory=airflow-health",
+            "RuntimeDirectoryPreserve=yes",
+            "TimeoutStartSec=300",
+        ),
+    ),
+    "airflow-health.timer": Unit(
+        "Run the role's health checks every minute", (), kind="timer", timer_every=f"{INTERVAL_SECONDS}s"
+    ),
 }
 
 
@@ -116,7 +135,8 @@ def render_systemd(
             ]
         )
     exe = unit.argv[0]
-    exe_path = exe if exe.startswith("/") else f"{venv}/bin/{exe}" if exe == "airflow" else f"/usr/bin/{exe}"
+    in_venv = exe in ("airflow", "python")
+    exe_path = exe if exe.startswith("/") else f"{venv}/bin/{exe}" if in_venv else f"/usr/bin/{exe}"
     lines = [
         "[Unit]",
         f"Description={unit.description}",
