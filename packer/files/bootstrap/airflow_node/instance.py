@@ -110,9 +110,7 @@ def complete_launch(url: str, hook: str, result: str, log: Log) -> bool:
     except Exception as exc:  # botocore errors: one line, the group decides at the timeout
         message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         if _NOT_PENDING in message:
-            log(
-                f"launch hook {hook}: no lifecycle action pending for this instance (reboot); nothing to complete"
-            )
+            log(f"launch hook {hook}: no lifecycle action pending (a reboot); nothing to complete")
         else:
             log(f"launch hook {hook} not completed ({type(exc).__name__}: {message}); ABANDON at its timeout")
         return False

@@ -36,7 +36,7 @@ LOCAL_KEYS = {
     "AIRFLOW_SERVICE_MANAGER": "systemd or local (default systemd)",
     "AIRFLOW_CONFIG_OVERLAY": "ini file merged over the rendered airflow.cfg (local ports etc.)",
     "AIRFLOW_SKIP_SERVE_LOGS": "true or false: local launcher runs worker/triggerer without the log server",
-    "AIRFLOW_MIGRATION_WAIT": "seconds non-migrating roles wait for `airflow db migrate` (default: launchHook)",
+    "AIRFLOW_MIGRATION_WAIT": "seconds non-migrating roles wait for the migration (default: launchHook)",
     "AIRFLOW_HEALTH_WAIT": "seconds a started role may take to turn healthy (default: launchHook)",
     "AIRFLOW_IMDS_URL": "tests only: a loopback IMDS stub http://127.0.0.1:<port> (default 169.254.169.254)",
 }
