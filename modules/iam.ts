@@ -450,24 +450,46 @@ export interface WorkerDrainInputs {
 
 /**
  * Worker scale-in: the node completes its own termination lifecycle hook after a warm
- * Celery shutdown (see node-group.ts), on this cluster's groups only, and finds its
+ * Celery shutdown (see node-group.ts), on the worker group only, and finds its
  * group name from the aws:autoscaling:groupName tag.
  */
 export function workerDrainStatements(i: WorkerDrainInputs): Statements {
-  const { partition, region, account } = i.aws;
   return [
     {
       sid: "CompleteOwnLifecycleActions",
       actions: ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
-      resources: [
-        `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${i.resourcePrefix}-*`,
-      ],
+      resources: [ownGroupArn(i.aws, i.resourcePrefix, "worker")],
     },
     {
       // ec2:DescribeTags supports no resource-level scoping, hence "*" (read-only).
       sid: "FindOwnAutoScalingGroup",
       actions: ["ec2:DescribeTags"],
       resources: ["*"],
+    },
+  ];
+}
+
+/**
+ * ARN of one node role's Auto Scaling group, `<resourcePrefix>-<role>` (node-group.ts), for
+ * actions a node takes on its own group only. The group id part is unknown before the
+ * group exists, hence `*` there.
+ */
+export function ownGroupArn(aws: AwsLocation, resourcePrefix: string, role: NodeRole): string {
+  const { partition, region, account } = aws;
+  return `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${resourcePrefix}-${role}`;
+}
+
+/**
+ * Self-healing, for every node: complete its group's launch lifecycle hook (the bootstrap:
+ * CONTINUE once healthy, ABANDON on failure) and mark itself Unhealthy (airflow-health.timer),
+ * on its own role's group only, so one node cannot stop or replace another role's nodes.
+ */
+export function nodeHealthStatements(aws: AwsLocation, resourcePrefix: string, role: NodeRole): Statements {
+  return [
+    {
+      sid: "CompleteOwnLaunchAndReportOwnHealth",
+      actions: ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"],
+      resources: [ownGroupArn(aws, resourcePrefix, role)],
     },
   ];
 }
@@ -621,6 +643,7 @@ export function nodeRoleStatements(role: NodeRole, i: NodeRoleInputs): Statement
       ? emrControlStatements({ ...emr, serviceRoleArn: i.emrServiceRoleArn, ec2RoleArn: i.emrEc2RoleArn })
       : []),
     ...(access.drain ? workerDrainStatements({ aws: i.aws, resourcePrefix: i.resourcePrefix }) : []),
+    ...nodeHealthStatements(i.aws, i.resourcePrefix, role),
     ...(access.mail ? sesStatements(i.sesIdentityArn) : []),
   ];
 }

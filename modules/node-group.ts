@@ -16,6 +16,7 @@ import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
 import { Fn, Token } from "cdktf";
 import { Construct } from "constructs";
+import { groupInServiceAlarmName } from "./alarms";
 import {
   AMI_NAME_FILTER,
   Architecture,
@@ -31,6 +32,18 @@ import {
 export const DRAIN_HOOK_NAME = CONTRACT.workerDrain.lifecycleHookName;
 /** Worker drain budget: the AMI's Celery TimeoutStopSec (3600 s) plus 5 minutes. */
 export const DEFAULT_WORKER_DRAIN_SECONDS = 3900;
+
+/** Name of every group's launch lifecycle hook (the bootstrap completes it CONTINUE or ABANDON). */
+export const LAUNCH_HOOK_NAME = CONTRACT.launchHook.lifecycleHookName;
+/**
+ * Launch hook heartbeat timeout: boot and settings, the non-migrating roles' wait for the
+ * migration (the bootstrap's default AIRFLOW_MIGRATION_WAIT) and the role's health wait,
+ * all from the settings contract, so the hook outlasts every wait the bootstrap makes.
+ */
+export const LAUNCH_HOOK_SECONDS =
+  CONTRACT.launchHook.bootSeconds +
+  CONTRACT.launchHook.migrationWaitSeconds +
+  CONTRACT.launchHook.healthWaitSeconds;
 
 /** Where the bootstrap finds the node's environment. */
 export const NODE_ENV_FILE = "/etc/airflow/node.env";
@@ -238,6 +251,12 @@ export interface NodeGroupProps {
    * @default 100
    */
   readonly minHealthyPercentage?: number;
+  /**
+   * CloudWatch alarms, by name, that roll an instance refresh back when one goes off. Names,
+   * not references: the alarms watch this group, so a reference would be a cycle.
+   * @default [] - no alarm-based rollback (a refresh still rolls back when it fails)
+   */
+  readonly rollbackAlarmNames?: readonly string[];
 }
 
 /** A launch template + Auto Scaling group for one node role. */
@@ -302,7 +321,13 @@ export class NodeGroup extends Construct {
       userData: Fn.base64encode(Fn.join("", tokenSafeParts(this.userData))),
       updateDefaultVersion: true,
       // IMDSv2 only, one hop: containers/processes behind a NAT hop cannot steal the role.
-      metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
+      // Instance tags in IMDS: the node finds its group name without ec2:DescribeTags.
+      metadataOptions: {
+        httpEndpoint: "enabled",
+        httpTokens: "required",
+        httpPutResponseHopLimit: 1,
+        instanceMetadataTags: "enabled",
+      },
       monitoring: { enabled: true },
       blockDeviceMappings: [
         {
@@ -322,20 +347,30 @@ export class NodeGroup extends Construct {
     });
 
     const targetGroups = props.targetGroups ?? [];
-    const hooks: AutoscalingGroupInitialLifecycleHook[] = props.drainTimeoutSeconds
-      ? [
-          {
-            // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
-            // (running tasks finish, no new ones) and completes this hook; CONTINUE after
-            // the timeout if it never does.
-            name: DRAIN_HOOK_NAME,
-            lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
-            heartbeatTimeout: props.drainTimeoutSeconds,
-            defaultResult: "CONTINUE",
-          },
-        ]
-      : [];
+    const hooks: AutoscalingGroupInitialLifecycleHook[] = [
+      {
+        // A new node stays Pending:Wait - out of service and out of its target groups -
+        // until the bootstrap has seen its role healthy (CONTINUE). A failed bootstrap, or
+        // none at all, ends in ABANDON: the group terminates the node and launches another.
+        name: LAUNCH_HOOK_NAME,
+        lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        heartbeatTimeout: LAUNCH_HOOK_SECONDS,
+        defaultResult: "ABANDON",
+      },
+    ];
+    if (props.drainTimeoutSeconds) {
+      hooks.push({
+        // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
+        // (running tasks finish, no new ones) and completes this hook; CONTINUE after
+        // the timeout if it never does.
+        name: DRAIN_HOOK_NAME,
+        lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
+        heartbeatTimeout: props.drainTimeoutSeconds,
+        defaultResult: "CONTINUE",
+      });
+    }
     const warmupSeconds = props.instanceWarmupSeconds ?? 300;
+    const rollbackAlarms = props.rollbackAlarmNames ?? [];
     this.autoScalingGroup = new AutoscalingGroup(this, "group", {
       name,
       minSize: props.minSize,
@@ -359,6 +394,9 @@ export class NodeGroup extends Construct {
         : undefined,
       // A new launch template version (user-data = settings revision, AMI, type) rolls
       // the group: launch new, wait healthy + warm-up, then terminate old.
+      // Health-gated: a new node counts only once its launch hook is CONTINUE (role
+      // healthy); a group of several pauses at half for one warm-up, so the alarms see the
+      // first half in service before the rest goes; an alarm going off rolls it all back.
       instanceRefresh: {
         strategy: "Rolling",
         preferences: {
@@ -366,6 +404,11 @@ export class NodeGroup extends Construct {
           maxHealthyPercentage: 200,
           instanceWarmup: String(warmupSeconds),
           skipMatching: true,
+          ...(props.maxSize > 1
+            ? { checkpointPercentages: [50, 100], checkpointDelay: String(warmupSeconds) }
+            : {}),
+          autoRollback: true,
+          ...(rollbackAlarms.length ? { alarmSpecification: { alarms: [...rollbackAlarms] } } : {}),
         },
       },
       enabledMetrics: [
@@ -415,25 +458,39 @@ export interface WorkerSpec extends NodeSpec {
   readonly targetCpuPercent?: number;
 }
 
+/** Whether the scheduler a group runs may overlap with another one. */
+export interface SchedulerOverlap {
+  /**
+   * `[scheduler] use_row_level_locking`. Must be true: an instance refresh starts the new
+   * scheduler before the old one stops, and two schedulers without row locks can both
+   * schedule the same task instance.
+   */
+  readonly useRowLevelLocking: boolean;
+}
+
 /** LocalExecutor: one node runs every component, tasks included. */
 export interface StandaloneLayout {
   /** Selects this layout. */
   readonly executor: "LocalExecutor";
   /** The node; it needs both the api-server's and the scheduler's network paths. */
-  readonly standalone: NodeSpec;
+  readonly standalone: NodeSpec & SchedulerOverlap;
 }
 
 /** CeleryExecutor: an api-server, schedulers and a worker fleet. */
 export interface CeleryLayout {
   /** Selects this layout. */
   readonly executor: "CeleryExecutor";
-  /** The api-server: one node, two while a refresh replaces it. */
-  readonly apiServer: NodeSpec;
-  /** Schedulers; each runs scheduler, dag-processor and triggerer. */
-  readonly scheduler: NodeSpec & {
-    /** Schedulers in service (one more while a refresh replaces one). */
+  /** The api-server: `count` nodes, one more while a refresh replaces one. */
+  readonly apiServer: NodeSpec & {
+    /** API servers in service (config durability.apiServerCount: 2 outside dev). */
     readonly count: number;
   };
+  /** Schedulers; each runs scheduler, dag-processor and triggerer. */
+  readonly scheduler: NodeSpec &
+    SchedulerOverlap & {
+      /** Schedulers in service (one more while a refresh replaces one). */
+      readonly count: number;
+    };
   /** Celery workers. */
   readonly worker: WorkerSpec;
 }
@@ -465,11 +522,17 @@ export interface AirflowNodeGroupsProps {
   readonly loadBalancers: NodeTargetGroups;
   /** AIRFLOW_SETTINGS_REVISION. */
   readonly settingsRevision: string;
+  /**
+   * Alarms (by name) on the api-server's (or standalone node's) load balancer targets that
+   * roll its instance refresh back, besides every group's own in-service alarm.
+   * @default []
+   */
+  readonly apiServerRollbackAlarmNames?: readonly string[];
 }
 
 /**
- * The node groups of the layout: CeleryExecutor -> api-server (1, up to 2 during a
- * refresh), schedulers (`scheduler.count`; each runs scheduler, dag-processor, triggerer)
+ * The node groups of the layout: CeleryExecutor -> api-server (`apiServer.count`, one
+ * more during a refresh), schedulers (`scheduler.count`; each runs scheduler, dag-processor, triggerer)
  * and workers (`worker.min`..`worker.max`); LocalExecutor -> one standalone node.
  */
 export class AirflowNodeGroups extends Construct {
@@ -483,6 +546,17 @@ export class AirflowNodeGroups extends Construct {
     const { layout } = props;
     if (layout.executor === "CeleryExecutor") {
       assertIntIn(this, "layout.worker.targetCpuPercent", layout.worker.targetCpuPercent, 1, 100);
+      assertIntIn(this, "layout.apiServer.count", layout.apiServer.count, 1, 10);
+    }
+    const scheduling = layout.executor === "CeleryExecutor" ? layout.scheduler : layout.standalone;
+    const schedulingField = layout.executor === "CeleryExecutor" ? "scheduler" : "standalone";
+    if (scheduling.useRowLevelLocking !== true) {
+      throw new PropError(
+        this,
+        `layout.${schedulingField}.useRowLevelLocking`,
+        scheduling.useRowLevelLocking,
+        "true (an instance refresh runs the new scheduler next to the old one)",
+      );
     }
     this.image = new GoldenImage(this, "image", props.image);
     const common = {
@@ -495,6 +569,11 @@ export class AirflowNodeGroups extends Construct {
       subnets: props.subnets,
       settingsRevision: props.settingsRevision,
     };
+    const lbAlarms = props.apiServerRollbackAlarmNames ?? [];
+    const rollbackAlarmNames = (role: NodeRole, extra: readonly string[] = []): string[] => [
+      groupInServiceAlarmName(props.resourcePrefix, role),
+      ...extra,
+    ];
     const profile = (role: NodeRole): HasArn => {
       const p = props.instanceProfiles[role];
       if (p === undefined)
@@ -515,6 +594,7 @@ export class AirflowNodeGroups extends Construct {
         targetGroups: props.loadBalancers.apiServerTargetGroups,
         // One node: refresh must launch the new one before the old one goes.
         minHealthyPercentage: 100,
+        rollbackAlarmNames: rollbackAlarmNames("standalone", lbAlarms),
       });
     } else {
       groups["api-server"] = new NodeGroup(this, "api-server", {
@@ -523,10 +603,11 @@ export class AirflowNodeGroups extends Construct {
         instanceProfile: profile("api-server"),
         securityGroups: layout.apiServer.securityGroups,
         instanceType: layout.apiServer.instanceType,
-        minSize: 1,
-        maxSize: 2,
-        desiredCapacity: 1,
+        minSize: layout.apiServer.count,
+        maxSize: layout.apiServer.count + 1,
+        desiredCapacity: layout.apiServer.count,
         targetGroups: props.loadBalancers.apiServerTargetGroups,
+        rollbackAlarmNames: rollbackAlarmNames("api-server", lbAlarms),
       });
       groups.scheduler = new NodeGroup(this, "scheduler", {
         ...common,
@@ -537,6 +618,7 @@ export class AirflowNodeGroups extends Construct {
         minSize: layout.scheduler.count,
         maxSize: layout.scheduler.count + 1,
         desiredCapacity: layout.scheduler.count,
+        rollbackAlarmNames: rollbackAlarmNames("scheduler"),
       });
       const worker = new NodeGroup(this, "worker", {
         ...common,
@@ -548,6 +630,7 @@ export class AirflowNodeGroups extends Construct {
         maxSize: layout.worker.max,
         // No desiredCapacity: the scaling policy owns it between min and max.
         drainTimeoutSeconds: layout.worker.drainSeconds ?? DEFAULT_WORKER_DRAIN_SECONDS,
+        rollbackAlarmNames: rollbackAlarmNames("worker"),
       });
       groups.worker = worker;
       if (layout.worker.max > layout.worker.min) {

@@ -24,6 +24,7 @@ import {
   sessionManagerStatements,
   settingsReadStatements,
   workerDrainStatements,
+  nodeHealthStatements,
 } from "../../modules/iam";
 import { Statement, policyStatements, resourcesOf, synthCompute } from "./compute-fixtures";
 import { bareStack } from "./helpers";
@@ -129,11 +130,11 @@ describe("node roles", () => {
     for (const s of pass) expect(s.actions).toEqual(["iam:PassRole"]);
   });
 
-  it("GIVEN the worker policy WHEN synthesized THEN it finds its group by tag and completes only this cluster's lifecycle hooks", () => {
+  it("GIVEN the worker policy WHEN synthesized THEN it finds its group by tag and completes only its own group's lifecycle hooks", () => {
     expect(bySid(doc("worker"), "FindOwnAutoScalingGroup").actions).toEqual(["ec2:DescribeTags"]);
     const complete = bySid(doc("worker"), "CompleteOwnLifecycleActions");
     expect(complete.actions).toContain("autoscaling:CompleteLifecycleAction");
-    for (const r of complete.resources ?? []) expect(r).toMatch(/:autoScalingGroupName\/airflow-dev-\*$/);
+    for (const r of complete.resources ?? []) expect(r).toMatch(/:autoScalingGroupName\/airflow-dev-worker$/);
   });
 
   it("GIVEN a notification e-mail WHEN synthesized THEN the roles that run tasks and callbacks send only as the SES identity", () => {
@@ -266,6 +267,7 @@ const concerns: readonly (readonly [string, () => Statements, readonly string[]]
     ["autoscaling", "ec2"],
   ],
   ["sesStatements", () => sesStatements("SES-IDENTITY"), ["ses"]],
+  ["nodeHealthStatements", () => nodeHealthStatements(aws, "PREFIX", "scheduler"), ["autoscaling"]],
 ];
 const concern = (name: string): Statements => {
   const c = concerns.find(([n]) => n === name);
@@ -335,6 +337,7 @@ describe("roles composed from the concerns", () => {
         "remoteLogStatements (read-only)",
         "bucketKeyStatements",
         "efsStatements",
+        "nodeHealthStatements",
       ],
     ],
     [
@@ -347,6 +350,7 @@ describe("roles composed from the concerns", () => {
         "bucketKeyStatements",
         "efsStatements",
         "emrWatchStatements",
+        "nodeHealthStatements",
         "sesStatements",
       ],
     ],
@@ -363,6 +367,7 @@ describe("roles composed from the concerns", () => {
         "emrWatchStatements",
         "emrControlStatements",
         "workerDrainStatements",
+        "nodeHealthStatements",
         "sesStatements",
       ],
     ],
