@@ -16,6 +16,7 @@ import { BucketRef, EXECUTOR_ROLES, HasArn, HasId, LOG_PREFIXES, PropError, repo
 import { ClusterEmail } from "./email";
 import { ClusterIam } from "./iam";
 import { ClusterLoadBalancers } from "./load-balancer";
+import { unhealthyTargetsAlarmName } from "./alarms";
 import { AirflowNodeGroups } from "./node-group";
 import { ComputeOutputs } from "./outputs";
 import {
@@ -262,11 +263,16 @@ export class ComputePlane extends Construct {
       layout: celery
         ? {
             executor: "CeleryExecutor",
-            apiServer: { instanceType: types.apiServer, securityGroups: [sgs.apiServer] },
+            apiServer: {
+              instanceType: types.apiServer,
+              securityGroups: [sgs.apiServer],
+              count: config.durability.apiServerCount,
+            },
             scheduler: {
               instanceType: types.scheduler,
               securityGroups: [sgs.scheduler],
               count: config.schedulerCount,
+              useRowLevelLocking: config.scheduler.useRowLevelLocking,
             },
             worker: {
               instanceType: types.worker,
@@ -279,13 +285,22 @@ export class ComputePlane extends Construct {
         : {
             executor: "LocalExecutor",
             // One node does everything: it needs both the api-server's and the scheduler's paths.
-            standalone: { instanceType: types.standalone, securityGroups: [sgs.apiServer, sgs.scheduler] },
+            standalone: {
+              instanceType: types.standalone,
+              securityGroups: [sgs.apiServer, sgs.scheduler],
+              useRowLevelLocking: config.scheduler.useRowLevelLocking,
+            },
           },
       // Every node mounts EFS: only where a mount target is (one AZ with One Zone EFS).
       subnets: props.storage.clientSubnets,
       instanceProfiles: this.iam.nodeInstanceProfiles,
       loadBalancers: this.loadBalancers,
       settingsRevision: this.settingsRevision,
+      // the unhealthy-target alarms cluster-stack.ts sets on the UI and Execution API target groups
+      apiServerRollbackAlarmNames: [
+        unhealthyTargetsAlarmName(names.resourcePrefix, "public", "ui"),
+        ...(celery ? [unhealthyTargetsAlarmName(names.resourcePrefix, "internal", "execution-api")] : []),
+      ],
     });
 
     new ComputeOutputs(this, "outputs", {

@@ -132,13 +132,14 @@ const subnetAddresses = (vpcBits: number): number =>
 function privateAddressesNeeded(c: {
   readonly executor: string;
   readonly azs: number;
+  readonly apiServerCount: number;
   readonly schedulerCount: number;
   readonly workersMax: number;
   readonly redisReplicas: number;
 }): number {
   const celery = c.executor === "CeleryExecutor";
-  // node-group.ts: api-server max 2, schedulers schedulerCount + 1, workers workers.max; standalone 1.
-  const nodes = celery ? 2 + c.schedulerCount + 1 + c.workersMax : 1;
+  // node-group.ts: api-servers and schedulers count + 1, workers workers.max; standalone 1.
+  const nodes = celery ? c.apiServerCount + 1 + c.schedulerCount + 1 + c.workersMax : 1;
   const perAzNodes = Math.ceil((2 * nodes) / c.azs);
   const internalAlb = celery ? ALB_FREE_ADDRESSES : 0;
   const cacheNodes = celery ? 1 + c.redisReplicas : 0;
@@ -583,6 +584,7 @@ function checkAddressPlan(c: Parsed, issue: Report): void {
   const need = privateAddressesNeeded({
     executor: c.executor,
     azs: c.availabilityZones?.length ?? c.azCount ?? 2,
+    apiServerCount: durabilityOf(c.env, c.deletionProtection).apiServerCount,
     schedulerCount: c.schedulerCount,
     workersMax: c.workers.max,
     redisReplicas: c.redis.replicas,
@@ -701,6 +703,12 @@ export interface Durability {
   readonly finalSnapshot: boolean;
   /** Whether a destroy empties the buckets (force_destroy): only without deletion protection. */
   readonly forceDestroyBuckets: boolean;
+  /**
+   * API servers in service (CeleryExecutor): 2 outside dev, which the group spreads over
+   * the private subnets' AZs, so one node or AZ lost keeps the UI and the Execution API up;
+   * 1 in dev.
+   */
+  readonly apiServerCount: number;
 }
 
 /** The one place environment policy is derived (see {@link Durability}). */
@@ -715,6 +723,7 @@ export function durabilityOf(env: string, deletionProtection?: boolean): Durabil
     natPerAz: !isDev,
     finalSnapshot: protect || !isDev,
     forceDestroyBuckets: !protect,
+    apiServerCount: isDev ? 1 : 2,
   };
 }
 

@@ -56,6 +56,16 @@ export interface SettingsContract {
     readonly queueDimension: string;
     readonly queue: string;
   };
+  /**
+   * Every group's launch lifecycle hook, which the bootstrap completes (CONTINUE once the
+   * role is healthy, ABANDON on failure), and the budget its heartbeat timeout covers.
+   */
+  readonly launchHook: {
+    readonly lifecycleHookName: string;
+    readonly bootSeconds: number;
+    readonly migrationWaitSeconds: number;
+    readonly healthWaitSeconds: number;
+  };
   /** Ports Airflow listens on (and SES SMTP submission), as the bootstrap renders them. */
   readonly ports: Readonly<Record<string, number>>;
   /** The airflow system user of the AMI, which also owns the EFS access point. */

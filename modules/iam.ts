@@ -442,8 +442,9 @@ export function emrControlStatements(i: EmrControlInputs): Statements {
 }
 
 /**
- * ARN pattern of one role's Auto Scaling group, `<resourcePrefix>-<role>` (node-group.ts
- * names it so); the group id part is unknown before it exists.
+ * ARN of one node role's Auto Scaling group, `<resourcePrefix>-<role>` (node-group.ts), for
+ * actions a node takes on its own group only. The group id part is unknown before the
+ * group exists, hence `*` there.
  */
 export function ownGroupArn(aws: AwsLocation, resourcePrefix: string, role: NodeRole): string {
   const { partition, region, account } = aws;
@@ -459,22 +460,32 @@ export interface WorkerDrainInputs {
 }
 
 /**
- * Worker scale-in, on the worker group only (it reads its group name from the instance
- * metadata tags, so it needs no ec2:DescribeTags): the node completes its own termination
- * lifecycle hook after a warm Celery shutdown (see node-group.ts) and protects itself from
- * scale-in while it runs tasks (airflow_node/worker_protect.py).
+ * Worker scale-in, on the worker group only: the node protects itself from scale-in while it
+ * runs tasks (airflow_node/worker_protect.py). It completes its termination lifecycle hook
+ * after a warm Celery shutdown with the grant every node has on its own group
+ * ({@link nodeHealthStatements}), finding the group name in the instance metadata tags.
  */
 export function workerDrainStatements(i: WorkerDrainInputs): Statements {
   return [
     {
-      sid: "CompleteOwnLifecycleActions",
-      actions: ["autoscaling:CompleteLifecycleAction", "autoscaling:RecordLifecycleActionHeartbeat"],
-      resources: [ownGroupArn(i.aws, i.resourcePrefix, "worker")],
-    },
-    {
       sid: "ProtectWhileBusy",
       actions: ["autoscaling:SetInstanceProtection"],
       resources: [ownGroupArn(i.aws, i.resourcePrefix, "worker")],
+    },
+  ];
+}
+
+/**
+ * Self-healing, for every node: complete its group's launch lifecycle hook (the bootstrap:
+ * CONTINUE once healthy, ABANDON on failure) and mark itself Unhealthy (airflow-health.timer),
+ * on its own role's group only, so one node cannot stop or replace another role's nodes.
+ */
+export function nodeHealthStatements(aws: AwsLocation, resourcePrefix: string, role: NodeRole): Statements {
+  return [
+    {
+      sid: "CompleteOwnLaunchAndReportOwnHealth",
+      actions: ["autoscaling:CompleteLifecycleAction", "autoscaling:SetInstanceHealth"],
+      resources: [ownGroupArn(aws, resourcePrefix, role)],
     },
   ];
 }
@@ -628,6 +639,7 @@ export function nodeRoleStatements(role: NodeRole, i: NodeRoleInputs): Statement
       ? emrControlStatements({ ...emr, serviceRoleArn: i.emrServiceRoleArn, ec2RoleArn: i.emrEc2RoleArn })
       : []),
     ...(access.drain ? workerDrainStatements({ aws: i.aws, resourcePrefix: i.resourcePrefix }) : []),
+    ...nodeHealthStatements(i.aws, i.resourcePrefix, role),
     ...(access.mail ? sesStatements(i.sesIdentityArn) : []),
   ];
 }

@@ -15,6 +15,7 @@ import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
 import { Fn, Token } from "cdktf";
 import { Construct } from "constructs";
+import { groupInServiceAlarmName } from "./alarms";
 import {
   AMI_NAME_FILTER,
   Architecture,
@@ -43,6 +44,18 @@ export const DEFAULT_WORKER_STOP_TIMEOUT_SECONDS = 3600;
  * otherwise): letters, digits and `+ - = . , _ : @`, never `.`, `..` or `_index` alone.
  */
 export const IMDS_TAG_KEY = /^(?!\.{1,2}$|_index$)[A-Za-z0-9+\-=.,_:@]{1,128}$/;
+
+/** Name of every group's launch lifecycle hook (the bootstrap completes it CONTINUE or ABANDON). */
+export const LAUNCH_HOOK_NAME = CONTRACT.launchHook.lifecycleHookName;
+/**
+ * Launch hook heartbeat timeout: boot and settings, the non-migrating roles' wait for the
+ * migration (the bootstrap's default AIRFLOW_MIGRATION_WAIT) and the role's health wait,
+ * all from the settings contract, so the hook outlasts every wait the bootstrap makes.
+ */
+export const LAUNCH_HOOK_SECONDS =
+  CONTRACT.launchHook.bootSeconds +
+  CONTRACT.launchHook.migrationWaitSeconds +
+  CONTRACT.launchHook.healthWaitSeconds;
 
 /** Where the bootstrap finds the node's environment. */
 export const NODE_ENV_FILE = "/etc/airflow/node.env";
@@ -264,6 +277,12 @@ export interface NodeGroupProps {
    * @default 100
    */
   readonly minHealthyPercentage?: number;
+  /**
+   * CloudWatch alarms, by name, that roll an instance refresh back when one goes off. Names,
+   * not references: the alarms watch this group, so a reference would be a cycle.
+   * @default [] - no alarm-based rollback (a refresh still rolls back when it fails)
+   */
+  readonly rollbackAlarmNames?: readonly string[];
 }
 
 /** A launch template + Auto Scaling group for one node role. */
@@ -369,21 +388,30 @@ export class NodeGroup extends Construct {
     });
 
     const targetGroups = props.targetGroups ?? [];
-    const hooks: AutoscalingGroupInitialLifecycleHook[] =
-      drainTimeout !== undefined
-        ? [
-            {
-              // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
-              // (running tasks finish, no new ones) and completes this hook; CONTINUE after
-              // the timeout if it never does.
-              name: DRAIN_HOOK_NAME,
-              lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
-              heartbeatTimeout: drainTimeout,
-              defaultResult: "CONTINUE",
-            },
-          ]
-        : [];
+    const hooks: AutoscalingGroupInitialLifecycleHook[] = [
+      {
+        // A new node stays Pending:Wait - out of service and out of its target groups -
+        // until the bootstrap has seen its role healthy (CONTINUE). A failed bootstrap, or
+        // none at all, ends in ABANDON: the group terminates the node and launches another.
+        name: LAUNCH_HOOK_NAME,
+        lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+        heartbeatTimeout: LAUNCH_HOOK_SECONDS,
+        defaultResult: "ABANDON",
+      },
+    ];
+    if (drainTimeout !== undefined) {
+      hooks.push({
+        // The node sees target-lifecycle-state=Terminated in IMDS, stops Celery warmly
+        // (running tasks finish, no new ones) and completes this hook; CONTINUE after
+        // the timeout if it never does.
+        name: DRAIN_HOOK_NAME,
+        lifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
+        heartbeatTimeout: drainTimeout,
+        defaultResult: "CONTINUE",
+      });
+    }
     const warmupSeconds = props.instanceWarmupSeconds ?? 300;
+    const rollbackAlarms = props.rollbackAlarmNames ?? [];
     const template = {
       id: this.launchTemplate.id,
       version: Token.asString(this.launchTemplate.latestVersion),
@@ -427,6 +455,9 @@ export class NodeGroup extends Construct {
           : undefined,
       // A new launch template version (user-data = settings revision, AMI, type) rolls
       // the group: launch new, wait healthy + warm-up, then terminate old.
+      // Health-gated: a new node counts only once its launch hook is CONTINUE (role
+      // healthy); a group of several pauses at half for one warm-up, so the alarms see the
+      // first half in service before the rest goes; an alarm going off rolls it all back.
       instanceRefresh: {
         strategy: "Rolling",
         preferences: {
@@ -437,6 +468,11 @@ export class NodeGroup extends Construct {
           // Busy workers are protected from scale-in; a refresh still replaces them and
           // their termination hook lets running tasks finish.
           ...(drainTimeout !== undefined ? { scaleInProtectedInstances: "Refresh" } : {}),
+          ...(props.maxSize > 1
+            ? { checkpointPercentages: [50, 100], checkpointDelay: String(warmupSeconds) }
+            : {}),
+          autoRollback: true,
+          ...(rollbackAlarms.length ? { alarmSpecification: { alarms: [...rollbackAlarms] } } : {}),
         },
       },
       enabledMetrics: [
@@ -496,25 +532,39 @@ export interface WorkerSpec extends NodeSpec {
   readonly spot?: boolean;
 }
 
+/** Whether the scheduler a group runs may overlap with another one. */
+export interface SchedulerOverlap {
+  /**
+   * `[scheduler] use_row_level_locking`. Must be true: an instance refresh starts the new
+   * scheduler before the old one stops, and two schedulers without row locks can both
+   * schedule the same task instance.
+   */
+  readonly useRowLevelLocking: boolean;
+}
+
 /** LocalExecutor: one node runs every component, tasks included. */
 export interface StandaloneLayout {
   /** Selects this layout. */
   readonly executor: "LocalExecutor";
   /** The node; it needs both the api-server's and the scheduler's network paths. */
-  readonly standalone: NodeSpec;
+  readonly standalone: NodeSpec & SchedulerOverlap;
 }
 
 /** CeleryExecutor: an api-server, schedulers and a worker fleet. */
 export interface CeleryLayout {
   /** Selects this layout. */
   readonly executor: "CeleryExecutor";
-  /** The api-server: one node, two while a refresh replaces it. */
-  readonly apiServer: NodeSpec;
-  /** Schedulers; each runs scheduler, dag-processor and triggerer. */
-  readonly scheduler: NodeSpec & {
-    /** Schedulers in service (one more while a refresh replaces one). */
+  /** The api-server: `count` nodes, one more while a refresh replaces one. */
+  readonly apiServer: NodeSpec & {
+    /** API servers in service (config durability.apiServerCount: 2 outside dev). */
     readonly count: number;
   };
+  /** Schedulers; each runs scheduler, dag-processor and triggerer. */
+  readonly scheduler: NodeSpec &
+    SchedulerOverlap & {
+      /** Schedulers in service (one more while a refresh replaces one). */
+      readonly count: number;
+    };
   /** Celery workers. */
   readonly worker: WorkerSpec;
 }
@@ -546,11 +596,17 @@ export interface AirflowNodeGroupsProps {
   readonly loadBalancers: NodeTargetGroups;
   /** AIRFLOW_SETTINGS_REVISION. */
   readonly settingsRevision: string;
+  /**
+   * Alarms (by name) on the api-server's (or standalone node's) load balancer targets that
+   * roll its instance refresh back, besides every group's own in-service alarm.
+   * @default []
+   */
+  readonly apiServerRollbackAlarmNames?: readonly string[];
 }
 
 /**
- * The node groups of the layout: CeleryExecutor -> api-server (1, up to 2 during a
- * refresh), schedulers (`scheduler.count`; each runs scheduler, dag-processor, triggerer)
+ * The node groups of the layout: CeleryExecutor -> api-server (`apiServer.count`, one
+ * more during a refresh), schedulers (`scheduler.count`; each runs scheduler, dag-processor, triggerer)
  * and workers (`worker.min`..`worker.max`); LocalExecutor -> one standalone node.
  */
 export class AirflowNodeGroups extends Construct {
@@ -562,6 +618,19 @@ export class AirflowNodeGroups extends Construct {
   public constructor(scope: Construct, id: string, props: AirflowNodeGroupsProps) {
     super(scope, id);
     const { layout } = props;
+    if (layout.executor === "CeleryExecutor") {
+      assertIntIn(this, "layout.apiServer.count", layout.apiServer.count, 1, 10);
+    }
+    const scheduling = layout.executor === "CeleryExecutor" ? layout.scheduler : layout.standalone;
+    const schedulingField = layout.executor === "CeleryExecutor" ? "scheduler" : "standalone";
+    if (scheduling.useRowLevelLocking !== true) {
+      throw new PropError(
+        this,
+        `layout.${schedulingField}.useRowLevelLocking`,
+        scheduling.useRowLevelLocking,
+        "true (an instance refresh runs the new scheduler next to the old one)",
+      );
+    }
     this.image = new GoldenImage(this, "image", props.image);
     const common = {
       resourcePrefix: props.resourcePrefix,
@@ -573,6 +642,11 @@ export class AirflowNodeGroups extends Construct {
       subnets: props.subnets,
       settingsRevision: props.settingsRevision,
     };
+    const lbAlarms = props.apiServerRollbackAlarmNames ?? [];
+    const rollbackAlarmNames = (role: NodeRole, extra: readonly string[] = []): string[] => [
+      groupInServiceAlarmName(props.resourcePrefix, role),
+      ...extra,
+    ];
     const profile = (role: NodeRole): HasArn => {
       const p = props.instanceProfiles[role];
       if (p === undefined)
@@ -593,6 +667,7 @@ export class AirflowNodeGroups extends Construct {
         targetGroups: props.loadBalancers.apiServerTargetGroups,
         // One node: refresh must launch the new one before the old one goes.
         minHealthyPercentage: 100,
+        rollbackAlarmNames: rollbackAlarmNames("standalone", lbAlarms),
       });
     } else {
       groups["api-server"] = new NodeGroup(this, "api-server", {
@@ -601,10 +676,11 @@ export class AirflowNodeGroups extends Construct {
         instanceProfile: profile("api-server"),
         securityGroups: layout.apiServer.securityGroups,
         instanceType: layout.apiServer.instanceType,
-        minSize: 1,
-        maxSize: 2,
-        desiredCapacity: 1,
+        minSize: layout.apiServer.count,
+        maxSize: layout.apiServer.count + 1,
+        desiredCapacity: layout.apiServer.count,
         targetGroups: props.loadBalancers.apiServerTargetGroups,
+        rollbackAlarmNames: rollbackAlarmNames("api-server", lbAlarms),
       });
       groups.scheduler = new NodeGroup(this, "scheduler", {
         ...common,
@@ -615,6 +691,7 @@ export class AirflowNodeGroups extends Construct {
         minSize: layout.scheduler.count,
         maxSize: layout.scheduler.count + 1,
         desiredCapacity: layout.scheduler.count,
+        rollbackAlarmNames: rollbackAlarmNames("scheduler"),
       });
       const worker = new NodeGroup(this, "worker", {
         ...common,
@@ -627,6 +704,7 @@ export class AirflowNodeGroups extends Construct {
         // No desiredCapacity: the scaling policies own it between min and max.
         drainTimeoutSeconds: layout.worker.drainSeconds ?? drainFromImage(this.image),
         spot: layout.worker.spot ?? false,
+        rollbackAlarmNames: rollbackAlarmNames("worker"),
       });
       groups.worker = worker;
       if (layout.worker.max > layout.worker.min) {

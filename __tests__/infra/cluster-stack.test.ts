@@ -193,3 +193,32 @@ describe("AirflowClusterStack", () => {
     expect(masked).toMatchSnapshot();
   });
 });
+
+describe("instance refresh rollback alarms", () => {
+  it.each(["CeleryExecutor", "LocalExecutor"] as const)(
+    "GIVEN the %s cluster WHEN synthesized THEN every alarm a group's instance refresh rolls back on exists, by that name",
+    (executor) => {
+      const json = JSON.parse(synthCluster({ executor }));
+      const alarmNames = new Set(
+        Object.values(
+          json.resource.aws_cloudwatch_metric_alarm as Record<string, { alarm_name: string }>,
+        ).map((a) => a.alarm_name),
+      );
+      const groups = Object.values(
+        json.resource.aws_autoscaling_group as Record<
+          string,
+          { name: string; instance_refresh: { preferences: { alarm_specification: { alarms: string[] } } } }
+        >,
+      );
+      expect(groups.length).toBeGreaterThan(0);
+      for (const g of groups) {
+        const alarms = g.instance_refresh.preferences.alarm_specification.alarms;
+        expect(alarms.length).toBeGreaterThan(0);
+        expect({ group: g.name, missing: alarms.filter((a) => !alarmNames.has(a)) }).toEqual({
+          group: g.name,
+          missing: [],
+        });
+      }
+    },
+  );
+});

@@ -77,13 +77,13 @@ describe("config defaults", () => {
   // One row per environment policy: every durability value, decided once from env and
   // deletionProtection (the README's "Environment policy" table lists the same values).
   it.each([
-    // env, deletionProtection, protect, secretDays, kmsDays, cacheSnapshotDays, natPerAz, finalSnapshot, forceDestroy
-    ["dev", undefined, false, 0, 7, 1, false, false, true],
-    ["dev", true, true, 7, 7, 1, false, true, false],
-    ["prod", undefined, true, 7, 30, 7, true, true, false],
-    ["prod", false, false, 0, 30, 7, true, true, true],
+    // env, deletionProtection, protect, secretDays, kmsDays, cacheSnapshotDays, natPerAz, finalSnapshot, forceDestroy, apiServers
+    ["dev", undefined, false, 0, 7, 1, false, false, true, 1],
+    ["dev", true, true, 7, 7, 1, false, true, false, 1],
+    ["prod", undefined, true, 7, 30, 7, true, true, false, 2],
+    ["prod", false, false, 0, 30, 7, true, true, true, 2],
   ] as const)(
-    "GIVEN env %s and deletionProtection %s WHEN parsed THEN the durability policy is protect=%s, secrets %sd, KMS %sd, cache snapshots %sd, NAT per AZ %s, final snapshot %s, force destroy %s",
+    "GIVEN env %s and deletionProtection %s WHEN parsed THEN the durability policy is protect=%s, secrets %sd, KMS %sd, cache snapshots %sd, NAT per AZ %s, final snapshot %s, force destroy %s, api-servers %s",
     (
       env,
       deletionProtection,
@@ -94,6 +94,7 @@ describe("config defaults", () => {
       natPerAz,
       finalSnapshot,
       forceDestroy,
+      apiServers,
     ) => {
       // WHEN
       const c = parseConfig(
@@ -109,6 +110,7 @@ describe("config defaults", () => {
         natPerAz,
         finalSnapshot,
         forceDestroyBuckets: forceDestroy,
+        apiServerCount: apiServers,
       });
     },
   );

@@ -245,8 +245,23 @@ const ROLE_CASES: Readonly<Record<NodeRole, readonly Case[]>> = {
     allowed("elasticmapreduce:RunJobFlow", "*", CREATE),
     allowed("elasticmapreduce:AddJobFlowSteps", emrCluster("j-OWN"), OWN),
     ["elasticmapreduce:AddTags", emrCluster("j-FOREIGN"), { ...CREATE, ...FOREIGN }, "ExplicitlyDenied"],
-    denied("autoscaling:CompleteLifecycleAction", asg(`${CLUSTER}-standalone`)),
   ],
+};
+
+/**
+ * Per role: its own group's launch hook and health (self-healing), and no other group's:
+ * a node must not complete another role's hooks or mark another role's nodes unhealthy.
+ */
+const ownGroupCases = (role: NodeRole): Case[] => {
+  const other = role === "scheduler" ? "api-server" : "scheduler";
+  return [
+    allowed("autoscaling:CompleteLifecycleAction", asg(`${CLUSTER}-${role}`)),
+    allowed("autoscaling:SetInstanceHealth", asg(`${CLUSTER}-${role}`)),
+    denied("autoscaling:SetInstanceHealth", asg(`${CLUSTER}-${other}`)),
+    denied("autoscaling:SetInstanceHealth", asg(`airflow-prod-${role}`)),
+    denied("autoscaling:CompleteLifecycleAction", asg(`${CLUSTER}-${other}`)),
+    denied("autoscaling:SetDesiredCapacity", asg(`${CLUSTER}-${role}`)),
+  ];
 };
 
 /** Per role: every contract secret, and whether the role may read it. */
@@ -273,7 +288,12 @@ describe.each<[NodeRole, ReturnType<typeof synthesized>]>([
   ["standalone", local],
 ])("the %s role, evaluated", (role, stack) => {
   const policy = stack.policyOf(role);
-  const cases = [...EVERY_ROLE, ...ROLE_CASES[role], ...secretCases(role, ALL_SECRETS)];
+  const cases = [
+    ...EVERY_ROLE,
+    ...ROLE_CASES[role],
+    ...ownGroupCases(role),
+    ...secretCases(role, ALL_SECRETS),
+  ];
 
   it.each(cases)(
     `GIVEN the ${role} policy WHEN it requests %s on %s (%j) THEN IAM says %s`,

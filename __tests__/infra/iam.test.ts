@@ -24,6 +24,7 @@ import {
   sessionManagerStatements,
   settingsReadStatements,
   workerDrainStatements,
+  nodeHealthStatements,
 } from "../../modules/iam";
 import { Statement, policyStatements, resourcesOf, synthCompute } from "./compute-fixtures";
 import { bareStack } from "./helpers";
@@ -132,7 +133,7 @@ describe("node roles", () => {
   });
 
   it("GIVEN the worker policy WHEN synthesized THEN it completes hooks and sets scale-in protection on its own group only, with no ec2:DescribeTags", () => {
-    const complete = bySid(doc("worker"), "CompleteOwnLifecycleActions");
+    const complete = bySid(doc("worker"), "CompleteOwnLaunchAndReportOwnHealth");
     expect(complete.actions).toContain("autoscaling:CompleteLifecycleAction");
     expect(bySid(doc("worker"), "ProtectWhileBusy").actions).toEqual(["autoscaling:SetInstanceProtection"]);
     for (const s of [complete, bySid(doc("worker"), "ProtectWhileBusy")]) {
@@ -272,6 +273,7 @@ const concerns: readonly (readonly [string, () => Statements, readonly string[]]
   ],
   ["workerDrainStatements", () => workerDrainStatements({ aws, resourcePrefix: "PREFIX" }), ["autoscaling"]],
   ["sesStatements", () => sesStatements("SES-IDENTITY"), ["ses"]],
+  ["nodeHealthStatements", () => nodeHealthStatements(aws, "PREFIX", "scheduler"), ["autoscaling"]],
 ];
 const concern = (name: string): Statements => {
   const c = concerns.find(([n]) => n === name);
@@ -341,6 +343,7 @@ describe("roles composed from the concerns", () => {
         "remoteLogStatements (read-only)",
         "bucketKeyStatements",
         "efsStatements",
+        "nodeHealthStatements",
       ],
     ],
     [
@@ -353,6 +356,7 @@ describe("roles composed from the concerns", () => {
         "bucketKeyStatements",
         "efsStatements",
         "emrWatchStatements",
+        "nodeHealthStatements",
         "sesStatements",
       ],
     ],
@@ -369,6 +373,7 @@ describe("roles composed from the concerns", () => {
         "emrWatchStatements",
         "emrControlStatements",
         "workerDrainStatements",
+        "nodeHealthStatements",
         "sesStatements",
       ],
     ],

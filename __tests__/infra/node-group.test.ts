@@ -75,6 +75,7 @@ describe("launch templates (CeleryExecutor)", () => {
           http_endpoint: "enabled",
           http_tokens: "required",
           http_put_response_hop_limit: 1,
+          // the drain and the launch hook read the group name from IMDS, not ec2:DescribeTags
           instance_metadata_tags: "enabled",
         },
       });
@@ -224,7 +225,11 @@ describe("auto scaling groups", () => {
 
   it("GIVEN the worker group WHEN synthesized THEN workers drain through a termination hook whose timeout is the AMI's WorkerStopTimeout tag + 300 s, at most 7200 s", () => {
     // THEN only the worker group carries the drain hook, its heartbeat a Terraform expression on the AMI's tag
-    expect(group("worker")?.initial_lifecycle_hook).toEqual([
+    const drain = (role: string) =>
+      (group(role)?.initial_lifecycle_hook as { lifecycle_transition: string }[]).filter(
+        (h) => h.lifecycle_transition === "autoscaling:EC2_INSTANCE_TERMINATING",
+      );
+    expect(drain("worker")).toEqual([
       {
         name: "drain",
         lifecycle_transition: "autoscaling:EC2_INSTANCE_TERMINATING",
@@ -232,16 +237,55 @@ describe("auto scaling groups", () => {
         default_result: "CONTINUE",
       },
     ]);
-    const hook = (group("worker")?.initial_lifecycle_hook as { heartbeat_timeout: string }[])[0];
+    const hook = drain("worker")[0] as unknown as { heartbeat_timeout: string };
     expect(hook.heartbeat_timeout).toMatch(
       /^\$\{min\(sum\(\[tonumber\(lookup\(data\.aws_ami\.[\w-]+\.tags, "WorkerStopTimeout", "3600"\)\), 300\]\), 7200\)\}$/,
     );
-    expect(group("api-server")?.initial_lifecycle_hook ?? []).toEqual([]);
+    expect(drain("api-server")).toEqual([]);
     // AND a refresh replaces scale-in-protected (busy) workers too, through that hook
     expect(group("worker")?.instance_refresh).toMatchObject({
       preferences: expect.objectContaining({ scale_in_protected_instances: "Refresh" }),
     });
   });
+
+  it.each(["api-server", "scheduler", "worker"])(
+    "GIVEN the %s group WHEN synthesized THEN a launch hook keeps new nodes out of service until the bootstrap sees them healthy, ABANDON otherwise",
+    (role) => {
+      const launch = (group(role)?.initial_lifecycle_hook as { lifecycle_transition: string }[]).filter(
+        (h) => h.lifecycle_transition === "autoscaling:EC2_INSTANCE_LAUNCHING",
+      );
+      const c = CONTRACT.launchHook;
+      expect(launch).toEqual([
+        {
+          name: c.lifecycleHookName,
+          lifecycle_transition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+          // outlasts every wait of the bootstrap: boot, the migration wait, the health wait
+          heartbeat_timeout: c.bootSeconds + c.migrationWaitSeconds + c.healthWaitSeconds,
+          default_result: "ABANDON",
+        },
+      ]);
+    },
+  );
+
+  it.each([
+    ["api-server", ["airflow-dev-api-server-in-service", "airflow-dev-alb-public-ui-unhealthy"]],
+    ["scheduler", ["airflow-dev-scheduler-in-service"]],
+    ["worker", ["airflow-dev-worker-in-service"]],
+  ])(
+    "GIVEN the %s group WHEN synthesized THEN an instance refresh pauses at half, launches before it terminates and rolls back on %j",
+    (role, alarms) => {
+      const prefs = (group(role)?.instance_refresh as { preferences: Record<string, unknown> }).preferences;
+      expect(prefs).toMatchObject({
+        min_healthy_percentage: 100,
+        max_healthy_percentage: 200,
+        checkpoint_percentages: [50, 100],
+        auto_rollback: true,
+      });
+      expect((prefs.alarm_specification as { alarms: string[] }).alarms).toEqual(
+        expect.arrayContaining(alarms),
+      );
+    },
+  );
 
   it("GIVEN the api-server group WHEN synthesized THEN it is load-balanced and health-checked through the ALB", () => {
     expect(json).toHaveResourceWithProperties(AutoscalingGroup, {

@@ -3,7 +3,9 @@
 Steps: node.env -> the role's settings and secrets (ssm | envfile) -> render -> write config
 -> EFS -> database (migrate under a lock, rotate a multi-key fernet secret, or wait for it;
 a worker, which holds no database credentials, waits for the Execution API) -> admin user
--> start exactly the role's units.
+-> start exactly the role's units -> wait until the role passes its health checks
+(health.py) -> complete the group's launch lifecycle hook: CONTINUE when healthy, ABANDON
+on any failure, so the group replaces a node that never became healthy.
 Any problem ends the run with exit status 1 and one message naming what to fix.
 """
 
@@ -21,8 +23,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import BootstrapError
+from . import BootstrapError, health
 from . import contract as contract_mod
+from .instance import complete_launch
 from .render import EFS, ETC, HOME, LOGS, Rendered, env_text, render, to_ini
 from .settings import Node, load_node, read_settings
 from .units import DONE_MARKER, launch_local
@@ -268,6 +271,21 @@ def start_units(node: Node, out: Rendered) -> None:
     log(f"started {', '.join(out.units)}")
 
 
+def complete_launch_hook(node_env: Path, contract_path: Path | None, result: str) -> None:
+    """Tells the group the outcome (CONTINUE or ABANDON). Off EC2 - the local rehearsal,
+    or node.env unreadable - one log line; the hook's default ABANDON applies then."""
+    try:
+        contract = contract_mod.load(contract_path)
+        node = load_node(node_env, contract)
+    except BootstrapError as exc:
+        log(f"launch hook not completed ({exc}); the group abandons the instance at the hook's timeout")
+        return
+    if node.service_manager == "local" and not node.imds_stubbed:
+        log(f"launch hook {contract.launch_hook} skipped: local service manager, not on EC2 ({result})")
+        return
+    complete_launch(node.imds_url, contract.launch_hook, result, log)
+
+
 def run(node_env: Path, contract_path: Path | None = None) -> str:
     contract = contract_mod.load(contract_path)
     node = load_node(node_env, contract)
@@ -283,6 +301,13 @@ def run(node_env: Path, contract_path: Path | None = None) -> str:
     else:
         wait_for_execution_api(node, out)
     start_units(node, out)
+    health.wait_healthy(
+        contract.roles[node.role],
+        lambda argv: _airflow(node, out, *argv),
+        health.read_config(node.path(f"{ETC}/airflow.cfg")),
+        node.health_wait,
+        log,
+    )
     node.path(DONE_MARKER).parent.mkdir(parents=True, exist_ok=True)
     node.path(DONE_MARKER).write_text(f"{node.role} {node.revision}\n")
     return node.role
@@ -300,8 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         role = run(args.node_env, args.contract)
     except BootstrapError as exc:
         log(f"FAILED after {time.monotonic() - started:.1f}s: {exc}")
+        complete_launch_hook(args.node_env, args.contract, "ABANDON")
         return 1
     log(f"role {role} ready; bootstrap wall time {time.monotonic() - started:.1f}s")
+    complete_launch_hook(args.node_env, args.contract, "CONTINUE")
     return 0
 
 

@@ -30,6 +30,9 @@ class Contract:
     drain_hook: str  # workerDrain.lifecycleHookName: the worker group's termination hook
     scaling_metric: str  # workerScaling.metricName: the queue-depth signal the worker group tracks
     scaling_dimension: str  # workerScaling.queueDimension
+    launch_hook: str  # launchHook.lifecycleHookName: every group's launch hook
+    migration_wait: int  # launchHook.migrationWaitSeconds: default AIRFLOW_MIGRATION_WAIT
+    health_wait: int  # launchHook.healthWaitSeconds: how long a started role may take to turn healthy
 
 
 def default_path() -> Path:
@@ -61,6 +64,9 @@ def load(path: Path | None = None) -> Contract:
             drain_hook=raw["workerDrain"]["lifecycleHookName"],
             scaling_metric=raw["workerScaling"]["metricName"],
             scaling_dimension=raw["workerScaling"]["queueDimension"],
+            launch_hook=raw["launchHook"]["lifecycleHookName"],
+            migration_wait=int(raw["launchHook"]["migrationWaitSeconds"]),
+            health_wait=int(raw["launchHook"]["healthWaitSeconds"]),
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None

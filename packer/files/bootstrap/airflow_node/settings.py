@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import BootstrapError
 from .contract import Contract
+from .instance import IMDS, imds_url
 
 # Keys user-data may not carry but the local rehearsal (or an operator) may set in node.env.
 # Anything else is rejected so that a typo fails loudly instead of being ignored.
@@ -35,7 +36,9 @@ LOCAL_KEYS = {
     "AIRFLOW_SERVICE_MANAGER": "systemd or local (default systemd)",
     "AIRFLOW_CONFIG_OVERLAY": "ini file merged over the rendered airflow.cfg (local ports etc.)",
     "AIRFLOW_SKIP_SERVE_LOGS": "true or false: local launcher runs worker/triggerer without the log server",
-    "AIRFLOW_MIGRATION_WAIT": "seconds non-migrating roles wait for `airflow db migrate` (default 900)",
+    "AIRFLOW_MIGRATION_WAIT": "seconds non-migrating roles wait for the migration (default: launchHook)",
+    "AIRFLOW_HEALTH_WAIT": "seconds a started role may take to turn healthy (default: launchHook)",
+    "AIRFLOW_IMDS_URL": "tests only: a loopback IMDS stub http://127.0.0.1:<port> (default 169.254.169.254)",
 }
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -80,6 +83,9 @@ class Node:
     overlay: Path | None
     migration_wait: int
     skip_serve_logs: bool = False
+    health_wait: int = 300
+    imds_url: str = IMDS
+    imds_stubbed: bool = False  # AIRFLOW_IMDS_URL set: a test's stub, reached even in local mode
 
     def path(self, absolute: str) -> Path:
         """A fixed node path (/etc/airflow/...), under AIRFLOW_NODE_ROOT when set."""
@@ -135,9 +141,12 @@ def load_node(path: Path, contract: Contract) -> Node:
     manager = env.get("AIRFLOW_SERVICE_MANAGER") or "systemd"
     if manager not in ("systemd", "local"):
         raise BootstrapError(f"AIRFLOW_SERVICE_MANAGER={manager!r} is invalid: allowed systemd or local")
-    wait = env.get("AIRFLOW_MIGRATION_WAIT") or "900"
+    wait = env.get("AIRFLOW_MIGRATION_WAIT") or str(contract.migration_wait)
     if not wait.isdigit() or int(wait) < 1:
         raise BootstrapError(f"AIRFLOW_MIGRATION_WAIT={wait!r} is invalid: a positive number of seconds")
+    health_wait = env.get("AIRFLOW_HEALTH_WAIT") or str(contract.health_wait)
+    if not health_wait.isdigit() or int(health_wait) < 1:
+        raise BootstrapError(f"AIRFLOW_HEALTH_WAIT={health_wait!r} is invalid: a positive number of seconds")
     overlay = env.get("AIRFLOW_CONFIG_OVERLAY")
     return Node(
         role=role,
@@ -156,6 +165,9 @@ def load_node(path: Path, contract: Contract) -> Node:
         overlay=Path(overlay) if overlay else None,
         migration_wait=int(wait),
         skip_serve_logs=_bool(env, "AIRFLOW_SKIP_SERVE_LOGS", False),
+        health_wait=int(health_wait),
+        imds_url=imds_url(env.get("AIRFLOW_IMDS_URL")),
+        imds_stubbed=bool(env.get("AIRFLOW_IMDS_URL")),
     )
 
 

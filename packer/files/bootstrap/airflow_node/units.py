@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import BootstrapError
 from . import contract as contract_mod
+from .health import INTERVAL_SECONDS
 
 ENV_FILE = "/etc/airflow/airflow.env"
 BOOTSTRAP_BIN = "/opt/airflow/bin/airflow-bootstrap"
@@ -22,6 +23,7 @@ DRAIN_BIN = "/opt/airflow/bin/airflow-worker-drain"
 BOOTSTRAP_LIB_DIR = "/opt/airflow/bootstrap"  # where the AMI bakes this package
 WORKER_UNIT = "airflow-celery-worker.service"
 DONE_MARKER = "/run/airflow-bootstrap.done"
+BOOTSTRAP_LIB = "/opt/airflow/bootstrap"  # the airflow_node package on the node
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,23 @@ UNITS: dict[str, Unit] = {
     ),
     "airflow-worker-protect.timer": Unit(
         "Check every 15 s whether this worker runs tasks", (), kind="timer", timer_every="15s"
+    ),
+    # Lost units mean a replaced node: the role's health checks every minute; after
+    # health.FAILURES_BEFORE_UNHEALTHY failures in a row, SetInstanceHealth Unhealthy.
+    "airflow-health.service": Unit(
+        "Role health checks; mark the instance unhealthy in its Auto Scaling group after repeated failures",
+        ("python", "-m", "airflow_node.health"),
+        kind="oneshot",
+        extra_service=(
+            f"Environment=PYTHONPATH={BOOTSTRAP_LIB}",
+            # the failure count survives between runs, not across a reboot
+            "RuntimeDirectory=airflow-health",
+            "RuntimeDirectoryPreserve=yes",
+            "TimeoutStartSec=300",
+        ),
+    ),
+    "airflow-health.timer": Unit(
+        "Run the role's health checks every minute", (), kind="timer", timer_every=f"{INTERVAL_SECONDS}s"
     ),
 }
 
