@@ -215,6 +215,11 @@ export interface NodeGroupProps {
    */
   readonly rootVolumeGb?: number;
   /**
+   * EC2 detailed monitoring (1-minute instance metrics, billed per metric).
+   * @default true
+   */
+  readonly detailedMonitoring?: boolean;
+  /**
    * Seconds after launch before health checks count (boot + bootstrap + DB migration).
    * @default 600
    */
@@ -303,7 +308,7 @@ export class NodeGroup extends Construct {
       updateDefaultVersion: true,
       // IMDSv2 only, one hop: containers/processes behind a NAT hop cannot steal the role.
       metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
-      monitoring: { enabled: true },
+      monitoring: { enabled: props.detailedMonitoring ?? true },
       blockDeviceMappings: [
         {
           deviceName: props.image.rootDeviceName,
@@ -465,6 +470,11 @@ export interface AirflowNodeGroupsProps {
   readonly loadBalancers: NodeTargetGroups;
   /** AIRFLOW_SETTINGS_REVISION. */
   readonly settingsRevision: string;
+  /**
+   * EC2 detailed monitoring of every group (the environment policy's).
+   * @default true
+   */
+  readonly detailedMonitoring?: boolean;
 }
 
 /**
@@ -494,6 +504,7 @@ export class AirflowNodeGroups extends Construct {
       image: this.image,
       subnets: props.subnets,
       settingsRevision: props.settingsRevision,
+      detailedMonitoring: props.detailedMonitoring,
     };
     const profile = (role: NodeRole): HasArn => {
       const p = props.instanceProfiles[role];
