@@ -786,9 +786,11 @@ export interface AirflowConfig extends Omit<
    */
   readonly uiAccess: UiAccess;
   /**
-   * Whether the internet-facing load balancer exists: with `uiAccess` "load-balancer", and
-   * with LocalExecutor, whose node has no other load balancer to health-check it. A Celery
-   * cluster reached by port forwarding needs only its internal load balancer.
+   * Whether the internet-facing load balancer exists: with `uiAccess` "load-balancer"; with
+   * LocalExecutor, whose node has no other load balancer to health-check it; and with
+   * deletion protection, which guards that load balancer too, so dropping it from a live
+   * protected env would fail the apply. An unprotected Celery cluster reached by port
+   * forwarding needs only its internal load balancer.
    */
   readonly publicLoadBalancer: boolean;
 }
@@ -908,7 +910,8 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
     stateBucketName: c.stateBucketName ?? defaultStateBucket(c.namePrefix, c.region, accountId),
     stateBucketNameIsGlobalGuess: c.stateBucketName === undefined && accountId === undefined,
     uiAccess,
-    publicLoadBalancer: uiAccess === "load-balancer" || c.executor === "LocalExecutor",
+    publicLoadBalancer:
+      uiAccess === "load-balancer" || c.executor === "LocalExecutor" || durability.deletionProtection,
     architecture: instanceArchitecture(
       c.executor === "CeleryExecutor" ? instanceTypes.apiServer : instanceTypes.standalone,
     ),

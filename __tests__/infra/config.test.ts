@@ -161,6 +161,7 @@ describe("config defaults", () => {
     [{}, "port-forward", false],
     [{ uiAllowedCidrs: ["203.0.113.0/24"] }, "load-balancer", true],
     [{ executor: "LocalExecutor" }, "port-forward", true],
+    [{ deletionProtection: true }, "port-forward", true],
   ] as const)(
     "GIVEN %j WHEN parsed THEN the UI is reached by %s and the public load balancer exists: %s",
     (input, uiAccess, publicLoadBalancer) => {
