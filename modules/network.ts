@@ -227,7 +227,10 @@ export class Network extends Construct {
               resourcePrefix: p,
               vpc: this.vpc,
               subnet: this.publicSubnets[0],
-              sourceCidrs: this.privateSubnets.map((s) => s.cidrBlock),
+              // Literal blocks (as the subnets were cut), so the rules are reviewable in the plan.
+              sourceCidrs: this.privateSubnets.map((_, i) =>
+                subnetCidr(props.cidr, SUBNET_BITS, PRIVATE_OFFSET + i),
+              ),
             }).networkInterfaceId,
           },
         ]
