@@ -29,7 +29,8 @@ function lbDependsOn(synth: string): { internal: boolean; dependsOn: string[] }[
 }
 
 describe.each([
-  ["CeleryExecutor", { executor: "CeleryExecutor" } as const, 2],
+  ["CeleryExecutor", { executor: "CeleryExecutor", uiAllowedCidrs: ["203.0.113.0/24"] } as const, 2],
+  ["CeleryExecutor, UI port-forwarded", { executor: "CeleryExecutor" } as const, 1],
   ["LocalExecutor", { executor: "LocalExecutor" } as const, 1],
 ])("deploy order with %s", (_name, input, lbCount) => {
   const synth = synthCluster(input);
