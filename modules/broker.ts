@@ -194,6 +194,13 @@ export class Broker extends Construct {
         },
       ],
     });
+    if (!failover) {
+      skipCheckov(
+        this.replicationGroup,
+        "CKV2_AWS_50",
+        "replicas 0 (the dev default): one node has no replica to fail over to; a lost node costs only queued Celery messages, which the scheduler re-queues after [scheduler] task_queued_timeout; set redis.replicas to 1 or more for failover",
+      );
+    }
     this.endpoint = this.replicationGroup.primaryEndpointAddress;
   }
 }

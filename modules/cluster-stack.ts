@@ -110,6 +110,7 @@ export class AirflowClusterStack extends TerraformStack {
       azCount: config.azCount,
       availabilityZones: config.availabilityZones,
       natPerAz: durability.natPerAz,
+      natInstance: durability.natInstance,
       flowLogRetentionDays: config.logRetentionDays,
       kmsKeyArn,
     });
@@ -121,6 +122,7 @@ export class AirflowClusterStack extends TerraformStack {
       uiAllowedCidrs: config.uiAllowedCidrs,
       https: config.certificateArn !== undefined,
       celery: config.executor === "CeleryExecutor",
+      publicLoadBalancer: config.publicLoadBalancer,
     });
 
     // Created by Terraform, not by EMR, so `destroy` can delete the VPC after DAG_1 ran.
@@ -217,7 +219,9 @@ export class AirflowClusterStack extends TerraformStack {
           }
         : undefined,
       loadBalancers: [
-        { name: "public", loadBalancer: lbs.publicLb, targetGroups: { ui: lbs.uiTargetGroup } },
+        ...(lbs.publicLb && lbs.uiTargetGroup
+          ? [{ name: "public", loadBalancer: lbs.publicLb, targetGroups: { ui: lbs.uiTargetGroup } }]
+          : []),
         ...(lbs.internalLb && lbs.executionApiTargetGroup && lbs.flowerTargetGroup
           ? [
               {

@@ -45,7 +45,8 @@ export interface ComputePlaneProps {
   };
   /** Security groups (the `SecurityGroups` construct). */
   readonly securityGroups: {
-    readonly albPublic: HasId;
+    /** Absent without the public load balancer (`config.publicLoadBalancer`). */
+    readonly albPublic?: HasId;
     /** Absent with LocalExecutor. */
     readonly albInternal?: HasId;
     readonly apiServer: HasId;
@@ -136,9 +137,19 @@ export class ComputePlane extends Construct {
     const celery =
       config.executor === "CeleryExecutor"
         ? {
-            broker: required(this, "broker", props.broker, "the Broker construct"),
-            albInternal: required(this, "securityGroups.albInternal", sgs.albInternal, "a security group"),
-            worker: required(this, "securityGroups.worker", sgs.worker, "a security group"),
+            broker: required(this, "broker", props.broker, "the Broker construct with CeleryExecutor"),
+            albInternal: required(
+              this,
+              "securityGroups.albInternal",
+              sgs.albInternal,
+              "a security group with CeleryExecutor",
+            ),
+            worker: required(
+              this,
+              "securityGroups.worker",
+              sgs.worker,
+              "a security group with CeleryExecutor",
+            ),
           }
         : undefined;
     const repo = repoRoot();
@@ -193,6 +204,7 @@ export class ComputePlane extends Construct {
       deletionProtection: config.durability.deletionProtection,
       vpc: props.network.vpc,
       publicSubnets: props.network.publicSubnets,
+      publicLoadBalancer: config.publicLoadBalancer,
       publicSecurityGroup: sgs.albPublic,
       internetRoute: props.network.internetRoute,
       certificateArn: config.certificateArn,
@@ -209,7 +221,10 @@ export class ComputePlane extends Construct {
         : undefined,
     });
 
-    this.uiUrl = config.uiAccess === "port-forward" ? UI_PORT_FORWARD_URL : this.loadBalancers.uiUrl;
+    this.uiUrl =
+      config.uiAccess === "port-forward"
+        ? UI_PORT_FORWARD_URL
+        : required(this, "loadBalancers.uiUrl", this.loadBalancers.uiUrl, "the public load balancer's URL");
 
     const sparkJobsDir = props.sparkJobsDir ?? path.join(repo, "spark-jobs");
     this.artifacts = new ClusterArtifacts(this, "artifacts", {
@@ -298,9 +313,12 @@ export class ComputePlane extends Construct {
       settingsRevision: this.settingsRevision,
       // the unhealthy-target alarms cluster-stack.ts sets on the UI and Execution API target groups
       apiServerRollbackAlarmNames: [
-        unhealthyTargetsAlarmName(names.resourcePrefix, "public", "ui"),
+        ...(this.loadBalancers.uiTargetGroup
+          ? [unhealthyTargetsAlarmName(names.resourcePrefix, "public", "ui")]
+          : []),
         ...(celery ? [unhealthyTargetsAlarmName(names.resourcePrefix, "internal", "execution-api")] : []),
       ],
+      detailedMonitoring: config.durability.detailedMonitoring,
     });
 
     new ComputeOutputs(this, "outputs", {
@@ -316,8 +334,8 @@ export class ComputePlane extends Construct {
   }
 }
 
-/** A Celery-only prop the executor needs, or one PropError line naming it. */
+/** A prop the config needs, or one PropError line naming it. */
 function required<T>(scope: Construct, field: string, value: T | undefined, what: string): T {
-  if (value === undefined) throw new PropError(scope, field, undefined, `${what} with CeleryExecutor`);
+  if (value === undefined) throw new PropError(scope, field, undefined, what);
   return value;
 }

@@ -242,11 +242,54 @@ const NAME_PREFIX = /^[a-z][a-z0-9-]{0,10}[a-z0-9]$/;
 const AZ_NAME = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9][a-z]$/;
 const azName = () => pattern(AZ_NAME, "an AZ name such as us-east-1a");
 
-/** Instance types: family.size, e.g. t3.large, m6i.xlarge, m7g.large. */
-const instanceType = (def: string) =>
-  pattern(INSTANCE_TYPE, `an EC2 instance type <family>.<size> such as m6i.large (sizes: ${SIZES})`).default(
-    def,
-  );
+/** Instance types: family.size, e.g. t3.large, m6i.xlarge, m7g.large; unset = {@link defaultSizes}. */
+const instanceType = () =>
+  pattern(
+    INSTANCE_TYPE,
+    `an EC2 instance type <family>.<size> such as m6i.large (sizes: ${SIZES})`,
+  ).optional();
+
+/** The node and broker sizes a deployment gets unless its config names them. */
+export interface DefaultSizes {
+  readonly instanceTypes: {
+    readonly apiServer: string;
+    readonly scheduler: string;
+    readonly worker: string;
+    readonly standalone: string;
+  };
+  readonly redisNodeType: string;
+}
+
+/**
+ * Default sizes per environment. Outside dev the nodes keep headroom (t3.large, m6i.large
+ * workers that never run out of CPU credits). Dev gets the smallest x86_64 sizes that still
+ * run each role with the golden AMI: api-server + Flower and scheduler + dag-processor +
+ * triggerer each fit 4 GiB, a worker at concurrency 16 keeps 8 GiB (about 0.4 GiB per task
+ * process); t3a (AMD) lists about 10% under t3 at the same vCPUs and memory. A
+ * cache.t4g.micro (0.5 GiB) holds the Celery queue of a dev cluster many times over.
+ * @param env the environment name
+ */
+export function defaultSizes(env: string): DefaultSizes {
+  return env === "dev"
+    ? {
+        instanceTypes: {
+          apiServer: "t3a.medium",
+          scheduler: "t3a.medium",
+          worker: "t3a.large",
+          standalone: "t3a.xlarge",
+        },
+        redisNodeType: "cache.t4g.micro",
+      }
+    : {
+        instanceTypes: {
+          apiServer: "t3.large",
+          scheduler: "t3.large",
+          worker: "m6i.large",
+          standalone: "t3.xlarge",
+        },
+        redisNodeType: "cache.t4g.small",
+      };
+}
 
 const schedulerSchema = z
   .strictObject({
@@ -312,10 +355,10 @@ const schema = z
     executor: oneOf(["CeleryExecutor", "LocalExecutor"]).default("CeleryExecutor"),
     instanceTypes: z
       .strictObject({
-        apiServer: instanceType("t3.large"),
-        scheduler: instanceType("t3.large"),
-        worker: instanceType("m6i.large"),
-        standalone: instanceType("t3.xlarge"),
+        apiServer: instanceType(),
+        scheduler: instanceType(),
+        worker: instanceType(),
+        standalone: instanceType(),
       })
       .prefault({}),
     workers: z
@@ -349,9 +392,12 @@ const schema = z
         nodeType: pattern(
           new RegExp(`^cache\\.${FAMILY}\\.${SIZE}$`),
           `an ElastiCache node type cache.<family>.<size> such as cache.t4g.small (sizes: ${SIZES})`,
-        ).default("cache.t4g.small"),
-        /** Read replicas; with one or more, automatic failover and Multi-AZ are on. */
-        replicas: int(0, 5, 1),
+        ).optional(),
+        /**
+         * Read replicas; with one or more, automatic failover and Multi-AZ are on.
+         * Default: the environment policy's `brokerReplicas`.
+         */
+        replicas: intRange(0, 5).optional(),
         /** Bump to rotate the AUTH token on the next deploy, without downtime (see modules/broker.ts). */
         authTokenVersion: int(1, 1000000, 1),
         /** ROTATE while nodes roll onto a new token; SET afterwards revokes the old one. */
@@ -515,17 +561,18 @@ const schema = z
       }
     }
     // One golden AMI serves every node group, so every role in use needs one architecture.
-    const roles: (keyof typeof c.instanceTypes)[] =
+    const types = instanceTypesOf(c);
+    const roles: (keyof typeof types)[] =
       c.executor === "CeleryExecutor" ? ["apiServer", "scheduler", "worker"] : ["standalone"];
     const first = roles[0];
-    const arch = instanceArchitecture(c.instanceTypes[first]);
+    const arch = instanceArchitecture(types[first]);
     for (const role of roles.slice(1)) {
-      if (instanceArchitecture(c.instanceTypes[role]) !== arch) {
+      if (instanceArchitecture(types[role]) !== arch) {
         ctx.addIssue({
           code: "custom",
           path: ["instanceTypes", role],
-          input: c.instanceTypes[role],
-          message: `an ${arch} instance type like instanceTypes.${first} (${JSON.stringify(c.instanceTypes[first])}): one golden AMI serves every role`,
+          input: types[role],
+          message: `an ${arch} instance type like instanceTypes.${first} (${JSON.stringify(types[first])}): one golden AMI serves every role`,
         });
       }
     }
@@ -549,7 +596,7 @@ const schema = z
       ctx.addIssue({ code: "custom", path, message });
     // requirements.lock is resolved for x86_64-manylinux_2_28 only (scripts/lock-python.sh),
     // so the Packer bake is proven for x86_64 alone; an own image (ami.id or another name) may be arm64.
-    const typed = INSTANCE_TYPE.test(c.instanceTypes[first]); // else it has its line already
+    const typed = INSTANCE_TYPE.test(types[first]); // else it has its line already
     if (typed && arch === "arm64" && !c.ami.id && c.ami.name === AMI_NAME_FILTER) {
       issue(
         ["instanceTypes", first],
@@ -587,7 +634,7 @@ function checkAddressPlan(c: Parsed, issue: Report): void {
     apiServerCount: durabilityOf(c.env, c.deletionProtection).apiServerCount,
     schedulerCount: c.schedulerCount,
     workersMax: c.workers.max,
-    redisReplicas: c.redis.replicas,
+    redisReplicas: c.redis.replicas ?? durabilityOf(c.env).brokerReplicas,
   });
   if (subnetAddresses(vpc.bits) >= need) return;
   let fits = vpc.bits;
@@ -677,6 +724,13 @@ function checkNames(c: Parsed, issue: Report): void {
 
 type Parsed = z.output<typeof schema>;
 
+/** The instance types in use: the config's, else the environment's {@link defaultSizes}. */
+function instanceTypesOf(c: Pick<Parsed, "env" | "instanceTypes">): DefaultSizes["instanceTypes"] {
+  const defaults = defaultSizes(c.env).instanceTypes;
+  const set = Object.fromEntries(Object.entries(c.instanceTypes).filter(([, v]) => v !== undefined));
+  return { ...defaults, ...set };
+}
+
 /**
  * Environment policy: what a deletion or a destroy may lose, and what redundancy costs
  * are paid. Decided once, here, from `env` and `deletionProtection`; modules read only
@@ -696,6 +750,20 @@ export interface Durability {
   readonly cacheSnapshotRetentionDays: number;
   /** One NAT gateway per AZ (an AZ outage keeps the others online) outside dev; one shared NAT in dev. */
   readonly natPerAz: boolean;
+  /**
+   * Dev's one NAT is a t4g.nano NAT instance instead of a managed NAT gateway (about $7
+   * instead of $37 a month): it is a single point of egress that AWS does not scale or patch
+   * between deploys, which only a disposable env accepts.
+   */
+  readonly natInstance: boolean;
+  /**
+   * Default read replicas of the Celery broker: 1 outside dev (automatic failover across
+   * AZs), 0 in dev, where a lost broker node costs only queued messages, which the
+   * scheduler re-queues after `[scheduler] task_queued_timeout`.
+   */
+  readonly brokerReplicas: number;
+  /** 1-minute EC2 detailed monitoring of the nodes: outside dev; dev reads 5-minute basic metrics. */
+  readonly detailedMonitoring: boolean;
   /**
    * Whether destroying the metadata DB leaves a final snapshot: outside dev always, so
    * switching deletionProtection off to tear an environment down still keeps its data.
@@ -721,6 +789,9 @@ export function durabilityOf(env: string, deletionProtection?: boolean): Durabil
     kmsDeletionWindowDays: isDev ? 7 : 30,
     cacheSnapshotRetentionDays: isDev ? 1 : 7,
     natPerAz: !isDev,
+    natInstance: isDev,
+    brokerReplicas: isDev ? 0 : 1,
+    detailedMonitoring: !isDev,
     finalSnapshot: protect || !isDev,
     forceDestroyBuckets: !protect,
     apiServerCount: isDev ? 1 : 2,
@@ -728,7 +799,14 @@ export function durabilityOf(env: string, deletionProtection?: boolean): Durabil
 }
 
 /** The validated configuration with every default and derived value filled in. */
-export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtection" | "azCount"> {
+export interface AirflowConfig extends Omit<
+  Parsed,
+  "database" | "deletionProtection" | "azCount" | "instanceTypes" | "redis"
+> {
+  /** Instance type per role: the config's, else the environment's {@link defaultSizes}. */
+  readonly instanceTypes: DefaultSizes["instanceTypes"];
+  /** The broker: node type and replicas default per environment ({@link defaultSizes}, {@link Durability}). */
+  readonly redis: Parsed["redis"] & { readonly nodeType: string; readonly replicas: number };
   /** Number of AZs (the length of `availabilityZones` when those are pinned). */
   readonly azCount: number;
   readonly database: Parsed["database"] & { readonly multiAz: boolean; readonly engineVersion: string };
@@ -747,6 +825,14 @@ export interface AirflowConfig extends Omit<Parsed, "database" | "deletionProtec
    * comes back to it.
    */
   readonly uiAccess: UiAccess;
+  /**
+   * Whether the internet-facing load balancer exists: with `uiAccess` "load-balancer"; with
+   * LocalExecutor, whose node has no other load balancer to health-check it; and with
+   * deletion protection, which guards that load balancer too, so dropping it from a live
+   * protected env would fail the apply. An unprotected Celery cluster reached by port
+   * forwarding needs only its internal load balancer.
+   */
+  readonly publicLoadBalancer: boolean;
 }
 
 /** `[api] base_url` when the UI is reached by SSM port forwarding (`scripts/ui.sh` forwards this port). */
@@ -842,8 +928,17 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
   const c = result.data;
   const isDev = c.env === "dev";
   const accountId = c.accountId ?? accountFromEnv();
+  const durability = durabilityOf(c.env, c.deletionProtection);
+  const instanceTypes = instanceTypesOf(c);
+  const uiAccess: UiAccess = c.uiAllowedCidrs.length > 0 || c.uiDomainName ? "load-balancer" : "port-forward";
   return {
     ...c,
+    instanceTypes,
+    redis: {
+      ...c.redis,
+      nodeType: c.redis.nodeType ?? defaultSizes(c.env).redisNodeType,
+      replicas: c.redis.replicas ?? durability.brokerReplicas,
+    },
     azCount: c.availabilityZones?.length ?? c.azCount ?? 2,
     database: {
       ...c.database,
@@ -851,12 +946,14 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
       engineVersion: DB_ENGINE_VERSIONS[c.database.engine],
     },
     accountId,
-    durability: durabilityOf(c.env, c.deletionProtection),
+    durability,
     stateBucketName: c.stateBucketName ?? defaultStateBucket(c.namePrefix, c.region, accountId),
     stateBucketNameIsGlobalGuess: c.stateBucketName === undefined && accountId === undefined,
-    uiAccess: c.uiAllowedCidrs.length > 0 || c.uiDomainName ? "load-balancer" : "port-forward",
+    uiAccess,
+    publicLoadBalancer:
+      uiAccess === "load-balancer" || c.executor === "LocalExecutor" || durability.deletionProtection,
     architecture: instanceArchitecture(
-      c.executor === "CeleryExecutor" ? c.instanceTypes.apiServer : c.instanceTypes.standalone,
+      c.executor === "CeleryExecutor" ? instanceTypes.apiServer : instanceTypes.standalone,
     ),
   };
 }

@@ -2,6 +2,8 @@
  * Load balancers: the public ALB for the UI/REST API and, with CeleryExecutor, an
  * internal ALB that carries the Execution API (workers -> api-server) and Flower. Flower
  * is never reachable from the internet: it has a listener on the internal ALB only.
+ * A cluster whose UI is reached only by SSM port forwarding to an api-server node needs
+ * no public ALB; the internal one then alone health-checks the api-server.
  */
 import { Lb } from "@cdktf/provider-aws/lib/lb";
 import { LbListener } from "@cdktf/provider-aws/lib/lb-listener";
@@ -35,8 +37,18 @@ export interface ClusterLoadBalancersProps {
   readonly vpc: HasId;
   /** Public subnets, one per AZ: the internet-facing ALB. */
   readonly publicSubnets: readonly HasId[];
-  /** Security group of the public ALB (ingress only from the configured UI CIDRs). */
-  readonly publicSecurityGroup: HasId;
+  /**
+   * Whether the internet-facing ALB exists. Without it users reach the UI by SSM port
+   * forwarding to an api-server node; it needs `internal`, whose Execution API target
+   * group then carries the api-server's ELB health check.
+   * @default true
+   */
+  readonly publicLoadBalancer?: boolean;
+  /**
+   * Security group of the public ALB (ingress only from the configured UI CIDRs).
+   * @default none - required with the public ALB
+   */
+  readonly publicSecurityGroup?: HasId;
   /**
    * The public subnets' route to the internet gateway; the internet-facing ALB is created
    * after it.
@@ -84,25 +96,25 @@ export interface ClusterLoadBalancersProps {
 
 /** Public ALB (+ internal ALB with CeleryExecutor) and the target groups nodes join. */
 export class ClusterLoadBalancers extends Construct {
-  /** Internet-facing ALB in the public subnets. */
-  public readonly publicLb: Lb;
+  /** Internet-facing ALB in the public subnets; undefined without `publicLoadBalancer`. */
+  public readonly publicLb?: Lb;
   /** Internal ALB (CeleryExecutor only). */
   public readonly internalLb?: Lb;
-  /** api-server :8080 behind the public ALB (UI, REST API). */
-  public readonly uiTargetGroup: LbTargetGroup;
+  /** api-server :8080 behind the public ALB (UI, REST API); undefined without it. */
+  public readonly uiTargetGroup?: LbTargetGroup;
   /** api-server :8080 behind the internal ALB (Execution API for workers). */
   public readonly executionApiTargetGroup?: LbTargetGroup;
   /** Flower :5555 behind the internal ALB. */
   public readonly flowerTargetGroup?: LbTargetGroup;
-  /** Public URL of the UI (`https://` with a certificate, else `http://`). */
-  public readonly uiUrl: string;
+  /** Public URL of the UI (`https://` with a certificate, else `http://`); undefined without the public ALB. */
+  public readonly uiUrl?: string;
   /** Execution API URL reachable by workers (`http://localhost:8080/execution/` when standalone). */
   public readonly executionApiUrl: string;
   /** Flower URL on the internal ALB; undefined with LocalExecutor. */
   public readonly flowerUrl?: string;
   /** Every target group the api-server (or standalone) node group registers with. */
   public readonly apiServerTargetGroups: readonly LbTargetGroup[];
-  /** Listeners of the public ALB (80, plus 443 with a certificate). */
+  /** Listeners of the public ALB (80, plus 443 with a certificate); empty without it. */
   public readonly publicListeners: readonly LbListener[];
   /** Listeners of the internal ALB (Execution API, Flower); empty with LocalExecutor. */
   public readonly internalListeners: readonly LbListener[];
@@ -117,7 +129,19 @@ export class ClusterLoadBalancers extends Construct {
         "letters, digits and '-' (ALB names)",
       );
     }
-    if (props.publicSubnets.length < 2) {
+    const withPublic = props.publicLoadBalancer ?? true;
+    if (!withPublic && !props.internal) {
+      throw new PropError(
+        this,
+        "publicLoadBalancer",
+        false,
+        "true without `internal` (the api-server needs a load balancer to health-check it)",
+      );
+    }
+    if (withPublic && !props.publicSecurityGroup) {
+      throw new PropError(this, "publicSecurityGroup", undefined, "a security group with the public ALB");
+    }
+    if (withPublic && props.publicSubnets.length < 2) {
       throw new PropError(
         this,
         "publicSubnets",
@@ -221,42 +245,47 @@ export class ClusterLoadBalancers extends Construct {
     };
 
     // --- public ALB ------------------------------------------------------------------
-    this.publicLb = makeLb("public", false, props.publicSubnets, props.publicSecurityGroup);
-    this.uiTargetGroup = makeTg("ui-tg", "ui", apiPort, API_HEALTH_PATH, !props.certificateArn);
-    const forwardUi = [{ type: "forward", targetGroupArn: this.uiTargetGroup.arn }];
-    if (props.certificateArn) {
-      const https = new LbListener(this, "https", {
-        loadBalancerArn: this.publicLb.arn,
-        port: 443,
-        protocol: "HTTPS",
-        sslPolicy: TLS_POLICY,
-        certificateArn: props.certificateArn,
-        defaultAction: forwardUi,
-      });
-      const redirect = new LbListener(this, "http-redirect", {
-        loadBalancerArn: this.publicLb.arn,
-        port: 80,
-        protocol: "HTTP",
-        defaultAction: [
-          { type: "redirect", redirect: { port: "443", protocol: "HTTPS", statusCode: "HTTP_301" } },
-        ],
-      });
-      this.publicListeners = [https, redirect];
-      this.uiUrl = `https://${props.uiDomainName ?? this.publicLb.dnsName}`;
+    const publicSg = withPublic ? props.publicSecurityGroup : undefined;
+    if (publicSg) {
+      this.publicLb = makeLb("public", false, props.publicSubnets, publicSg);
+      this.uiTargetGroup = makeTg("ui-tg", "ui", apiPort, API_HEALTH_PATH, !props.certificateArn);
+      const forwardUi = [{ type: "forward", targetGroupArn: this.uiTargetGroup.arn }];
+      if (props.certificateArn) {
+        const https = new LbListener(this, "https", {
+          loadBalancerArn: this.publicLb.arn,
+          port: 443,
+          protocol: "HTTPS",
+          sslPolicy: TLS_POLICY,
+          certificateArn: props.certificateArn,
+          defaultAction: forwardUi,
+        });
+        const redirect = new LbListener(this, "http-redirect", {
+          loadBalancerArn: this.publicLb.arn,
+          port: 80,
+          protocol: "HTTP",
+          defaultAction: [
+            { type: "redirect", redirect: { port: "443", protocol: "HTTPS", statusCode: "HTTP_301" } },
+          ],
+        });
+        this.publicListeners = [https, redirect];
+        this.uiUrl = `https://${props.uiDomainName ?? this.publicLb.dnsName}`;
+      } else {
+        const http = new LbListener(this, "http", {
+          loadBalancerArn: this.publicLb.arn,
+          port: 80,
+          protocol: "HTTP",
+          defaultAction: forwardUi,
+        });
+        const why =
+          "No config.certificateArn: plain HTTP is the dev fallback, restricted to config.uiAllowedCidrs; " +
+          "set certificateArn and this listener becomes an HTTPS redirect";
+        skipCheckovAll(http, { CKV_AWS_2: why, CKV_AWS_103: why });
+        skipCheckovAll(this.publicLb, { CKV2_AWS_20: why });
+        this.publicListeners = [http];
+        this.uiUrl = `http://${props.uiDomainName ?? this.publicLb.dnsName}`;
+      }
     } else {
-      const http = new LbListener(this, "http", {
-        loadBalancerArn: this.publicLb.arn,
-        port: 80,
-        protocol: "HTTP",
-        defaultAction: forwardUi,
-      });
-      const why =
-        "No config.certificateArn: plain HTTP is the dev fallback, restricted to config.uiAllowedCidrs; " +
-        "set certificateArn and this listener becomes an HTTPS redirect";
-      skipCheckovAll(http, { CKV_AWS_2: why, CKV_AWS_103: why });
-      skipCheckovAll(this.publicLb, { CKV2_AWS_20: why });
-      this.publicListeners = [http];
-      this.uiUrl = `http://${props.uiDomainName ?? this.publicLb.dnsName}`;
+      this.publicListeners = [];
     }
 
     // --- internal ALB (Execution API + Flower) -----------------------------------------
@@ -293,12 +322,17 @@ export class ClusterLoadBalancers extends Construct {
       this.internalListeners = [exec, flower];
       this.executionApiUrl = `http://${internalLb.dnsName}:${apiPort}/execution/`;
       this.flowerUrl = `http://${internalLb.dnsName}:${flowerPort}/`;
-      this.apiServerTargetGroups = [this.uiTargetGroup, this.executionApiTargetGroup, this.flowerTargetGroup];
+      this.apiServerTargetGroups = [
+        ...(this.uiTargetGroup ? [this.uiTargetGroup] : []),
+        this.executionApiTargetGroup,
+        this.flowerTargetGroup,
+      ];
     } else {
       // LocalExecutor: tasks run on the standalone node itself, next to its api-server.
       this.executionApiUrl = `http://localhost:${apiPort}/execution/`;
       this.internalListeners = [];
-      this.apiServerTargetGroups = [this.uiTargetGroup];
+      // The constructor refused a cluster without either ALB.
+      this.apiServerTargetGroups = this.uiTargetGroup ? [this.uiTargetGroup] : [];
     }
   }
 }

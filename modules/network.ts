@@ -24,6 +24,7 @@ import { Vpc } from "@cdktf/provider-aws/lib/vpc";
 import { VpcEndpoint } from "@cdktf/provider-aws/lib/vpc-endpoint";
 import { skipShortLogRetention } from "./checkov";
 import { EMR_MANAGED_TAG, PropError, iamName } from "./contract";
+import { NatInstance } from "./nat-instance";
 
 /** Props of {@link Network}. */
 export interface NetworkProps {
@@ -45,6 +46,12 @@ export interface NetworkProps {
    * @default true
    */
   readonly natPerAz?: boolean;
+  /**
+   * One NAT instance (modules/nat-instance.ts) instead of NAT gateways; it implies a single
+   * NAT, so `natPerAz` must not be true.
+   * @default false
+   */
+  readonly natInstance?: boolean;
   /** Retention of the flow-log group, in days (a CloudWatch-allowed value). */
   readonly flowLogRetentionDays: number;
   /**
@@ -127,7 +134,11 @@ export class Network extends Construct {
       throw new PropError(this, "cidr", props.cidr, "an IPv4 CIDR block from /16 to /24");
     }
     const p = props.resourcePrefix;
-    const natPerAz = props.natPerAz ?? true;
+    const natInstance = props.natInstance ?? false;
+    if (natInstance && props.natPerAz === true) {
+      throw new PropError(this, "natPerAz", true, "false or unset with natInstance (one NAT instance)");
+    }
+    const natPerAz = natInstance ? false : (props.natPerAz ?? true);
 
     if (props.availabilityZones && props.availabilityZones.length !== props.azCount) {
       throw new PropError(
@@ -207,17 +218,33 @@ export class Network extends Construct {
 
     // NAT: outbound-only internet for AWS APIs from private nodes. One per AZ keeps an
     // AZ outage from cutting the others off; dev saves the cost with a single one.
+    // A NAT instance trades that for a fraction of the price where the durability policy allows.
     const natCount = natPerAz ? props.azCount : 1;
-    const nats = Array.from({ length: natCount }, (_, i) => {
-      const eip = new Eip(this, `nat-eip-${i}`, { domain: "vpc", tags: { Name: `${p}-nat-${i}` } });
-      return new NatGateway(this, `nat-${i}`, {
-        allocationId: eip.allocationId,
-        subnetId: this.publicSubnets[i].id,
-        tags: { Name: `${p}-nat-${i}` },
-        dependsOn: [igw],
-      });
-    });
-    this.privateRouteTables = nats.map((nat, i) => {
+    const natTargets: { readonly natGatewayId?: string; readonly networkInterfaceId?: string }[] = natInstance
+      ? [
+          {
+            networkInterfaceId: new NatInstance(this, "nat-instance", {
+              resourcePrefix: p,
+              vpc: this.vpc,
+              subnet: this.publicSubnets[0],
+              // Literal blocks (as the subnets were cut), so the rules are reviewable in the plan.
+              sourceCidrs: this.privateSubnets.map((_, i) =>
+                subnetCidr(props.cidr, SUBNET_BITS, PRIVATE_OFFSET + i),
+              ),
+            }).networkInterfaceId,
+          },
+        ]
+      : Array.from({ length: natCount }, (_, i) => {
+          const eip = new Eip(this, `nat-eip-${i}`, { domain: "vpc", tags: { Name: `${p}-nat-${i}` } });
+          const nat = new NatGateway(this, `nat-${i}`, {
+            allocationId: eip.allocationId,
+            subnetId: this.publicSubnets[i].id,
+            tags: { Name: `${p}-nat-${i}` },
+            dependsOn: [igw],
+          });
+          return { natGatewayId: nat.id };
+        });
+    this.privateRouteTables = natTargets.map((target, i) => {
       const rt = new RouteTable(this, `private-rt-${i}`, {
         vpcId: this.vpc.id,
         tags: { Name: `${p}-private-${i}` },
@@ -225,7 +252,7 @@ export class Network extends Construct {
       new Route(this, `private-default-${i}`, {
         routeTableId: rt.id,
         destinationCidrBlock: "0.0.0.0/0",
-        natGatewayId: nat.id,
+        ...target,
       });
       return rt;
     });

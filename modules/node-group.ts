@@ -247,6 +247,11 @@ export interface NodeGroupProps {
    */
   readonly rootVolumeGb?: number;
   /**
+   * EC2 detailed monitoring (1-minute instance metrics, billed per metric).
+   * @default true
+   */
+  readonly detailedMonitoring?: boolean;
+  /**
    * Seconds after launch before health checks count (boot + bootstrap + DB migration).
    * @default 600
    */
@@ -369,7 +374,7 @@ export class NodeGroup extends Construct {
         httpPutResponseHopLimit: 1,
         instanceMetadataTags: "enabled",
       },
-      monitoring: { enabled: true },
+      monitoring: { enabled: props.detailedMonitoring ?? true },
       blockDeviceMappings: [
         {
           deviceName: props.image.rootDeviceName,
@@ -602,6 +607,11 @@ export interface AirflowNodeGroupsProps {
    * @default []
    */
   readonly apiServerRollbackAlarmNames?: readonly string[];
+  /**
+   * EC2 detailed monitoring of every group (the environment policy's).
+   * @default true
+   */
+  readonly detailedMonitoring?: boolean;
 }
 
 /**
@@ -641,6 +651,7 @@ export class AirflowNodeGroups extends Construct {
       image: this.image,
       subnets: props.subnets,
       settingsRevision: props.settingsRevision,
+      detailedMonitoring: props.detailedMonitoring,
     };
     const lbAlarms = props.apiServerRollbackAlarmNames ?? [];
     const rollbackAlarmNames = (role: NodeRole, extra: readonly string[] = []): string[] => [

@@ -163,6 +163,11 @@ export interface SecurityGroupsProps {
    */
   readonly https?: boolean;
   /**
+   * Whether the public load balancer exists (its group and rules with it).
+   * @default true
+   */
+  readonly publicLoadBalancer?: boolean;
+  /**
    * CeleryExecutor: workers, the broker and the internal load balancer exist. With
    * LocalExecutor (false) their groups are not created at all.
    * @default true
@@ -172,8 +177,8 @@ export interface SecurityGroupsProps {
 
 /** The security groups of the cluster, one per role. */
 export class SecurityGroups extends Construct {
-  /** Public (UI) load balancer. */
-  public readonly albPublic: SecurityGroup;
+  /** Public (UI) load balancer; undefined without one. */
+  public readonly albPublic?: SecurityGroup;
   /** Internal load balancer: Execution API for workers and Flower (CeleryExecutor only). */
   public readonly albInternal?: SecurityGroup;
   /** api-server (+ Flower) nodes; in LocalExecutor mode the standalone node uses this and `scheduler`. */
@@ -212,7 +217,7 @@ export class SecurityGroups extends Construct {
         // does not wait on a dependency cycle.
         revokeRulesOnDelete: true,
       });
-    this.albPublic = sg("alb-public");
+    if (props.publicLoadBalancer ?? true) this.albPublic = sg("alb-public");
     this.apiServer = sg("api-server");
     this.scheduler = sg("scheduler");
     this.database = sg("database");
@@ -243,12 +248,13 @@ export class SecurityGroups extends Construct {
     for (const l of rules.links) {
       const from = groups[l.from];
       const to = groups[l.to];
-      // A row naming a Celery-only group is skipped with LocalExecutor.
+      // A row naming a Celery-only group is skipped with LocalExecutor, one naming the
+      // public load balancer's without it.
       if (from && to) this.link(l.id, from, to, l.port, l.why);
     }
     for (const r of rules.cidrRules) {
       const group = groups[r.group];
-      if (!group) continue; // a Celery-only group with LocalExecutor
+      if (!group) continue; // a Celery-only group with LocalExecutor, or no public load balancer
       const rule = {
         securityGroupId: group.id,
         cidrIpv4: r.cidr,

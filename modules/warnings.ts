@@ -13,7 +13,7 @@ export function configWarnings(config: AirflowConfig, source: string): string[] 
   const warnings: string[] = [];
   if (config.uiAccess === "port-forward") {
     warnings.push(
-      `${source}: uiAllowedCidrs is empty, so the load balancer admits no one: reach the UI with ` +
+      `${source}: uiAllowedCidrs is empty, so no load balancer serves the UI: reach it with ` +
         `\`npm run ui -- ${config.env}\` (SSM port forwarding), or set uiAllowedCidrs to your office CIDRs`,
     );
   }

@@ -2,7 +2,7 @@
 # `npm run ui -- <env>`: reach the Airflow UI and log in.
 # - With uiAllowedCidrs (or uiDomainName) set, the UI is on the public load balancer:
 #   print its URL from outputs-<env>.json.
-# - Otherwise (the default) the load balancer admits no one, and `[api] base_url` is
+# - Otherwise (the default) no load balancer serves the UI, and `[api] base_url` is
 #   http://localhost:8080 (modules/config.ts UI_PORT_FORWARD_URL): open an SSM port
 #   forward from local port 8080 to a running api-server's 8080, so the login redirect
 #   comes back to the forwarded address.

@@ -237,7 +237,12 @@ describe("alarms in the cluster stack", () => {
   }
 
   it("GIVEN CeleryExecutor WHEN synthesized THEN each node group, both ALBs and the broker are alarmed on real references", () => {
-    const alarms = synthCluster({ executor: "CeleryExecutor" });
+    // GIVEN both ALBs (uiAllowedCidrs) and a replicated broker
+    const alarms = synthCluster({
+      executor: "CeleryExecutor",
+      uiAllowedCidrs: ["203.0.113.0/24"],
+      redis: { replicas: 1 },
+    });
     for (const role of ["api-server", "scheduler", "worker"]) {
       const q = alarms[`airflow-dev-${role}-in-service`].metric_query as Query[];
       expect(q[0].metric?.dimensions.AutoScalingGroupName).toMatch(/^\$\{aws_autoscaling_group\..*\.name\}$/);
@@ -250,9 +255,18 @@ describe("alarms in the cluster stack", () => {
     expect(alarms["airflow-dev-db-cpu"].dimensions).toEqual({
       DBInstanceIdentifier: expect.stringMatching(/^\$\{aws_db_instance\..*\.identifier\}$/),
     });
-    // redis.replicas defaults to 1: two nodes.
+    // redis.replicas 1: two nodes.
     expect((alarms["airflow-dev-redis-memory"].metric_query as Query[]).filter((q) => q.metric)).toHaveLength(
       2,
+    );
+  });
+
+  it("GIVEN the default dev cluster WHEN synthesized THEN no public-ALB alarm watches a load balancer that does not exist, and one broker node is watched", () => {
+    const alarms = synthCluster({});
+    expect(Object.keys(alarms).filter((n) => n.includes("alb-public"))).toEqual([]);
+    expect(alarms["airflow-dev-alb-internal-execution-api-unhealthy"]).toBeDefined();
+    expect((alarms["airflow-dev-redis-memory"].metric_query as Query[]).filter((q) => q.metric)).toHaveLength(
+      1,
     );
   });
 

@@ -87,8 +87,9 @@ describe("AirflowClusterStack", () => {
     for (const m of list(synth, "aws_efs_mount_target")) expect(m.subnet_id).toMatch(/network_private-\d/);
   });
 
-  it("GIVEN dev WHEN synthesized THEN one NAT gateway; GIVEN prod THEN one per AZ", () => {
-    expect(list(synth, "aws_nat_gateway")).toHaveLength(1);
+  it("GIVEN dev WHEN synthesized THEN one NAT instance and no NAT gateway; GIVEN prod THEN a NAT gateway per AZ", () => {
+    expect(list(synth, "aws_nat_gateway")).toHaveLength(0);
+    expect(list(synth, "aws_instance").map((i) => i.instance_type)).toEqual(["t4g.nano"]);
     expect(
       list(
         synthCluster({ env: "prod", availabilityZones: ["us-east-1a", "us-east-1b", "us-east-1c"] }),
@@ -147,7 +148,12 @@ describe("AirflowClusterStack", () => {
       expect(list(s, "aws_elasticache_replication_group")[0].snapshot_retention_limit).toBe(
         d.cacheSnapshotRetentionDays,
       );
-      expect(list(s, "aws_nat_gateway")).toHaveLength(d.natPerAz ? c.azCount : 1);
+      expect(list(s, "aws_nat_gateway")).toHaveLength(d.natInstance ? 0 : d.natPerAz ? c.azCount : 1);
+      expect(list(s, "aws_instance")).toHaveLength(d.natInstance ? 1 : 0);
+      expect(list(s, "aws_elasticache_replication_group")[0].num_cache_clusters).toBe(1 + d.brokerReplicas);
+      for (const t of list(s, "aws_launch_template")) {
+        expect(t.monitoring).toEqual({ enabled: d.detailedMonitoring });
+      }
       expect(list(s, "aws_db_instance")[0]).toMatchObject({
         deletion_protection: d.deletionProtection,
         skip_final_snapshot: !d.finalSnapshot,

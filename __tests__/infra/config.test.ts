@@ -42,7 +42,10 @@ describe("config defaults", () => {
       workers: { min: 1, max: 4 },
       schedulerCount: 2,
       database: { engine: "mysql", engineVersion: "8.4", instanceClass: "db.t4g.medium", multiAz: false },
-      redis: { nodeType: "cache.t4g.small", replicas: 1, authTokenUpdateStrategy: "ROTATE" },
+      instanceTypes: { apiServer: "t3a.medium", scheduler: "t3a.medium", worker: "t3a.large" },
+      redis: { nodeType: "cache.t4g.micro", replicas: 0, authTokenUpdateStrategy: "ROTATE" },
+      uiAccess: "port-forward",
+      publicLoadBalancer: false,
       efs: { oneZone: false },
       logRetentionDays: 30,
       ami: { name: "airflow-golden-*", owners: ["self"] },
@@ -77,13 +80,13 @@ describe("config defaults", () => {
   // One row per environment policy: every durability value, decided once from env and
   // deletionProtection (the README's "Environment policy" table lists the same values).
   it.each([
-    // env, deletionProtection, protect, secretDays, kmsDays, cacheSnapshotDays, natPerAz, finalSnapshot, forceDestroy, apiServers
-    ["dev", undefined, false, 0, 7, 1, false, false, true, 1],
-    ["dev", true, true, 7, 7, 1, false, true, false, 1],
-    ["prod", undefined, true, 7, 30, 7, true, true, false, 2],
-    ["prod", false, false, 0, 30, 7, true, true, true, 2],
+    // env, deletionProtection, protect, secretDays, kmsDays, cacheSnapshotDays, natPerAz, natInstance, brokerReplicas, detailedMonitoring, finalSnapshot, forceDestroy, apiServers
+    ["dev", undefined, false, 0, 7, 1, false, true, 0, false, false, true, 1],
+    ["dev", true, true, 7, 7, 1, false, true, 0, false, true, false, 1],
+    ["prod", undefined, true, 7, 30, 7, true, false, 1, true, true, false, 2],
+    ["prod", false, false, 0, 30, 7, true, false, 1, true, true, true, 2],
   ] as const)(
-    "GIVEN env %s and deletionProtection %s WHEN parsed THEN the durability policy is protect=%s, secrets %sd, KMS %sd, cache snapshots %sd, NAT per AZ %s, final snapshot %s, force destroy %s, api-servers %s",
+    "GIVEN env %s and deletionProtection %s WHEN parsed THEN the durability policy is protect=%s, secrets %sd, KMS %sd, cache snapshots %sd, NAT per AZ %s, NAT instance %s, broker replicas %s, detailed monitoring %s, final snapshot %s, force destroy %s, api-servers %s",
     (
       env,
       deletionProtection,
@@ -92,6 +95,9 @@ describe("config defaults", () => {
       kmsDays,
       cacheDays,
       natPerAz,
+      natInstance,
+      brokerReplicas,
+      detailedMonitoring,
       finalSnapshot,
       forceDestroy,
       apiServers,
@@ -108,10 +114,62 @@ describe("config defaults", () => {
         kmsDeletionWindowDays: kmsDays,
         cacheSnapshotRetentionDays: cacheDays,
         natPerAz,
+        natInstance,
+        brokerReplicas,
+        detailedMonitoring,
         finalSnapshot,
         forceDestroyBuckets: forceDestroy,
         apiServerCount: apiServers,
       });
+    },
+  );
+
+  // Sizes follow the env (dev the smallest that runs each role), and an explicit value wins.
+  it.each([
+    // env, input, apiServer, scheduler, worker, standalone, redis node type, replicas
+    ["dev", {}, "t3a.medium", "t3a.medium", "t3a.large", "t3a.xlarge", "cache.t4g.micro", 0],
+    ["prod", {}, "t3.large", "t3.large", "m6i.large", "t3.xlarge", "cache.t4g.small", 1],
+    [
+      "dev",
+      { instanceTypes: { worker: "m6i.large" }, redis: { nodeType: "cache.t4g.small", replicas: 1 } },
+      "t3a.medium",
+      "t3a.medium",
+      "m6i.large",
+      "t3a.xlarge",
+      "cache.t4g.small",
+      1,
+    ],
+    [
+      "prod",
+      { redis: { replicas: 0 } },
+      "t3.large",
+      "t3.large",
+      "m6i.large",
+      "t3.xlarge",
+      "cache.t4g.small",
+      0,
+    ],
+  ] as const)(
+    "GIVEN env %s and %j WHEN parsed THEN api-server %s, scheduler %s, worker %s, standalone %s, broker %s x (1 + %s)",
+    (env, input, apiServer, scheduler, worker, standalone, nodeType, replicas) => {
+      const c = parseConfig({ env, ...input }, "test");
+      expect(c.instanceTypes).toEqual({ apiServer, scheduler, worker, standalone });
+      expect(c.redis).toMatchObject({ nodeType, replicas });
+    },
+  );
+
+  it.each([
+    // input, uiAccess, publicLoadBalancer
+    [{}, "port-forward", false],
+    [{ uiAllowedCidrs: ["203.0.113.0/24"] }, "load-balancer", true],
+    [{ executor: "LocalExecutor" }, "port-forward", true],
+    [{ deletionProtection: true }, "port-forward", true],
+  ] as const)(
+    "GIVEN %j WHEN parsed THEN the UI is reached by %s and the public load balancer exists: %s",
+    (input, uiAccess, publicLoadBalancer) => {
+      const c = parseConfig({ env: "dev", ...input }, "test");
+      expect(c.uiAccess).toBe(uiAccess);
+      expect(c.publicLoadBalancer).toBe(publicLoadBalancer);
     },
   );
 
@@ -221,7 +279,7 @@ describe("config validation", () => {
     ],
     [
       "VPC too small for the cluster's peak",
-      { vpcCidr: "10.40.0.0/23", workers: { max: 40 } },
+      { vpcCidr: "10.40.0.0/23", workers: { max: 40 }, redis: { replicas: 1 } },
       'test: vpcCidr: got "10.40.0.0/23"; allowed: a /21 or larger block: its private subnets would be /27 (27 usable addresses) but one may need 60 (nodes during an instance refresh, the internal load balancer, RDS, the cache, EFS and DAG_1\'s EMR cluster)',
     ],
     [

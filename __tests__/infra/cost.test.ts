@@ -109,22 +109,23 @@ describe.each(Object.keys(synths) as Env[])("npm run cost on the %s synth", (env
 // fixture override some), each priced at its us-east-1 list price from the table.
 const valkey = prices.services.elasticache.valkey_factor as number;
 it.each<[Env, string, number, number, string]>([
-  ["dev", "EC2 t3.large", 3, use1("ec2", "t3.large"), "api-server 1 + schedulers 2"],
-  ["dev", "EC2 m6i.large", 1, use1("ec2", "m6i.large"), "worker min 1"],
-  ["dev", "EBS gp3", 4 * 30, use1("ebs", "gp3"), "4 instances x 30 GB"],
-  ["dev", "detailed monitoring", 4 * 7, use1("cloudwatch", "metric_month"), "4 instances x 7 metrics"],
+  ["dev", "EC2 t3a.medium", 3, use1("ec2", "t3a.medium"), "api-server 1 + schedulers 2"],
+  ["dev", "EC2 t3a.large", 1, use1("ec2", "t3a.large"), "worker min 1"],
+  ["dev", "EC2 t4g.nano", 1, use1("ec2", "t4g.nano"), "the NAT instance"],
+  ["dev", "EBS gp3", 4 * 30 + 8, use1("ebs", "gp3"), "4 nodes x 30 GB + the NAT instance's 8 GB"],
+  ["dev", "detailed monitoring", 0, 0, "basic monitoring in dev"],
   ["dev", "RDS mysql db.t4g.medium", 1, rds("mysql", "db.t4g.medium"), "Single-AZ in dev"],
   ["dev", "RDS storage gp3", 20, rds("storage", "gp3"), "20 GB"],
   [
     "dev",
-    "ElastiCache valkey cache.t4g.small",
-    2,
-    use1("elasticache", "cache.t4g.small") * valkey,
-    "1 replica + primary",
+    "ElastiCache valkey cache.t4g.micro",
+    1,
+    use1("elasticache", "cache.t4g.micro") * valkey,
+    "one node, no replica",
   ],
-  ["dev", "NAT gateway", 1, use1("vpc", "nat_gateway_hour"), "one NAT in dev"],
-  ["dev", "ALB", 2, use1("elb", "alb_hour"), "public + internal"],
-  ["dev", "public IPv4", 3, use1("vpc", "public_ipv4_hour"), "NAT EIP + public ALB in 2 AZs"],
+  ["dev", "NAT gateway", 0, 0, "a NAT instance instead"],
+  ["dev", "ALB", 1, use1("elb", "alb_hour"), "internal only: the UI is port-forwarded"],
+  ["dev", "public IPv4", 1, use1("vpc", "public_ipv4_hour"), "the NAT instance's"],
   ["dev", "EFS Standard", 1, use1("efs", "standard_gb"), "assumed 1 GB"],
   ["dev", "secret", 7, use1("secretsmanager", "secret_month"), "7 secrets, Flower's own password included"],
   ["dev", "KMS key", 1, use1("kms", "key_month"), "one CMK"],
@@ -134,6 +135,15 @@ it.each<[Env, string, number, number, string]>([
   ["prod", "RDS mysql db.m7g.large", 2, rds("mysql", "db.m7g.large"), "Multi-AZ: primary + standby"],
   ["prod", "RDS storage gp3", 200, rds("storage", "gp3"), "100 GB x 2 (Multi-AZ)"],
   ["prod", "NAT gateway", 3, use1("vpc", "nat_gateway_hour"), "one NAT per AZ"],
+  ["prod", "EC2 t4g.nano", 0, 0, "no NAT instance outside dev"],
+  [
+    "prod",
+    "ElastiCache valkey cache.t4g.small",
+    2,
+    use1("elasticache", "cache.t4g.small") * valkey,
+    "primary + 1 replica (automatic failover)",
+  ],
+  ["prod", "ALB", 2, use1("elb", "alb_hour"), "public + internal (deletion protection keeps the public one)"],
   ["prod", "public IPv4", 6, use1("vpc", "public_ipv4_hour"), "3 NAT EIPs + public ALB in 3 AZs"],
   ["alt", "EC2 t3.xlarge", 1, use1("ec2", "t3.xlarge"), "one standalone node"],
   ["alt", "RDS postgres db.t4g.medium", 2, rds("postgres", "db.t4g.medium"), "Multi-AZ outside dev"],
@@ -147,8 +157,44 @@ it.each<[Env, string, number, number, string]>([
   for (const l of lines) expect(l.unit_usd).toBeCloseTo(unit, 6);
 });
 
+// Issue 12's target for the default dev cluster, read from the real cost tool over the real synth.
+describe("cheaper defaults at equal capacity", () => {
+  it("GIVEN the default dev synth THEN npm run cost prints at most $250/month in us-east-1 and at most half of MWAA at equal capacity", () => {
+    const r = runCli(["--out", synths.dev.outdir, "--json"]);
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as Priced;
+    expect(out.region).toBe("us-east-1");
+    expect(out.mwaa?.environment_class).toBe("mw1.medium");
+    expect(out.total_usd_month).toBeLessThanOrEqual(250);
+    expect(out.total_usd_month).toBeLessThanOrEqual(0.5 * (out.mwaa_usd_month ?? 0));
+  });
+
+  it("GIVEN the default dev synth THEN equal capacity holds: 2 schedulers, 1 worker at concurrency 16, the api-server", () => {
+    const groups = synths.dev.stack.resource.aws_autoscaling_group;
+    const desired = Object.fromEntries(
+      Object.values(groups).map((g) => [String(g.name), (g.desired_capacity ?? g.min_size) as number]),
+    );
+    expect(desired).toEqual({
+      "airflow-dev-api-server": 1,
+      "airflow-dev-scheduler": 2,
+      "airflow-dev-worker": 1,
+    });
+    expect(loadConfig("dev").workerConcurrency).toBe(16);
+  });
+
+  it("GIVEN the prod synth THEN it keeps a NAT gateway per AZ, a Multi-AZ DB and a replicated broker", () => {
+    const res = synths.prod.stack.resource;
+    expect(Object.keys(res.aws_nat_gateway ?? {})).toHaveLength(3);
+    expect(res.aws_instance).toBeUndefined();
+    expect(Object.values(res.aws_db_instance).map((d) => d.multi_az)).toEqual([true]);
+    const [broker] = Object.values(res.aws_elasticache_replication_group);
+    expect(broker).toMatchObject({ automatic_failover_enabled: true, multi_az_enabled: true });
+    expect(broker.num_cache_clusters).toBeGreaterThanOrEqual(2);
+  });
+});
+
 describe("MWAA at equal capacity", () => {
-  it("GIVEN dev (2 t3.large schedulers, 1 worker x concurrency 16) THEN mw1.medium with 2 workers", () => {
+  it("GIVEN dev (2 t3a.medium schedulers, 1 worker x concurrency 16) THEN mw1.medium with 2 workers", () => {
     const m = priced.dev.mwaa!;
     expect([m.environment_class, m.workers, m.extra_schedulers]).toEqual(["mw1.medium", 2, 0]);
     const rates = prices.services.mwaa.prices["us-east-1"];
@@ -210,8 +256,8 @@ describe("unknown SKUs and regions", () => {
   it("GIVEN another priced region THEN its prices apply; an unpriced region is one line", () => {
     const eu = cost.priceStack(mutated((x) => (x.provider.aws[0].region = "eu-west-1")));
     expect(eu.region).toBe("eu-west-1");
-    const nat = eu.resources.find((l) => l.component === "NAT gateway")!;
-    expect(nat.unit_usd).toBe(prices.services.vpc.prices["eu-west-1"].nat_gateway_hour);
+    const nat = eu.resources.find((l) => l.component === "EC2 t4g.nano")!;
+    expect(nat.unit_usd).toBe(prices.services.ec2.prices["eu-west-1"]["t4g.nano"]);
     expect(() => cost.priceStack(mutated((x) => (x.provider.aws[0].region = "sa-east-1")))).toThrow(
       /^provider\.aws\.region: got "sa-east-1"; priced regions: us-east-1, us-west-2, eu-west-1, ap-northeast-2/,
     );

@@ -28,9 +28,10 @@ function lbDependsOn(synth: string): { internal: boolean; dependsOn: string[] }[
   }));
 }
 
-describe.each([
-  ["CeleryExecutor", { executor: "CeleryExecutor" } as const, 2],
-  ["LocalExecutor", { executor: "LocalExecutor" } as const, 1],
+describe.each<[string, Partial<AirflowConfigInput>, number]>([
+  ["CeleryExecutor", { executor: "CeleryExecutor", uiAllowedCidrs: ["203.0.113.0/24"] }, 2],
+  ["CeleryExecutor, UI port-forwarded", { executor: "CeleryExecutor" }, 1],
+  ["LocalExecutor", { executor: "LocalExecutor" }, 1],
 ])("deploy order with %s", (_name, input, lbCount) => {
   const synth = synthCluster(input);
   const accessLogPolicy = addressOf(synth, "aws_s3_bucket_policy", (name) => name.includes("access-logs"));

@@ -15,11 +15,14 @@ import { config } from "./helpers";
 
 const CERT = "arn:aws:acm:us-east-1:123456789012:certificate/12345678-1234-1234-1234-123456789012";
 
-describe("public ALB", () => {
-  // GIVEN the default dev cluster (no certificate) WHEN synthesized
-  const { json, parsed, plane } = synthCompute();
+/** Opens the UI to an office block: the public ALB exists (no certificate in dev). */
+const OFFICE = { uiAllowedCidrs: ["203.0.113.0/24"] };
 
-  it("GIVEN the default dev cluster WHEN synthesized THEN it is internet-facing in the public subnets, drops invalid headers and logs to the access-log bucket", () => {
+describe("public ALB", () => {
+  // GIVEN a dev cluster whose UI is open to an office block (no certificate) WHEN synthesized
+  const { json, parsed, plane } = synthCompute(OFFICE);
+
+  it("GIVEN uiAllowedCidrs WHEN synthesized THEN it is internet-facing in the public subnets, drops invalid headers and logs to the access-log bucket", () => {
     expect(json).toHaveResourceWithProperties(Lb, {
       internal: false,
       load_balancer_type: "application",
@@ -30,7 +33,7 @@ describe("public ALB", () => {
     });
   });
 
-  it("GIVEN the default dev cluster WHEN synthesized THEN its UI target group health-checks the api-server on :8080 at /api/v2/monitor/health", () => {
+  it("GIVEN uiAllowedCidrs WHEN synthesized THEN its UI target group health-checks the api-server on :8080 at /api/v2/monitor/health", () => {
     expect(json).toHaveResourceWithProperties(LbTargetGroup, {
       name: "airflow-dev-ui",
       port: 8080,
@@ -46,10 +49,13 @@ describe("public ALB", () => {
     expect(http.protocolInput).toBe("HTTP");
     expect(checkovSkips(http).map((s) => s.id)).toEqual(["CKV_AWS_103", "CKV_AWS_2"]);
     for (const s of checkovSkips(http)) expect(s.comment).toMatch(/certificateArn/);
-    expect(checkovSkips(plane.loadBalancers.publicLb).map((s) => s.id)).toContain("CKV2_AWS_20");
+    expect(plane.loadBalancers.publicLb).toBeDefined();
+    if (plane.loadBalancers.publicLb) {
+      expect(checkovSkips(plane.loadBalancers.publicLb).map((s) => s.id)).toContain("CKV2_AWS_20");
+    }
   });
 
-  it("GIVEN the default dev cluster WHEN synthesized THEN its only listener is :80, so Flower (5555) is never exposed", () => {
+  it("GIVEN uiAllowedCidrs WHEN synthesized THEN its only listener is :80, so Flower (5555) is never exposed", () => {
     const publicListeners = Object.values(resourcesOf(parsed, "aws_lb_listener")).filter((l) =>
       String(l.load_balancer_arn).includes("_public_"),
     );
@@ -64,8 +70,12 @@ describe("public ALB with a certificate", () => {
   it("GIVEN certificateArn WHEN synthesized THEN its listeners and the UI target group need no checkov excuse, and the ALB none for CKV2_AWS_20", () => {
     for (const l of plane.loadBalancers.publicListeners) expect(checkovSkips(l)).toEqual([]);
     // HTTPS listener in front: checkov's HTTP target-group check passes, so no skip (a stale one fails CI).
-    expect(checkovSkips(plane.loadBalancers.uiTargetGroup)).toEqual([]);
-    expect(checkovSkips(plane.loadBalancers.publicLb).map((s) => s.id)).not.toContain("CKV2_AWS_20");
+    const { uiTargetGroup, publicLb } = plane.loadBalancers;
+    expect(uiTargetGroup && publicLb).toBeDefined();
+    if (uiTargetGroup && publicLb) {
+      expect(checkovSkips(uiTargetGroup)).toEqual([]);
+      expect(checkovSkips(publicLb).map((s) => s.id)).not.toContain("CKV2_AWS_20");
+    }
   });
 
   it("GIVEN certificateArn WHEN synthesized THEN TLS 1.2+ terminates on 443 and 80 redirects to HTTPS", () => {
@@ -105,9 +115,32 @@ describe("public ALB with a certificate", () => {
   });
 });
 
+describe("no public ALB (the default: UI by SSM port forwarding)", () => {
+  // GIVEN the default dev cluster (CeleryExecutor, uiAllowedCidrs empty) WHEN synthesized
+  const { parsed, plane } = synthCompute();
+
+  it("GIVEN the default dev cluster WHEN synthesized THEN its only load balancer is the internal one, with no UI target group or public listener", () => {
+    expect(Object.values(resourcesOf(parsed, "aws_lb")).map((l) => l.internal)).toEqual([true]);
+    expect(Object.values(resourcesOf(parsed, "aws_lb_target_group")).map((t) => t.name)).toEqual([
+      "airflow-dev-exec",
+      "airflow-dev-flower",
+    ]);
+    expect(plane.loadBalancers.publicListeners).toEqual([]);
+    expect(plane.uiUrl).toBe("http://localhost:8080");
+  });
+
+  it("GIVEN the default dev cluster WHEN synthesized THEN the api-server is still ELB-health-checked, through the internal ALB's target groups", () => {
+    const asg = Object.values(resourcesOf(parsed, "aws_autoscaling_group")).find(
+      (g) => g.name === "airflow-dev-api-server",
+    );
+    expect((asg?.target_group_arns as string[]).length).toBe(2);
+    expect(asg?.health_check_type).toBe("ELB");
+  });
+});
+
 describe("internal ALB (CeleryExecutor)", () => {
-  // GIVEN the default dev cluster (CeleryExecutor) WHEN synthesized
-  const { json, parsed } = synthCompute();
+  // GIVEN a dev cluster (CeleryExecutor) with both ALBs WHEN synthesized
+  const { json, parsed } = synthCompute(OFFICE);
 
   it("GIVEN CeleryExecutor WHEN synthesized THEN it is internal, in the private subnets, behind its own security group", () => {
     expect(json).toHaveResourceWithProperties(Lb, {
@@ -166,6 +199,16 @@ describe("invalid wiring", () => {
       "an access-log prefix with a slash",
       { accessLogs: { bucket: { bucket: "b" }, prefix: "/alb/" } },
       /accessLogs.prefix: got "\/alb\/"/,
+    ],
+    [
+      "no load balancer at all",
+      { publicLoadBalancer: false, internal: undefined },
+      /publicLoadBalancer: got false; allowed: true without `internal`/,
+    ],
+    [
+      "a public ALB without its security group",
+      { publicSecurityGroup: undefined },
+      /publicSecurityGroup: got \(missing\); allowed: a security group with the public ALB/,
     ],
     [
       "a resource prefix no ALB name may carry",

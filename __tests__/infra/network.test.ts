@@ -157,3 +157,51 @@ describe("Network", () => {
     expect(() => synthNetwork(props)).toThrow(message);
   });
 });
+
+describe("NAT instance", () => {
+  // GIVEN the dev policy (one NAT instance) WHEN synthesized
+  const synth = synthNetwork({ natPerAz: false, natInstance: true });
+
+  it("GIVEN natInstance WHEN synthesized THEN no NAT gateway or Elastic IP exists and every private subnet routes to the instance's interface", () => {
+    expect(list(synth, "aws_nat_gateway")).toEqual([]);
+    expect(list(synth, "aws_eip")).toEqual([]);
+    const [instance] = list(synth, "aws_instance");
+    const routes = list(synth, "aws_route").filter((r) => r.network_interface_id !== undefined);
+    expect(routes).toHaveLength(1);
+    expect(routes[0].destination_cidr_block).toBe("0.0.0.0/0");
+    expect(String(routes[0].network_interface_id)).toMatch(
+      /aws_instance\.network_nat-instance.*primary_network_interface_id/,
+    );
+    expect(list(synth, "aws_route_table_association")).toHaveLength(4); // 2 public + 2 private on the one table
+    expect(instance).toMatchObject({
+      instance_type: "t4g.nano",
+      source_dest_check: false,
+      associate_public_ip_address: true,
+      metadata_options: { http_tokens: "required", http_put_response_hop_limit: 1 },
+      root_block_device: { encrypted: true },
+    });
+    expect(String(instance.subnet_id)).toMatch(/public-0/);
+  });
+
+  it("GIVEN natInstance WHEN synthesized THEN its security group admits only the private subnets, on the nodes' egress ports", () => {
+    const ingress = list(synth, "aws_vpc_security_group_ingress_rule").map(
+      (r) => `${r.cidr_ipv4}:${r.from_port}`,
+    );
+    expect(ingress.sort()).toEqual([
+      "10.40.128.0/20:443",
+      "10.40.128.0/20:587",
+      "10.40.144.0/20:443",
+      "10.40.144.0/20:587",
+    ]);
+    const egress = list(synth, "aws_vpc_security_group_egress_rule").map(
+      (r) => `${r.cidr_ipv4}:${r.from_port}`,
+    );
+    expect(egress.sort()).toEqual(["0.0.0.0/0:443", "0.0.0.0/0:587"]);
+  });
+
+  it("GIVEN natInstance with natPerAz true WHEN synthesized THEN one line names the conflict", () => {
+    expect(() => synthNetwork({ natPerAz: true, natInstance: true })).toThrow(
+      /natPerAz: got true; allowed: false or unset with natInstance/,
+    );
+  });
+});

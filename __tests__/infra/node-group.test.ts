@@ -268,7 +268,7 @@ describe("auto scaling groups", () => {
   );
 
   it.each([
-    ["api-server", ["airflow-dev-api-server-in-service", "airflow-dev-alb-public-ui-unhealthy"]],
+    ["api-server", ["airflow-dev-api-server-in-service", "airflow-dev-alb-internal-execution-api-unhealthy"]],
     ["scheduler", ["airflow-dev-scheduler-in-service"]],
     ["worker", ["airflow-dev-worker-in-service"]],
   ])(
