@@ -66,7 +66,7 @@ export interface SettingsContract {
   readonly cloudwatchAgent: {
     readonly parameter: string;
     readonly logDir: string;
-    readonly statsd: { readonly host: string; readonly port: number };
+    readonly statsd: { readonly host: string; readonly port: number; readonly prefix: string };
   };
 }
 
@@ -234,8 +234,8 @@ export function repoRoot(): string {
   }
 }
 
-/** Airflow's default `[metrics] statsd_prefix`: every statsd name starts with it. */
-export const AIRFLOW_STATSD_PREFIX = "airflow";
+/** `[metrics] statsd_prefix` as the bootstrap renders it: every statsd name starts with it. */
+export const AIRFLOW_STATSD_PREFIX = CONTRACT.cloudwatchAgent.statsd.prefix;
 
 /**
  * The CloudWatch namespace of the cluster's Airflow metrics: the agent's statsd rollup and

@@ -28,6 +28,9 @@ class Contract:
     airflow_options: dict[str, str]  # parameter key -> "section.option" where 1:1
     ports: dict[str, int]
     drain_hook: str  # workerDrain.lifecycleHookName: the worker group's termination hook
+    agent_parameter: str  # cloudwatchAgent.parameter: the agent's configuration under the prefix
+    log_dir: str  # cloudwatchAgent.logDir: where each service appends <component>.log
+    statsd: tuple[str, int, str]  # cloudwatchAgent.statsd: the agent's listener host, port; the prefix
 
 
 def default_path() -> Path:
@@ -57,6 +60,13 @@ def load(path: Path | None = None) -> Contract:
             airflow_options={p["key"]: p["airflow"] for p in raw["parameters"] if "airflow" in p},
             ports={k: int(v) for k, v in raw["ports"].items()},
             drain_hook=raw["workerDrain"]["lifecycleHookName"],
+            agent_parameter=raw["cloudwatchAgent"]["parameter"],
+            log_dir=raw["cloudwatchAgent"]["logDir"],
+            statsd=(
+                raw["cloudwatchAgent"]["statsd"]["host"],
+                int(raw["cloudwatchAgent"]["statsd"]["port"]),
+                raw["cloudwatchAgent"]["statsd"]["prefix"],
+            ),
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None
