@@ -17,13 +17,14 @@ import { ComputePlane } from "./compute-plane";
 import { AirflowConfig, ClusterNames, clusterNames } from "./config";
 import { Database } from "./database";
 import { EmrSecurityGroups } from "./emr-security-groups";
-import { REQUIRED_TERRAFORM_VERSION } from "./contract";
+import { EXECUTOR_ROLES, REQUIRED_TERRAFORM_VERSION } from "./contract";
 import { ClusterKey } from "./encryption";
 import { Network } from "./network";
 import { ClusterPolicyAspect, clusterTags } from "./policy-aspect";
 import { SecurityGroups } from "./security-groups";
 import { stateKeyAlias } from "./state-access";
 import { SharedStorage } from "./storage";
+import { ClusterTelemetry } from "./telemetry";
 
 /** Props of {@link AirflowClusterStack}. */
 export interface AirflowClusterStackProps {
@@ -61,6 +62,8 @@ export class AirflowClusterStack extends TerraformStack {
   public readonly compute: ComputePlane;
   /** Alarm topic and alarms. */
   public readonly alarms: ClusterAlarms;
+  /** Component log groups and the CloudWatch agent's configuration. */
+  public readonly telemetry: ClusterTelemetry;
 
   public constructor(scope: Construct, id: string, props: AirflowClusterStackProps) {
     super(scope, id);
@@ -203,6 +206,15 @@ export class AirflowClusterStack extends TerraformStack {
       storage: this.storage,
       buckets: this.buckets,
       key: this.key,
+    });
+
+    // --- what the nodes' CloudWatch agent reads (its configuration) and writes (logs)
+    this.telemetry = new ClusterTelemetry(this, "telemetry", {
+      resourcePrefix: names.resourcePrefix,
+      parameterPrefix: names.parameterPrefix,
+      nodeRoles: EXECUTOR_ROLES[config.executor],
+      logRetentionDays: config.logRetentionDays,
+      kmsKeyArn,
     });
 
     // --- alarms over both planes, to one SNS topic

@@ -78,6 +78,12 @@ export interface SettingsContract {
   readonly connections: { readonly smtp: string; readonly aws: string };
   /** Name of the Packer-built golden AMI. */
   readonly ami: { readonly namePrefix: string };
+  /** The CloudWatch agent: its configuration parameter, the component log files, the statsd listener. */
+  readonly cloudwatchAgent: {
+    readonly parameter: string;
+    readonly logDir: string;
+    readonly statsd: { readonly host: string; readonly port: number; readonly prefix: string };
+  };
 }
 
 /** The settings contract, loaded once from `config/settings-contract.json`. */
@@ -264,8 +270,8 @@ export function repoRoot(): string {
   }
 }
 
-/** Airflow's default `[metrics] statsd_prefix`: every statsd name starts with it. */
-export const AIRFLOW_STATSD_PREFIX = "airflow";
+/** `[metrics] statsd_prefix` as the bootstrap renders it: every statsd name starts with it. */
+export const AIRFLOW_STATSD_PREFIX = CONTRACT.cloudwatchAgent.statsd.prefix;
 
 /**
  * The CloudWatch namespace of the cluster's Airflow metrics: the agent's statsd rollup and
@@ -274,4 +280,29 @@ export const AIRFLOW_STATSD_PREFIX = "airflow";
  */
 export function airflowMetricsNamespace(resourcePrefix: string): string {
   return `Airflow/${resourcePrefix}`;
+}
+
+/** The CloudWatch agent's part of the contract (config/settings-contract.json `cloudwatchAgent`). */
+export const CLOUDWATCH_AGENT = CONTRACT.cloudwatchAgent;
+
+/** The log component of the bootstrap's own output (cloud-init's log on first boot). */
+export const BOOTSTRAP_LOG_COMPONENT = "bootstrap";
+
+/**
+ * The components whose logs a node role ships: the bootstrap and each of the role's units
+ * (`airflow-<component>.service|timer` runs `airflow-<component>.service`, which appends to
+ * `<logDir>/<component>.log`).
+ */
+export function logComponents(role: NodeRole): readonly string[] {
+  const units = CONTRACT.roles[role].map((u) => u.replace(/^airflow-/, "").replace(/\.(service|timer)$/, ""));
+  return [BOOTSTRAP_LOG_COMPONENT, ...units];
+}
+
+/**
+ * Log group of one component: `<parameterPrefix>/airflow/<component>`, so an operator finds
+ * a cluster's logs under the same path as its settings.
+ * @param parameterPrefix `/<namePrefix>/<env>`
+ */
+export function componentLogGroupName(parameterPrefix: string, component: string): string {
+  return `${parameterPrefix}/airflow/${component}`;
 }

@@ -28,8 +28,11 @@ import {
   LOG_PREFIXES,
   NodeRole,
   PropError,
+  airflowMetricsNamespace,
   assertKeyPrefix,
   iamName,
+  componentLogGroupName,
+  logComponents,
   roleSecrets,
 } from "./contract";
 
@@ -505,6 +508,55 @@ export function sesStatements(identityArn?: string): Statements {
   ];
 }
 
+/** Inputs of {@link telemetryStatements}. */
+export interface TelemetryInputs {
+  /** Where the log groups live. */
+  readonly aws: AwsLocation;
+  /** The node role: it writes to its own components' log groups only. */
+  readonly role: NodeRole;
+  /** `/<namePrefix>/<env>`: the log groups' prefix. */
+  readonly parameterPrefix: string;
+  /** `<namePrefix>-<env>`: the metrics namespace. */
+  readonly resourcePrefix: string;
+}
+
+/**
+ * The CloudWatch agent (modules/telemetry.ts): ship the role's own component logs into
+ * their existing groups (no CreateLogGroup: Terraform owns them, with retention and key),
+ * and put metrics into the cluster's Airflow namespace only. The agent reads its
+ * configuration parameter through the cluster path grant of {@link settingsReadStatements}.
+ * A worker runs DAG authors' code, so it can neither forge a scheduler's log stream nor
+ * write metrics into another namespace. PutMetricData has no resource type, hence "*"
+ * narrowed by the namespace condition.
+ */
+export function telemetryStatements(i: TelemetryInputs): Statements {
+  const { partition, region, account } = i.aws;
+  const groups = logComponents(i.role).map(
+    (c) =>
+      `arn:${partition}:logs:${region}:${account}:log-group:${componentLogGroupName(i.parameterPrefix, c)}`,
+  );
+  return [
+    {
+      sid: "ShipOwnComponentLogs",
+      actions: ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+      // the group itself (DescribeLogStreams) and its streams
+      resources: groups.flatMap((g) => [g, `${g}:*`]),
+    },
+    {
+      sid: "PutAirflowMetrics",
+      actions: ["cloudwatch:PutMetricData"],
+      resources: ["*"],
+      condition: [
+        {
+          test: "StringEquals",
+          variable: "cloudwatch:namespace",
+          values: [airflowMetricsNamespace(i.resourcePrefix)],
+        },
+      ],
+    },
+  ];
+}
+
 /** What one node role may do, beyond reading its settings and secrets and Session Manager. */
 export interface NodeRoleAccess {
   /** Remote task logs: the UI only reads them; nodes that run tasks or triggers also write. */
@@ -607,7 +659,8 @@ export interface NodeRoleInputs {
 
 /**
  * The policy of one node role: Session Manager, its settings and own secrets
- * (`roleSecrets`), then the concerns {@link NODE_ROLE_ACCESS} gives it, in this order.
+ * (`roleSecrets`), then the concerns {@link NODE_ROLE_ACCESS} gives it, in this order, then
+ * the CloudWatch agent's logs and metrics.
  */
 export function nodeRoleStatements(role: NodeRole, i: NodeRoleInputs): Statements {
   const access = NODE_ROLE_ACCESS[role];
@@ -641,6 +694,12 @@ export function nodeRoleStatements(role: NodeRole, i: NodeRoleInputs): Statement
     ...(access.drain ? workerDrainStatements({ aws: i.aws, resourcePrefix: i.resourcePrefix }) : []),
     ...nodeHealthStatements(i.aws, i.resourcePrefix, role),
     ...(access.mail ? sesStatements(i.sesIdentityArn) : []),
+    ...telemetryStatements({
+      aws: i.aws,
+      role,
+      parameterPrefix: i.parameterPrefix,
+      resourcePrefix: i.resourcePrefix,
+    }),
   ];
 }
 
@@ -797,9 +856,8 @@ export class ClusterIam extends Construct {
 
     // --- node roles: one per node role of the executor ------------------------------
     // No managed policies: AmazonSSMManagedInstanceCore grants ssm:GetParameter* on "*"
-    // (sessionManagerStatements replaces it), and CloudWatchAgentServerPolicy waits for
-    // an agent configuration - the AMI installs the agent but nothing configures or
-    // starts it, so it would only be an unused grant.
+    // (sessionManagerStatements replaces it), and CloudWatchAgentServerPolicy grants
+    // logs and metrics on "*" (telemetryStatements scopes them to this cluster).
     const inputs: NodeRoleInputs = {
       aws,
       resourcePrefix: prefix,

@@ -13,6 +13,8 @@ const fs = require("node:fs");
 const path = require("node:path");
 
 const PRICES_FILE = path.join(__dirname, "..", "config", "aws-prices.json");
+/** The CloudWatch agent's configuration parameter: the custom metrics it publishes are priced on it. */
+const AGENT_PARAMETER = require("../config/settings-contract.json").cloudwatchAgent.parameter;
 const USAGE = "usage: npm run -s cost -- [--out DIR] [--json]";
 
 /** Bad input or a price the table lacks: the message is one line per problem. */
@@ -610,7 +612,7 @@ const PRICERS = {
 
   aws_ssm_parameter(ctx, address, b) {
     const advanced = b.tier === "Advanced";
-    return [
+    const lines = [
       line(ctx, "ssm", {
         address,
         component: advanced ? "Advanced parameter" : "Standard parameter",
@@ -621,6 +623,22 @@ const PRICERS = {
         detail: advanced ? "" : "Standard tier: no charge",
       }),
     ];
+    if (typeof b.name === "string" && b.name.endsWith(`/${AGENT_PARAMETER}`)) {
+      // the agent publishes Airflow's statsd names as one dimensionless series each
+      const metrics = assumed(ctx, "airflow_statsd_metrics");
+      lines.push(
+        line(ctx, "cloudwatch", {
+          address,
+          component: "Airflow metrics (CloudWatch agent)",
+          quantity: metrics,
+          unit: "metric",
+          unit_usd: price(ctx, address, "cloudwatch", "metric_month"),
+          per: "month",
+          detail: `${metrics} statsd names, cluster-wide rollup`,
+        }),
+      );
+    }
+    return lines;
   },
 };
 

@@ -40,6 +40,9 @@ done
 REGION=us-east-1
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_PORT=57432 REDIS_PORT=57379 MOTO_PORT=57000 API_PORT=57080 FLOWER_PORT=57555 SMTP_PORT=57025
+# UDP: where every node's Airflow sends statsd (the CloudWatch agent's listener on EC2); the
+# metrics test listens there
+STATSD_PORT=57125
 declare -A HEALTH_PORT=([scheduler-1]=57974 [scheduler-2]=57975 [standalone-1]=57974)
 case "$LAYOUT" in
 cluster)
@@ -133,6 +136,7 @@ E2E_REDIS_PORT=$REDIS_PORT
 E2E_API_PORT=$API_PORT
 E2E_FLOWER_PORT=$FLOWER_PORT
 E2E_SMTP_PORT=$SMTP_PORT
+E2E_STATSD_PORT=$STATSD_PORT
 E2E_PARAMETER_PREFIX=/airflow/e2e
 E2E_SECRET_PREFIX=airflow/e2e
 E2E_DATA_BUCKET=airflow-e2e-data
@@ -266,6 +270,8 @@ flower_host = 127.0.0.1
 flower_port = $FLOWER_PORT
 [dag_processor]
 refresh_interval = 10
+[metrics]
+statsd_port = $STATSD_PORT
 EOF
 done
 

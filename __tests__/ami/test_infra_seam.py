@@ -30,6 +30,7 @@ from airflow_node import BootstrapError
 from airflow_node.bootstrap import write_files
 from airflow_node.render import render, to_ini
 from airflow_node.settings import load_node, read_settings
+from airflow_node.units import UNITS, component_log_file
 from ami_support import ROOT, packer_default, run_airflow_probe
 
 # The alternative deployment (LocalExecutor, PostgreSQL, HTTPS, non-default tunables), shared
@@ -39,8 +40,12 @@ FIXTURE_CONFIG_DIR = ROOT / "__tests__" / "infra" / "fixtures" / "config"
 SYNTHS = {"dev": None, "alt": FIXTURE_CONFIG_DIR}
 ACCOUNT = "123456789012"
 # Parameters under these sub-prefixes are Airflow Variables/Connections read by tasks
-# through the secrets backend, not settings the bootstrap reads.
-NOT_SETTINGS = ("variables/", "connections/")
+# through the secrets backend, and the CloudWatch agent's configuration, which the agent
+# reads: not settings the bootstrap reads.
+AGENT_PARAMETER = json.loads((ROOT / "config" / "settings-contract.json").read_text())["cloudwatchAgent"][
+    "parameter"
+]
+NOT_SETTINGS = ("variables/", "connections/", AGENT_PARAMETER)
 _REF = re.compile(r"\$\{([^}]*)\}")
 _SIMPLE_REF = re.compile(r"^(data\.)?([a-z0-9_]+)\.([A-Za-z0-9_\-]+)\.([a-z0-9_]+)$")
 
@@ -553,3 +558,27 @@ def test_the_packer_template_reads_names_and_ids_from_the_contract():
     assert not re.search(r"\b50000\b|airflow-golden-", hcl)
     user_script = (ROOT / "packer" / "scripts" / "20-airflow-user.sh").read_text()
     assert not re.search(r"\b50000\b", user_script)
+
+
+@pytest.mark.parametrize("env", SYNTHS)
+def test_the_agent_ships_exactly_the_files_the_units_write(contract, synths, clusters, env):
+    """The synthesized agent configuration (TypeScript) lists, per log group, the file that the
+    rendered systemd units (Python) append to: every service of the env's roles, and
+    cloud-init's log for the bootstrap."""
+    cluster = clusters[env]
+    name = f"{cluster.parameter_prefix}/{AGENT_PARAMETER}"
+    found = [p for p in synths[env]["resource"]["aws_ssm_parameter"].values() if p["name"] == name]
+    assert len(found) == 1, f"{env}: no parameter {name}"
+    agent = json.loads(found[0]["insecure_value"])
+    shipped = {f["file_path"] for f in agent["logs"]["logs_collected"]["files"]["collect_list"]}
+    services = {
+        u.removesuffix(".timer") + ".service" if u.endswith(".timer") else u
+        for role in cluster.node_envs
+        for u in contract.roles[role]
+    }
+    assert all(s in UNITS for s in services)
+    written = {component_log_file(s, contract.log_dir) for s in services}
+    assert shipped == written | {"/var/log/cloud-init-output.log"}
+    host, port, prefix = contract.statsd
+    assert agent["metrics"]["metrics_collected"]["statsd"]["service_address"] == f"{host}:{port}"
+    assert agent["metrics"]["namespace"] == f"Airflow/{cluster.parameter_prefix.strip('/').replace('/', '-')}"

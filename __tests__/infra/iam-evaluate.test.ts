@@ -7,11 +7,14 @@
  */
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import {
+  CLOUDWATCH_AGENT,
   CONTRACT,
   EMR_CLUSTER_TAG,
   EMR_MANAGED_TAG,
   NodeRole,
   iamName,
+  airflowMetricsNamespace,
+  logComponents,
   roleSecrets,
 } from "../../modules/contract";
 import { SynthJson, synthCompute } from "./compute-fixtures";
@@ -362,5 +365,53 @@ describe("DAG e-mail", () => {
   it("GIVEN the worker policy WHEN it sends as another identity THEN IAM denies it", async () => {
     const other = `arn:aws:ses:${REGION}:${A}:identity/example.org`;
     expect(await decide(celery.policyOf("worker"), "ses:SendRawEmail", other)).toBe("ImplicitlyDenied");
+  });
+});
+
+describe("the CloudWatch agent", () => {
+  const NAMESPACE = { "cloudwatch:namespace": airflowMetricsNamespace(CLUSTER) };
+  const group = (component: string): string =>
+    `arn:aws:logs:${REGION}:${A}:log-group:/airflow/dev/airflow/${component}`;
+  const stream = (component: string): string => `${group(component)}:log-stream:i-0123456789abcdef0`;
+
+  describe.each<[NodeRole, ReturnType<typeof synthesized>]>([
+    ["api-server", celery],
+    ["scheduler", celery],
+    ["worker", celery],
+    ["standalone", local],
+  ])("the %s role", (role, stack) => {
+    const policy = stack.policyOf(role);
+    const own = logComponents(role);
+    const others = ["api-server", "flower", "scheduler", "triggerer", "celery-worker"].filter(
+      (c) => !own.includes(c),
+    );
+
+    it.each<Case>([
+      allowed("ssm:GetParameter", parameter(`/airflow/dev/${CLOUDWATCH_AGENT.parameter}`)),
+      allowed("cloudwatch:PutMetricData", "*", NAMESPACE),
+      denied("cloudwatch:PutMetricData", "*", { "cloudwatch:namespace": "AWS/EC2" }),
+      denied("cloudwatch:PutMetricData", "*", {
+        "cloudwatch:namespace": airflowMetricsNamespace("airflow-prod"),
+      }),
+      denied("cloudwatch:PutMetricData", "*"),
+      ...own.flatMap((c) => [
+        allowed("logs:PutLogEvents", stream(c)),
+        allowed("logs:CreateLogStream", stream(c)),
+        allowed("logs:DescribeLogStreams", group(c)),
+      ]),
+      // another role's components, another cluster's groups, and new groups are not its to write
+      ...others.map((c) => denied("logs:PutLogEvents", stream(c))),
+      denied(
+        "logs:PutLogEvents",
+        `arn:aws:logs:${REGION}:${A}:log-group:/airflow/prod/airflow/scheduler:log-stream:x`,
+      ),
+      denied("logs:CreateLogGroup", group("evil")),
+      denied("logs:PutRetentionPolicy", group("bootstrap")),
+    ])(
+      `GIVEN the ${role} policy WHEN it requests %s on %s (%j) THEN IAM says %s`,
+      async (a, r, c, expected) => {
+        expect(await decide(policy, a, r, c)).toBe(expected);
+      },
+    );
   });
 });

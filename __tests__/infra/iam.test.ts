@@ -21,6 +21,7 @@ import {
   emrWatchStatements,
   remoteLogStatements,
   sesStatements,
+  telemetryStatements,
   sessionManagerStatements,
   settingsReadStatements,
   workerDrainStatements,
@@ -274,6 +275,12 @@ const concerns: readonly (readonly [string, () => Statements, readonly string[]]
   ["workerDrainStatements", () => workerDrainStatements({ aws, resourcePrefix: "PREFIX" }), ["autoscaling"]],
   ["sesStatements", () => sesStatements("SES-IDENTITY"), ["ses"]],
   ["nodeHealthStatements", () => nodeHealthStatements(aws, "PREFIX", "scheduler"), ["autoscaling"]],
+  [
+    "telemetryStatements",
+    () =>
+      telemetryStatements({ aws, role: "scheduler", parameterPrefix: "/PARAMS", resourcePrefix: "PREFIX" }),
+    ["cloudwatch", "logs"],
+  ],
 ];
 const concern = (name: string): Statements => {
   const c = concerns.find(([n]) => n === name);
@@ -344,6 +351,7 @@ describe("roles composed from the concerns", () => {
         "bucketKeyStatements",
         "efsStatements",
         "nodeHealthStatements",
+        "telemetryStatements",
       ],
     ],
     [
@@ -358,6 +366,7 @@ describe("roles composed from the concerns", () => {
         "emrWatchStatements",
         "nodeHealthStatements",
         "sesStatements",
+        "telemetryStatements",
       ],
     ],
     [
@@ -375,6 +384,7 @@ describe("roles composed from the concerns", () => {
         "workerDrainStatements",
         "nodeHealthStatements",
         "sesStatements",
+        "telemetryStatements",
       ],
     ],
   ])("GIVEN the %s role WHEN synthesized THEN its policy is exactly the statements of %j", (role, names) => {

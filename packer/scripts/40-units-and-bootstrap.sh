@@ -22,6 +22,20 @@ find /opt/airflow/bootstrap -type d -exec chmod 0755 {} + -o -type f -exec chmod
 PYTHONPATH=/opt/airflow/bootstrap /opt/airflow/venv/bin/python -m airflow_node.units render \
   /etc/systemd/system --worker-stop-timeout "$WORKER_STOP_TIMEOUT"
 chmod 0644 /etc/systemd/system/airflow-*
+# The services append to /var/log/airflow/<component>.log (the CloudWatch agent ships them):
+# rotate in place, since systemd holds each file open in append mode.
+install -o root -g root -m 0644 /dev/stdin /etc/logrotate.d/airflow-components <<'ROTATE'
+/var/log/airflow/*.log {
+    daily
+    rotate 3
+    maxsize 200M
+    compress
+    delaycompress
+    copytruncate
+    missingok
+    notifempty
+}
+ROTATE
 systemctl daemon-reload
 systemctl enable airflow-bootstrap.service
 echo "40-units: bootstrap installed; celery worker TimeoutStopSec=$WORKER_STOP_TIMEOUT"

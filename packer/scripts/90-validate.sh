@@ -76,6 +76,9 @@ grep -q "node env file /nonexistent is unreadable" <<<"$out" || fail "unexpected
 [ "$(id -u airflow)" = "$AIRFLOW_UID" ] || fail "airflow uid is $(id -u airflow), not $AIRFLOW_UID (settings contract airflowUser)"
 command -v mount.efs >/dev/null || fail "amazon-efs-utils (mount.efs) missing"
 [ -x /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl ] || fail "CloudWatch agent missing"
+logrotate --debug /etc/logrotate.d/airflow-components >/dev/null 2>&1 || fail "logrotate config of the component logs"
+grep -q "^StandardOutput=append:/var/log/airflow/scheduler.log" /etc/systemd/system/airflow-scheduler.service ||
+  fail "airflow-scheduler.service does not append to the file the CloudWatch agent ships"
 aws --version >/dev/null 2>&1 || fail "AWS CLI missing"
 # IMDSv2 only: a token-less metadata request must be refused
 code=$(curl -s -o /dev/null -w '%{http_code}' http://169.254.169.254/latest/meta-data/ || true)

@@ -104,6 +104,31 @@ def mount_efs(node: Node, out: Rendered) -> None:
         (efs / sub).mkdir(parents=True, exist_ok=True)
 
 
+AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
+
+
+def start_cloudwatch_agent(node: Node, contract: contract_mod.Contract) -> None:
+    """The CloudWatch agent, from its configuration parameter (contract cloudwatchAgent), before
+    the units start so that its statsd listener takes Airflow's first metrics. A node whose
+    agent does not start still serves: the failure is logged (and the scheduler-heartbeat
+    alarm fires), since telemetry must not take the cluster down."""
+    parameter = f"{node.parameter_prefix.rstrip('/')}/{contract.agent_parameter}"
+    if node.service_manager == "local":
+        log(f"CloudWatch agent skipped (local mode); on EC2 it loads ssm:{parameter}")
+        return
+    cmd = [AGENT_CTL, "-a", "fetch-config", "-m", "ec2", "-s", "-c", f"ssm:{parameter}"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log(f"WARNING: CloudWatch agent not started ({type(exc).__name__}: {exc}); no logs or metrics ship")
+        return
+    if done.returncode != 0:
+        last = ((done.stderr or done.stdout).strip().splitlines() or ["(no output)"])[-1]
+        log(f"WARNING: CloudWatch agent not started (ssm:{parameter}): {last[:300]}; no logs or metrics ship")
+        return
+    log(f"CloudWatch agent started from ssm:{parameter}")
+
+
 def _airflow(node: Node, out: Rendered, *args: str, stdin: str | None = None, capture: bool = True):
     """Run an airflow CLI (or venv python) command as the airflow user with the node's env."""
     # PYTHONPATH: `python -m airflow_node.admin_user` runs from this package's copy
@@ -293,6 +318,7 @@ def run(node_env: Path, contract_path: Path | None = None) -> str:
     params, secrets = read_settings(node, contract)
     out = render(contract, node, params, secrets)
     write_files(node, out)
+    start_cloudwatch_agent(node, contract)
     mount_efs(node, out)
     if out.migrate:
         migrate(node, out)

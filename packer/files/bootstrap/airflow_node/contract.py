@@ -33,6 +33,9 @@ class Contract:
     launch_hook: str  # launchHook.lifecycleHookName: every group's launch hook
     migration_wait: int  # launchHook.migrationWaitSeconds: default AIRFLOW_MIGRATION_WAIT
     health_wait: int  # launchHook.healthWaitSeconds: how long a started role may take to turn healthy
+    agent_parameter: str  # cloudwatchAgent.parameter: the agent's configuration under the prefix
+    log_dir: str  # cloudwatchAgent.logDir: where each service appends <component>.log
+    statsd: tuple[str, int, str]  # cloudwatchAgent.statsd: the agent's listener host, port; the prefix
 
 
 def default_path() -> Path:
@@ -67,6 +70,13 @@ def load(path: Path | None = None) -> Contract:
             launch_hook=raw["launchHook"]["lifecycleHookName"],
             migration_wait=int(raw["launchHook"]["migrationWaitSeconds"]),
             health_wait=int(raw["launchHook"]["healthWaitSeconds"]),
+            agent_parameter=raw["cloudwatchAgent"]["parameter"],
+            log_dir=raw["cloudwatchAgent"]["logDir"],
+            statsd=(
+                raw["cloudwatchAgent"]["statsd"]["host"],
+                int(raw["cloudwatchAgent"]["statsd"]["port"]),
+                raw["cloudwatchAgent"]["statsd"]["prefix"],
+            ),
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None

@@ -372,6 +372,7 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         },
         # DAG files arrive on EFS from the dag-sync timer every minute
         "dag_processor": {"refresh_interval": "60"},
+        "metrics": metrics_config(contract),
         "secrets": {
             "backend": SSM_BACKEND,
             "backend_kwargs": json.dumps(
@@ -444,6 +445,21 @@ def render(contract: Contract, node: Node, params: dict[str, str], secrets: dict
         rotate_fernet=node.role in MIGRATING_ROLES and "," in fernet,
         units=contract.roles[node.role],
     )
+
+
+def metrics_config(contract: Contract) -> dict[str, str]:
+    """[metrics]: statsd to the node's CloudWatch agent (contract cloudwatchAgent.statsd),
+    which publishes one cluster-wide series per name. Legacy names carry dag, task and file
+    names (``dag.<dag_id>.<task_id>.queued_duration``): each would be one more custom metric
+    (billed per name), so only the templated names are sent."""
+    host, port, prefix = contract.statsd
+    return {
+        "statsd_on": "True",
+        "statsd_host": host,
+        "statsd_port": str(port),
+        "statsd_prefix": prefix,
+        "legacy_names_on": "False",
+    }
 
 
 def email_config(backend: str, from_email: str, smtp_host: str) -> dict[str, dict[str, str]]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from . import BootstrapError
 from . import contract as contract_mod
 from .health import INTERVAL_SECONDS
+from .render import LOGS as LOG_DIR  # contract cloudwatchAgent.logDir (a seam test compares them)
 
 ENV_FILE = "/etc/airflow/airflow.env"
 BOOTSTRAP_BIN = "/opt/airflow/bin/airflow-bootstrap"
@@ -127,8 +128,18 @@ UNITS: dict[str, Unit] = {
 }
 
 
+def component_log_file(unit: str, log_dir: str) -> str:
+    """airflow-<component>.service (or its .timer) -> <log_dir>/<component>.log."""
+    component = unit.removeprefix("airflow-").rsplit(".", 1)[0]
+    return f"{log_dir}/{component}.log"
+
+
 def render_systemd(
-    name: str, worker_stop_timeout: int, venv: str = "/opt/airflow/venv", drain_hook: str | None = None
+    name: str,
+    worker_stop_timeout: int,
+    venv: str = "/opt/airflow/venv",
+    drain_hook: str | None = None,
+    log_dir: str = LOG_DIR,
 ) -> str:
     unit = UNITS[name]
     subst = {
@@ -179,6 +190,9 @@ def render_systemd(
     ]
     if unit.kind == "simple":
         lines += ["Restart=on-failure", "RestartSec=10s"]
+    # The CloudWatch agent reads files, not journald: each service appends to its
+    # component's file (contract cloudwatchAgent), which the agent ships to its log group.
+    lines += [f"StandardOutput=append:{component_log_file(name, log_dir)}", "StandardError=inherit"]
     lines += ["NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=full"]
     lines += [fill(x) for x in unit.extra_service]
     if unit.kind == "simple":
@@ -213,8 +227,11 @@ def render_bootstrap_unit() -> str:
     )
 
 
-def all_unit_files(worker_stop_timeout: int, drain_hook: str) -> dict[str, str]:
-    files = {name: render_systemd(name, worker_stop_timeout, drain_hook=drain_hook) for name in UNITS}
+def all_unit_files(worker_stop_timeout: int, drain_hook: str, log_dir: str = LOG_DIR) -> dict[str, str]:
+    files = {
+        name: render_systemd(name, worker_stop_timeout, drain_hook=drain_hook, log_dir=log_dir)
+        for name in UNITS
+    }
     files["airflow-bootstrap.service"] = render_bootstrap_unit()
     return files
 
@@ -290,11 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     args.dir.mkdir(parents=True, exist_ok=True)
     # the hook name the infra gives the worker group (settings contract workerDrain)
     try:
-        drain_hook = contract_mod.load().drain_hook
+        contract = contract_mod.load()
     except BootstrapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    for name, text in all_unit_files(args.worker_stop_timeout, drain_hook).items():
+    for name, text in all_unit_files(args.worker_stop_timeout, contract.drain_hook, contract.log_dir).items():
         (args.dir / name).write_text(text)
         print(args.dir / name)
     return 0
