@@ -55,6 +55,8 @@ export interface SettingsContract {
     readonly metricName: string;
     readonly queueDimension: string;
     readonly queue: string;
+    /** Per queue, the age in seconds of the oldest queued task instance. */
+    readonly oldestQueuedMetricName: string;
   };
   /**
    * Every group's launch lifecycle hook, which the bootstrap completes (CONTINUE once the
@@ -82,7 +84,13 @@ export interface SettingsContract {
   readonly cloudwatchAgent: {
     readonly parameter: string;
     readonly logDir: string;
-    readonly statsd: { readonly host: string; readonly port: number; readonly prefix: string };
+    readonly statsd: {
+      readonly host: string;
+      readonly port: number;
+      readonly prefix: string;
+      /** The only names Airflow sends (`[metrics] metrics_allow_list`): each is a billed custom metric. */
+      readonly metrics: readonly string[];
+    };
   };
 }
 

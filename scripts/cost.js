@@ -14,7 +14,12 @@ const path = require("node:path");
 
 const PRICES_FILE = path.join(__dirname, "..", "config", "aws-prices.json");
 /** The CloudWatch agent's configuration parameter: the custom metrics it publishes are priced on it. */
-const AGENT_PARAMETER = require("../config/settings-contract.json").cloudwatchAgent.parameter;
+const SETTINGS_CONTRACT = require("../config/settings-contract.json");
+const AGENT_PARAMETER = SETTINGS_CONTRACT.cloudwatchAgent.parameter;
+/** The only statsd names Airflow sends ([metrics] metrics_allow_list): one custom metric each. */
+const STATSD_METRICS = SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length;
+/** The scheduler nodes' queue-depth publisher: WorkersNeeded and OldestQueuedSeconds for its queue. */
+const QUEUE_SIGNAL_METRICS = 2;
 const USAGE = "usage: npm run -s cost -- [--out DIR] [--json]";
 
 /** Bad input or a price the table lacks: the message is one line per problem. */
@@ -582,7 +587,7 @@ const PRICERS = {
   aws_autoscaling_policy(ctx, address, b) {
     const tracking = b.policy_type === "TargetTrackingScaling";
     const alarms = tracking ? assumed(ctx, "target_tracking_alarms_per_policy") : 0;
-    return [
+    const lines = [
       line(ctx, "cloudwatch", {
         address,
         component: "scaling alarms",
@@ -593,6 +598,20 @@ const PRICERS = {
         detail: tracking ? "the alarms target tracking creates" : "uses alarms priced on their own",
       }),
     ];
+    if (tracking && [].concat(b.target_tracking_configuration ?? [])[0]?.customized_metric_specification) {
+      lines.push(
+        line(ctx, "cloudwatch", {
+          address,
+          component: "queue-depth signal",
+          quantity: QUEUE_SIGNAL_METRICS,
+          unit: "metric",
+          unit_usd: price(ctx, address, "cloudwatch", "metric_month"),
+          per: "month",
+          detail: "WorkersNeeded and OldestQueuedSeconds of the queue, from the scheduler nodes",
+        }),
+      );
+    }
+    return lines;
   },
 
   aws_s3_bucket(ctx, address) {
@@ -624,8 +643,8 @@ const PRICERS = {
       }),
     ];
     if (typeof b.name === "string" && b.name.endsWith(`/${AGENT_PARAMETER}`)) {
-      // the agent publishes Airflow's statsd names as one dimensionless series each
-      const metrics = assumed(ctx, "airflow_statsd_metrics");
+      // the agent publishes each name Airflow may send as one dimensionless series
+      const metrics = STATSD_METRICS;
       lines.push(
         line(ctx, "cloudwatch", {
           address,
@@ -634,7 +653,7 @@ const PRICERS = {
           unit: "metric",
           unit_usd: price(ctx, address, "cloudwatch", "metric_month"),
           per: "month",
-          detail: `${metrics} statsd names, cluster-wide rollup`,
+          detail: `${metrics} statsd names (settings contract metrics_allow_list), cluster-wide rollup`,
         }),
       );
     }

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from airflow_node import BootstrapError
-from airflow_node.queue_depth import count_tasks, publish, workers_needed
+from airflow_node.queue_depth import count_tasks, oldest_queued_seconds, publish, workers_needed
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ def engine(tmp_path):
     return engine
 
 
-def _insert(engine, rows: list[tuple[str, str]]) -> None:
-    """(state, queue) rows as task instances of one DAG run."""
+def _insert(engine, rows: list[tuple[str, str]], queued_at: list[dt.datetime | None] | None = None) -> None:
+    """(state, queue) rows as task instances of one DAG run, queued at `queued_at[i]`."""
     from airflow.models.taskinstance import TaskInstance
 
     table = TaskInstance.__table__
@@ -49,6 +49,7 @@ def _insert(engine, rows: list[tuple[str, str]]) -> None:
                     priority_weight=1,
                     span_status="not_started",
                     dag_version_id=uuid.uuid4(),
+                    queued_dttm=queued_at[i] if queued_at else None,
                 )
             )
 
@@ -66,6 +67,19 @@ def test_count_is_running_plus_queued_per_queue_and_nothing_else(engine):
     assert count_tasks(engine) == {"default": 17, "gpu": 3}
     # AND with 16 slots per worker: ceil(17/16) = 2, ceil(3/16) = 1
     assert workers_needed(count_tasks(engine), 16, ["default"]) == {"default": 2, "gpu": 1}
+
+
+def test_oldest_queued_age_per_queue_counts_queued_tasks_only(engine):
+    now = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+    minutes = dt.timedelta(minutes=1)
+    # GIVEN queued tasks 12 and 3 minutes old on two queues, and an older task already running
+    _insert(
+        engine,
+        [("queued", "default"), ("queued", "default"), ("queued", "gpu"), ("running", "default")],
+        [now - 3 * minutes, now - 12 * minutes, now - 3 * minutes, now - 60 * minutes],
+    )
+    # THEN each queue reports its oldest queued task; an idle queue asked for reports 0
+    assert oldest_queued_seconds(engine, now, ["default", "idle"]) == {"default": 720, "gpu": 180, "idle": 0}
 
 
 @pytest.mark.parametrize(("tasks", "concurrency"), [(0, 16), (1, 16), (16, 16), (17, 16), (33, 4), (5, 1)])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -30,6 +31,7 @@ def test_every_role_sends_statsd_to_the_agent_without_legacy_names(contract, mak
         "statsd_prefix": RAW["statsd"]["prefix"],
         # dag/task ids in names would each be a billed custom metric
         "legacy_names_on": "False",
+        "metrics_allow_list": ",".join(f"^{re.escape(m)}$" for m in RAW["statsd"]["metrics"]),
     }
 
 
@@ -64,7 +66,12 @@ def test_airflow_with_the_rendered_metrics_sends_prefixed_names_to_the_listener(
         "AIRFLOW_HOME": str(tmp_path),
         **{f"AIRFLOW__METRICS__{k.upper()}": v for k, v in metrics.items()},
     }
-    code = "from airflow.stats import Stats; Stats.incr('scheduler_heartbeat', 1, 1)"
+    # a listed name, then names the allow list must drop: one unlisted, one that only
+    # contains a listed name (the entries are regexes, so they must be anchored)
+    code = (
+        "from airflow.stats import Stats; Stats.incr('scheduler_heartbeat', 1, 1);"
+        " Stats.incr('dagrun.duration.success', 1, 1); Stats.incr('scheduler_heartbeat_extra', 1, 1)"
+    )
     try:
         argv = [sys.executable, "-c", code]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
@@ -80,6 +87,9 @@ def test_airflow_with_the_rendered_metrics_sends_prefixed_names_to_the_listener(
         sock.close()
     assert f"{RAW['statsd']['prefix']}.scheduler_heartbeat:1|c" in packets
     assert all(p.startswith(f"{RAW['statsd']['prefix']}.") for p in packets)
+    # only the contract's names leave the node: each is a billed custom metric
+    sent = {p.split(":", 1)[0].removeprefix(f"{RAW['statsd']['prefix']}.") for p in packets}
+    assert sent <= set(RAW["statsd"]["metrics"]), sorted(sent - set(RAW["statsd"]["metrics"]))
 
 
 def test_local_mode_skips_the_agent_in_one_line(contract, make_node, capsys):

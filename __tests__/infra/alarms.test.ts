@@ -4,9 +4,20 @@
  * dimensions, and the e-mail subscription exists exactly when notificationEmail is set.
  */
 import { Testing } from "cdktf";
-import { AIRFLOW_METRIC_ALARMS, ClusterAlarms, ClusterAlarmsProps } from "../../modules/alarms";
+import {
+  AIRFLOW_METRIC_ALARMS,
+  ClusterAlarms,
+  ClusterAlarmsProps,
+  QUEUED_TOO_LONG_MINUTES,
+  QUEUED_TOO_LONG_SECONDS,
+} from "../../modules/alarms";
 import { AirflowClusterStack } from "../../modules/cluster-stack";
-import { AIRFLOW_STATSD_PREFIX, airflowMetricsNamespace } from "../../modules/contract";
+import {
+  AIRFLOW_STATSD_PREFIX,
+  CONTRACT,
+  WORKER_SCALING,
+  airflowMetricsNamespace,
+} from "../../modules/contract";
 import { AirflowConfigInput, clusterNames } from "../../modules/config";
 import { Block, bareStack, config, resources } from "./helpers";
 
@@ -96,6 +107,28 @@ describe("ClusterAlarms", () => {
       expect(a.dimensions).toBeUndefined();
     },
   );
+
+  it.each(AIRFLOW_METRIC_ALARMS.map((a) => [a.id, a.metric] as const))(
+    "GIVEN the Airflow alarm %s WHEN the nodes render [metrics] THEN %s is a name Airflow is allowed to send",
+    (_, metric) => {
+      // metrics_allow_list is the contract's list: a name outside it never reaches CloudWatch
+      expect(CONTRACT.cloudwatchAgent.statsd.metrics).toContain(metric);
+    },
+  );
+
+  it("GIVEN tasks waiting in a queue WHEN synthesized THEN queued-too-long reads the oldest queued task's age the scheduler nodes publish, over every queue", () => {
+    const a = alarms["airflow-dev-airflow-queued-too-long"];
+    expect(a).toMatchObject({
+      comparison_operator: "GreaterThanThreshold",
+      threshold: QUEUED_TOO_LONG_SECONDS,
+      evaluation_periods: QUEUED_TOO_LONG_MINUTES,
+      treat_missing_data: "notBreaching",
+    });
+    const [query] = a.metric_query as { expression: string }[];
+    expect(query.expression).toBe(
+      `SELECT MAX(${WORKER_SCALING.oldestQueuedMetricName}) FROM SCHEMA("${airflowMetricsNamespace("airflow-dev")}", ${WORKER_SCALING.queueDimension})`,
+    );
+  });
 
   it("GIVEN the scheduler heartbeat WHEN no data arrives THEN that counts as breaching (no scheduler, no metric)", () => {
     expect(alarms["airflow-dev-airflow-scheduler-heartbeat"]).toMatchObject({

@@ -11,6 +11,7 @@ import { App } from "cdktf";
 import { AirflowClusterStack } from "../../modules/cluster-stack";
 import { clusterNames, loadConfig } from "../../modules/config";
 import { StateStack } from "../../modules/state-stack";
+import { CONTRACT as SETTINGS_CONTRACT } from "../../modules/contract";
 
 const ROOT = path.join(__dirname, "../..");
 const CLI = path.join(ROOT, "scripts", "cost.js");
@@ -129,19 +130,20 @@ it.each<[Env, string, number, number, string]>([
   ["dev", "EFS Standard", 1, use1("efs", "standard_gb"), "assumed 1 GB"],
   ["dev", "secret", 7, use1("secretsmanager", "secret_month"), "7 secrets, Flower's own password included"],
   ["dev", "KMS key", 1, use1("kms", "key_month"), "one CMK"],
-  ["dev", "scaling alarms", 2, use1("cloudwatch", "alarm_month"), "worker CPU target tracking"],
+  ["dev", "scaling alarms", 2, use1("cloudwatch", "alarm_month"), "worker queue-depth target tracking"],
+  ["dev", "queue-depth signal", 2, use1("cloudwatch", "metric_month"), "WorkersNeeded + OldestQueuedSeconds"],
   ["dev", "S3 Standard", 4, use1("s3", "standard_gb"), "4 buckets x 1 GB"],
   [
     "dev",
     "Airflow metrics (CloudWatch agent)",
-    prices.assumptions.airflow_statsd_metrics.value as number,
+    SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length,
     use1("cloudwatch", "metric_month"),
     "the agent's statsd rollup, once per cluster",
   ],
   [
     "alt",
     "Airflow metrics (CloudWatch agent)",
-    prices.assumptions.airflow_statsd_metrics.value as number,
+    SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length,
     use1("cloudwatch", "metric_month"),
     "the standalone node's statsd rollup",
   ],

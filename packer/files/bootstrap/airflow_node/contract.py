@@ -36,6 +36,8 @@ class Contract:
     agent_parameter: str  # cloudwatchAgent.parameter: the agent's configuration under the prefix
     log_dir: str  # cloudwatchAgent.logDir: where each service appends <component>.log
     statsd: tuple[str, int, str]  # cloudwatchAgent.statsd: the agent's listener host, port; the prefix
+    statsd_metrics: tuple[str, ...]  # cloudwatchAgent.statsd.metrics: the only names Airflow sends
+    oldest_queued_metric: str  # workerScaling.oldestQueuedMetricName: the queued-too-long signal
 
 
 def default_path() -> Path:
@@ -77,6 +79,8 @@ def load(path: Path | None = None) -> Contract:
                 int(raw["cloudwatchAgent"]["statsd"]["port"]),
                 raw["cloudwatchAgent"]["statsd"]["prefix"],
             ),
+            statsd_metrics=tuple(raw["cloudwatchAgent"]["statsd"]["metrics"]),
+            oldest_queued_metric=raw["workerScaling"]["oldestQueuedMetricName"],
         )
     except (KeyError, TypeError) as exc:
         raise BootstrapError(f"settings contract {path} lacks the expected field {exc}") from None

@@ -7,6 +7,10 @@ here because the scheduler role holds the metadata DB credentials; workers (DAG 
 do. Every scheduler node publishes the same value for the same minute, so the Maximum and
 the Average the worker group's policies read agree.
 
+With it, per queue, the age of the oldest queued task instance (``workerScaling.
+oldestQueuedMetricName``, seconds), which the queued-too-long alarm reads: Airflow 3 sends no
+queued-duration metric for tasks that start through the Execution API.
+
 The default queue is always published, 0 included: target tracking does not scale in on
 missing data, so an idle cluster must report 0 rather than nothing.
 
@@ -19,6 +23,7 @@ import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 from . import BootstrapError
 from . import contract as contract_mod
@@ -28,6 +33,8 @@ NAMESPACE_ENV = "AIRFLOW_METRICS_NAMESPACE"
 # The Helm chart's KEDA query, grouped by queue (chart/templates/workers/worker-kedaautoscaler.yaml
 # filters the same states; the division happens in Python so every DB engine rounds alike).
 QUERY = "SELECT queue, COUNT(*) FROM task_instance WHERE state = 'running' OR state = 'queued' GROUP BY queue"
+# When the oldest task of each queue was queued: the queued-too-long alarm's signal.
+OLDEST_QUERY = "SELECT queue, MIN(queued_dttm) FROM task_instance WHERE state = 'queued' GROUP BY queue"
 
 
 def workers_needed(counts: Mapping[str, int], concurrency: int, queues: Iterable[str] = ()) -> dict[str, int]:
@@ -50,16 +57,36 @@ def count_tasks(engine) -> dict[str, int]:
         return {queue: int(count) for queue, count in conn.execute(text(QUERY))}
 
 
-def publish(cloudwatch, namespace: str, metric: str, dimension: str, needed: Mapping[str, int]) -> None:
+def oldest_queued_seconds(engine, now: datetime, queues: Iterable[str] = ()) -> dict[str, int]:
+    """Per queue, the age of its oldest queued task instance in whole seconds; `queues` are
+    reported even with nothing queued (0), like the queue depth."""
+    from sqlalchemy import text
+
+    ages = dict.fromkeys(queues, 0)
+    with engine.connect() as conn:
+        for queue, queued_at in conn.execute(text(OLDEST_QUERY)):
+            if queued_at is None:
+                continue
+            if isinstance(queued_at, str):  # SQLite hands back text
+                queued_at = datetime.fromisoformat(queued_at)
+            if queued_at.tzinfo is None:  # MySQL DATETIME: Airflow stores UTC
+                queued_at = queued_at.replace(tzinfo=UTC)
+            ages[queue] = max(0, int((now - queued_at).total_seconds()))
+    return ages
+
+
+def publish(
+    cloudwatch, namespace: str, metric: str, dimension: str, values: Mapping[str, int], unit: str = "Count"
+) -> None:
     """One PutMetricData call per 1000 queues (the API's limit per call)."""
     data = [
         {
             "MetricName": metric,
             "Dimensions": [{"Name": dimension, "Value": queue}],
             "Value": float(value),
-            "Unit": "Count",
+            "Unit": unit,
         }
-        for queue, value in sorted(needed.items())
+        for queue, value in sorted(values.items())
     ]
     for start in range(0, len(data), 1000):
         cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + 1000])
@@ -81,26 +108,27 @@ def main() -> int:
         concurrency = conf.getint("celery", "worker_concurrency")
         default_queue = conf.get("operators", "default_queue")
         try:
-            counts = count_tasks(settings.get_engine())
+            engine = settings.get_engine()
+            counts = count_tasks(engine)
+            oldest = oldest_queued_seconds(engine, datetime.now(UTC), [default_queue])
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
             raise BootstrapError(f"metadata DB query failed: {type(cause).__name__}: {cause}") from None
         needed = workers_needed(counts, concurrency, [default_queue])
         try:
-            publish(
-                boto3.client("cloudwatch"),
-                namespace,
-                contract.scaling_metric,
-                contract.scaling_dimension,
-                needed,
-            )
+            cloudwatch = boto3.client("cloudwatch")
+            dimension = contract.scaling_dimension
+            publish(cloudwatch, namespace, contract.scaling_metric, dimension, needed)
+            publish(cloudwatch, namespace, contract.oldest_queued_metric, dimension, oldest, unit="Seconds")
         except (BotoCoreError, ClientError) as exc:
             raise BootstrapError(f"PutMetricData to {namespace} failed: {exc}") from None
     except BootstrapError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     shown = ", ".join(f"{queue}={value}" for queue, value in sorted(needed.items()))
-    print(f"published {contract.scaling_metric} to {namespace}: {shown}")
+    ages = ", ".join(f"{queue}={value}s" for queue, value in sorted(oldest.items()))
+    print(f"published to {namespace}: {contract.scaling_metric} {shown}")
+    print(f"published to {namespace}: {contract.oldest_queued_metric} {ages}")
     return 0
 
 

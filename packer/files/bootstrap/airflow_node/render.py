@@ -451,7 +451,8 @@ def metrics_config(contract: Contract) -> dict[str, str]:
     """[metrics]: statsd to the node's CloudWatch agent (contract cloudwatchAgent.statsd),
     which publishes one cluster-wide series per name. Legacy names carry dag, task and file
     names (``dag.<dag_id>.<task_id>.queued_duration``): each would be one more custom metric
-    (billed per name), so only the templated names are sent."""
+    (billed per name), so only the templated names are sent, and of those only the
+    contract's list (Airflow matches each allow-list entry as a regex, hence anchored)."""
     host, port, prefix = contract.statsd
     return {
         "statsd_on": "True",
@@ -459,6 +460,7 @@ def metrics_config(contract: Contract) -> dict[str, str]:
         "statsd_port": str(port),
         "statsd_prefix": prefix,
         "legacy_names_on": "False",
+        "metrics_allow_list": ",".join(f"^{re.escape(name)}$" for name in contract.statsd_metrics),
     }
 
 
