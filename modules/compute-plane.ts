@@ -319,6 +319,7 @@ export class ComputePlane extends Construct {
         ...(celery ? [unhealthyTargetsAlarmName(names.resourcePrefix, "internal", "execution-api")] : []),
       ],
       detailedMonitoring: config.durability.detailedMonitoring,
+      rootVolumeGb: config.rootVolumeGb,
     });
 
     new ComputeOutputs(this, "outputs", {

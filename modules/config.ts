@@ -258,6 +258,8 @@ export interface DefaultSizes {
     readonly standalone: string;
   };
   readonly redisNodeType: string;
+  /** Root volume of every node, GiB (gp3): at least the golden AMI's root snapshot. */
+  readonly rootVolumeGb: number;
 }
 
 /**
@@ -267,6 +269,8 @@ export interface DefaultSizes {
  * triggerer each fit 4 GiB, a worker at concurrency 16 keeps 8 GiB (about 0.4 GiB per task
  * process); t3a (AMD) lists about 10% under t3 at the same vCPUs and memory. A
  * cache.t4g.micro (0.5 GiB) holds the Celery queue of a dev cluster many times over.
+ * Root volumes: the OS and the venv take about 5 GiB and task logs go to S3, so dev's 20 GiB
+ * (the golden AMI's snapshot size) leaves room; elsewhere 30 GiB for local log and temp files.
  * @param env the environment name
  */
 export function defaultSizes(env: string): DefaultSizes {
@@ -279,6 +283,7 @@ export function defaultSizes(env: string): DefaultSizes {
           standalone: "t3a.xlarge",
         },
         redisNodeType: "cache.t4g.micro",
+        rootVolumeGb: 20,
       }
     : {
         instanceTypes: {
@@ -288,6 +293,7 @@ export function defaultSizes(env: string): DefaultSizes {
           standalone: "t3.xlarge",
         },
         redisNodeType: "cache.t4g.small",
+        rootVolumeGb: 30,
       };
 }
 
@@ -361,6 +367,8 @@ const schema = z
         standalone: instanceType(),
       })
       .prefault({}),
+    /** Root volume of every node, GiB; unset = {@link defaultSizes}. At least the AMI's root snapshot (20 GiB). */
+    rootVolumeGb: intRange(20, 16384).optional(),
     workers: z
       .strictObject({
         /** 0: no worker runs while no task is queued or running; the first queued task starts one. */
@@ -801,8 +809,10 @@ export function durabilityOf(env: string, deletionProtection?: boolean): Durabil
 /** The validated configuration with every default and derived value filled in. */
 export interface AirflowConfig extends Omit<
   Parsed,
-  "database" | "deletionProtection" | "azCount" | "instanceTypes" | "redis"
+  "database" | "deletionProtection" | "azCount" | "instanceTypes" | "redis" | "rootVolumeGb"
 > {
+  /** Root volume of every node, GiB: the config's, else the environment's {@link defaultSizes}. */
+  readonly rootVolumeGb: number;
   /** Instance type per role: the config's, else the environment's {@link defaultSizes}. */
   readonly instanceTypes: DefaultSizes["instanceTypes"];
   /** The broker: node type and replicas default per environment ({@link defaultSizes}, {@link Durability}). */
@@ -934,6 +944,7 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
   return {
     ...c,
     instanceTypes,
+    rootVolumeGb: c.rootVolumeGb ?? defaultSizes(c.env).rootVolumeGb,
     redis: {
       ...c.redis,
       nodeType: c.redis.nodeType ?? defaultSizes(c.env).redisNodeType,

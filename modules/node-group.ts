@@ -157,6 +157,11 @@ export class GoldenImage extends Construct {
   public readonly rootDeviceName: string;
   /** The image's Celery worker TimeoutStopSec (its `WorkerStopTimeout` tag), a Terraform number. */
   public readonly workerStopTimeoutSeconds: number;
+  /**
+   * HCL expression (without `${}`) of the image's root snapshot size in GiB: a root volume
+   * smaller than the snapshot fails every launch, so the launch templates check it at plan.
+   */
+  public readonly rootSnapshotGbExpression: string;
 
   public constructor(scope: Construct, id: string, props: GoldenImageProps) {
     super(scope, id);
@@ -190,6 +195,8 @@ export class GoldenImage extends Construct {
     this.ami = ami;
     this.imageId = ami.id;
     this.rootDeviceName = ami.rootDeviceName;
+    const data = `data.aws_ami.${ami.friendlyUniqueId}`;
+    this.rootSnapshotGbExpression = `coalesce(one([for m in ${data}.block_device_mappings : tonumber(m.ebs.volume_size) if m.device_name == ${data}.root_device_name]), 0)`;
     // Missing tag (an image baked before the tag existed): Packer's default.
     this.workerStopTimeoutSeconds = Token.asNumber(
       Fn.tonumber(Fn.lookup(ami.tags, WORKER_STOP_TIMEOUT_TAG, String(DEFAULT_WORKER_STOP_TIMEOUT_SECONDS))),
@@ -328,6 +335,7 @@ export class NodeGroup extends Construct {
       throw new PropError(this, "securityGroups", 0, "1 or more security groups");
     }
 
+    const rootVolumeGb = props.rootVolumeGb ?? 30;
     const name = `${props.resourcePrefix}-${role}`;
     const tags: Record<string, string> = {
       ...props.tags,
@@ -379,7 +387,7 @@ export class NodeGroup extends Construct {
         {
           deviceName: props.image.rootDeviceName,
           ebs: {
-            volumeSize: props.rootVolumeGb ?? 30,
+            volumeSize: rootVolumeGb,
             volumeType: "gp3",
             encrypted: "true",
             deleteOnTermination: "true",
@@ -390,6 +398,14 @@ export class NodeGroup extends Construct {
         { resourceType: "instance", tags },
         { resourceType: "volume", tags },
       ],
+      lifecycle: {
+        precondition: [
+          {
+            condition: `\${${rootVolumeGb} >= ${props.image.rootSnapshotGbExpression}}`,
+            errorMessage: `rootVolumeGb ${rootVolumeGb} is smaller than the golden AMI's root snapshot (\${${props.image.rootSnapshotGbExpression}} GiB): set rootVolumeGb to at least that, or use a bake of at most ${rootVolumeGb} GiB`,
+          },
+        ],
+      },
     });
 
     const targetGroups = props.targetGroups ?? [];
@@ -612,6 +628,11 @@ export interface AirflowNodeGroupsProps {
    * @default true
    */
   readonly detailedMonitoring?: boolean;
+  /**
+   * Root volume of every group, GiB (the environment's default size).
+   * @default 30
+   */
+  readonly rootVolumeGb?: number;
 }
 
 /**
@@ -652,6 +673,7 @@ export class AirflowNodeGroups extends Construct {
       subnets: props.subnets,
       settingsRevision: props.settingsRevision,
       detailedMonitoring: props.detailedMonitoring,
+      rootVolumeGb: props.rootVolumeGb,
     };
     const lbAlarms = props.apiServerRollbackAlarmNames ?? [];
     const rollbackAlarmNames = (role: NodeRole, extra: readonly string[] = []): string[] => [

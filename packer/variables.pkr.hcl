@@ -70,8 +70,8 @@ variable "worker_stop_timeout" {
 
 variable "root_volume_size_gb" {
   type        = number
-  description = "Size of the encrypted gp3 root volume in GiB (the venv takes about 1.5 GiB)."
-  default     = 30
+  description = "Size of the encrypted gp3 root volume in GiB (the venv takes about 1.5 GiB); node root volumes (config rootVolumeGb) cannot be smaller."
+  default     = 20
   validation {
     condition     = var.root_volume_size_gb >= 20 && var.root_volume_size_gb <= 500
     error_message = "The root_volume_size_gb must be from 20 to 500."

@@ -159,6 +159,15 @@ describe("config defaults", () => {
   );
 
   it.each([
+    // env, input, root volume GiB
+    ["dev", {}, 20],
+    ["prod", {}, 30],
+    ["dev", { rootVolumeGb: 50 }, 50],
+  ] as const)("GIVEN env %s and %j WHEN parsed THEN every node's root volume is %i GiB", (env, input, gb) => {
+    expect(parseConfig({ env, ...input }, "test").rootVolumeGb).toBe(gb);
+  });
+
+  it.each([
     // input, uiAccess, publicLoadBalancer
     [{}, "port-forward", false],
     [{ uiAllowedCidrs: ["203.0.113.0/24"] }, "load-balancer", true],
@@ -296,6 +305,11 @@ describe("config validation", () => {
       "bad region",
       { region: "moon-1" },
       'test: region: got "moon-1"; allowed: an AWS region code such as us-east-1',
+    ],
+    [
+      "root volume below the golden AMI's snapshot",
+      { rootVolumeGb: 8 },
+      "test: rootVolumeGb: got 8; allowed: an integer from 20 to 16384",
     ],
     [
       "workers min above max",
@@ -592,7 +606,7 @@ describe("config validation", () => {
     [
       "unknown top-level key",
       { executer: "LocalExecutor" },
-      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, emrMaxRuntimeMinutes, ami, uiAllowedCidrs, uiAllowPublicInternet, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags, stateAccessPrincipalArns',
+      'test: executer: unknown key (value "LocalExecutor"); allowed keys here: env, namePrefix, region, azCount, availabilityZones, vpcCidr, executor, instanceTypes, rootVolumeGb, workers, schedulerCount, database, redis, efs, logRetentionDays, emailBackend, notificationEmail, emrMaxRuntimeMinutes, ami, uiAllowedCidrs, uiAllowPublicInternet, certificateArn, uiDomainName, scheduler, allowTriggerInFuture, parallelism, workerConcurrency, accountId, deletionProtection, stateBucketName, tags, stateAccessPrincipalArns',
     ],
     [
       "state access given as an assumed-role session",

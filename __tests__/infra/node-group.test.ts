@@ -7,7 +7,9 @@ import { AutoscalingGroup } from "@cdktf/provider-aws/lib/autoscaling-group";
 import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
 import { Testing } from "cdktf";
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import {
   GoldenImage,
@@ -90,7 +92,7 @@ describe("launch templates (CeleryExecutor)", () => {
       expect(lt.block_device_mappings).toEqual([
         {
           device_name: expect.stringMatching(/^\$\{data\.aws_ami\.[\w-]+\.root_device_name\}$/),
-          ebs: { volume_size: 30, volume_type: "gp3", encrypted: "true", delete_on_termination: "true" },
+          ebs: { volume_size: 20, volume_type: "gp3", encrypted: "true", delete_on_termination: "true" },
         },
       ]);
       expect(lt.iam_instance_profile).toEqual({
@@ -568,4 +570,75 @@ describe("invalid node group props", () => {
       }),
     ).toThrow(message);
   });
+});
+
+describe("root volume against the golden AMI's snapshot", () => {
+  // GIVEN the default dev cluster (20 GiB roots) WHEN synthesized
+  const { parsed } = synthCompute();
+  const template = Object.values(resourcesOf(parsed, "aws_launch_template"))[0] as {
+    block_device_mappings: { ebs: { volume_size: number } }[];
+    lifecycle: { precondition: { condition: string; error_message: string }[] };
+  };
+  const [check] = template.lifecycle.precondition;
+
+  /** The precondition evaluated by real Terraform against an image whose root snapshot is `snapshotGb`. */
+  function evaluate(snapshotGb: number): { ok: boolean; message: string } {
+    const dir = mkdtempSync(path.join(tmpdir(), "root-volume-"));
+    const asLocal = (expr: string) => expr.replace(/data\.aws_ami\.[\w-]+/g, "local.ami");
+    writeFileSync(
+      path.join(dir, "main.tf.json"),
+      JSON.stringify({
+        locals: {
+          ami: {
+            root_device_name: "/dev/xvda",
+            // the data source's shape: every mapping, ebs values as strings
+            block_device_mappings: [
+              { device_name: "/dev/xvdb", ebs: { volume_size: "500" } },
+              { device_name: "/dev/xvda", ebs: { volume_size: String(snapshotGb) } },
+            ],
+          },
+        },
+        output: {
+          ok: { value: asLocal(check.condition) },
+          message: { value: asLocal(check.error_message) },
+        },
+      }),
+    );
+    const tf = (args: string[]) => {
+      const r = spawnSync("terraform", args, {
+        cwd: dir,
+        encoding: "utf8",
+        env: { ...process.env, CHECKPOINT_DISABLE: "1" },
+      });
+      if (r.status !== 0) throw new Error(`terraform ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    tf(["init", "-input=false", "-no-color"]);
+    tf(["apply", "-auto-approve", "-input=false", "-no-color"]);
+    const out = JSON.parse(tf(["output", "-json"]));
+    rmSync(dir, { recursive: true, force: true });
+    return { ok: out.ok.value, message: out.message.value };
+  }
+
+  it("GIVEN dev WHEN synthesized THEN every node's root volume is the environment's 20 GiB", () => {
+    for (const t of Object.values(resourcesOf(parsed, "aws_launch_template"))) {
+      expect((t as typeof template).block_device_mappings[0].ebs.volume_size).toBe(20);
+    }
+  });
+
+  it.each([
+    [20, true],
+    [8, true],
+    [30, false],
+  ])(
+    "GIVEN a golden AMI with a %i GiB root snapshot WHEN Terraform plans the 20 GiB launch template THEN the precondition holds: %s",
+    (snapshotGb, ok) => {
+      const r = evaluate(snapshotGb);
+      expect(r.ok).toBe(ok);
+      // the message names the configured size and the snapshot's
+      expect(r.message).toBe(
+        `rootVolumeGb 20 is smaller than the golden AMI's root snapshot (${snapshotGb} GiB): set rootVolumeGb to at least that, or use a bake of at most 20 GiB`,
+      );
+    },
+  );
 });

@@ -123,9 +123,11 @@ describe("ClusterTelemetry", () => {
     );
     expect(airflowAlarms.length).toBeGreaterThan(0);
     for (const a of airflowAlarms) {
-      expect(a.namespace).toBe(namespace);
+      // a Metrics Insights alarm (queued-too-long, over every queue) names it in its query
+      const [query] = (a.metric_query as { expression: string; period: number }[] | undefined) ?? [];
+      expect(query ? /SCHEMA\("([^"]+)"/.exec(query.expression)?.[1] : a.namespace).toBe(namespace);
       expect(a.dimensions).toBeUndefined();
-      expect(a.period).toBe(60);
+      expect(query?.period ?? a.period).toBe(60);
     }
   });
 
