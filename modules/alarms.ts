@@ -189,20 +189,6 @@ export interface ClusterAlarmsProps {
   readonly emrMaxRuntimeMinutes?: number;
 }
 
-/**
- * Name of the alarm "group `role` had fewer instances in service than desired". Instance
- * refresh rolls back on it by name (node-group.ts): a resource reference would make the
- * group and the alarm depend on each other.
- */
-export function groupInServiceAlarmName(resourcePrefix: string, role: string): string {
-  return `${resourcePrefix}-${role}-in-service`;
-}
-
-/** Name of the alarm on unhealthy targets of target group `targetGroup` behind load balancer `lb`. */
-export function unhealthyTargetsAlarmName(resourcePrefix: string, lb: string, targetGroup: string): string {
-  return `${resourcePrefix}-alb-${lb}-${targetGroup}-unhealthy`;
-}
-
 /** The alarm topic, its optional e-mail subscription and every cluster alarm. */
 export class ClusterAlarms extends Construct {
   /** SNS topic every alarm notifies. */

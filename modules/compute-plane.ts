@@ -12,11 +12,19 @@ import type { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
 import { type AirflowConfig, UI_PORT_FORWARD_URL, clusterNames } from "./config";
-import { BucketRef, EXECUTOR_ROLES, HasArn, HasId, LOG_PREFIXES, PropError, repoRoot } from "./contract";
+import {
+  BucketRef,
+  EXECUTOR_ROLES,
+  HasArn,
+  HasId,
+  LOG_PREFIXES,
+  PropError,
+  repoRoot,
+  unhealthyTargetsAlarmName,
+} from "./contract";
 import { ClusterEmail } from "./email";
 import { ClusterIam } from "./iam";
 import { ClusterLoadBalancers } from "./load-balancer";
-import { unhealthyTargetsAlarmName } from "./alarms";
 import { AirflowNodeGroups } from "./node-group";
 import { ComputeOutputs } from "./outputs";
 import {

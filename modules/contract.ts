@@ -314,3 +314,17 @@ export function logComponents(role: NodeRole): readonly string[] {
 export function componentLogGroupName(parameterPrefix: string, component: string): string {
   return `${parameterPrefix}/airflow/${component}`;
 }
+
+/**
+ * Name of the alarm "group `role` had fewer instances in service than desired". Instance
+ * refresh rolls back on it by name (node-group.ts): a resource reference would make the
+ * group and the alarm depend on each other.
+ */
+export function groupInServiceAlarmName(resourcePrefix: string, role: string): string {
+  return `${resourcePrefix}-${role}-in-service`;
+}
+
+/** Name of the alarm on unhealthy targets of target group `targetGroup` behind load balancer `lb`. */
+export function unhealthyTargetsAlarmName(resourcePrefix: string, lb: string, targetGroup: string): string {
+  return `${resourcePrefix}-alb-${lb}-${targetGroup}-unhealthy`;
+}

@@ -11,11 +11,11 @@ import {
   AutoscalingGroup,
   AutoscalingGroupInitialLifecycleHook,
 } from "@cdktf/provider-aws/lib/autoscaling-group";
+import { AutoscalingLifecycleHook } from "@cdktf/provider-aws/lib/autoscaling-lifecycle-hook";
 import { DataAwsAmi } from "@cdktf/provider-aws/lib/data-aws-ami";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template";
 import { Fn, Token } from "cdktf";
 import { Construct } from "constructs";
-import { groupInServiceAlarmName } from "./alarms";
 import {
   AMI_NAME_FILTER,
   Architecture,
@@ -25,6 +25,7 @@ import {
   NodeRole,
   PropError,
   assertIntIn,
+  groupInServiceAlarmName,
 } from "./contract";
 import { WorkerScaling } from "./worker-scaling";
 
@@ -506,6 +507,15 @@ export class NodeGroup extends Construct {
       tag: Object.keys(tags)
         .sort()
         .map((key) => ({ key, value: tags[key], propagateAtLaunch: true })),
+    });
+    // initial_lifecycle_hook takes effect only when Terraform creates the group; this puts
+    // the same launch hook on a group deployed before it existed (PutLifecycleHook upserts).
+    new AutoscalingLifecycleHook(this, "launch-hook", {
+      name: LAUNCH_HOOK_NAME,
+      autoscalingGroupName: this.autoScalingGroup.name,
+      lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
+      heartbeatTimeout: LAUNCH_HOOK_SECONDS,
+      defaultResult: "ABANDON",
     });
   }
 }

@@ -266,6 +266,16 @@ describe("auto scaling groups", () => {
           default_result: "ABANDON",
         },
       ]);
+      // AND the same hook as its own resource, which reaches a group created before it existed
+      const hooks = Object.values(resourcesOf(parsed, "aws_autoscaling_lifecycle_hook")).filter((h) =>
+        String(h.autoscaling_group_name).includes(`_${role}_group_`),
+      );
+      expect(hooks).toEqual([
+        {
+          ...launch[0],
+          autoscaling_group_name: expect.stringMatching(/^\$\{aws_autoscaling_group\.[\w-]+\.name\}$/),
+        },
+      ]);
     },
   );
 
