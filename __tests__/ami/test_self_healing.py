@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 from airflow_node import health
-from ami_support import BOOTSTRAP_LIB, CONTRACT_FILE, VALID_PARAMS, VALID_SECRETS, free_port
+from ami_support import (
+    BOOTSTRAP_LIB,
+    CONTRACT_FILE,
+    VALID_PARAMS,
+    VALID_SECRETS,
+    free_port,
+    moto_autoscaling_group,
+)
 
 VENV_BIN = Path(sys.executable).parent
 LAUNCH_HOOK = json.loads(CONTRACT_FILE.read_text())["launchHook"]["lifecycleHookName"]
@@ -171,21 +178,7 @@ def test_a_reboot_with_no_pending_hook_is_one_line_not_a_failure(imds, monkeypat
 @pytest.fixture
 def moto_group(moto_url):
     """A moto Auto Scaling group with one healthy instance (moto implements SetInstanceHealth)."""
-    import boto3
-
-    kw = {"region_name": "us-east-1", "endpoint_url": moto_url, "aws_access_key_id": "test"}
-    kw["aws_secret_access_key"] = "test"  # moto's dummy credentials
-    ec2 = boto3.client("ec2", **kw)
-    autoscaling = boto3.client("autoscaling", **kw)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    ec2.create_launch_template(LaunchTemplateName="api", LaunchTemplateData={"ImageId": image})
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="airflow-dev-api-server",
-        LaunchTemplate={"LaunchTemplateName": "api", "Version": "$Latest"},
-        MinSize=1,
-        MaxSize=1,
-        AvailabilityZones=["us-east-1a"],
-    )
+    autoscaling = moto_autoscaling_group(moto_url, "airflow-dev-api-server")
 
     def instance() -> dict:
         groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["airflow-dev-api-server"])

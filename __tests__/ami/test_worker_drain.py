@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ami_support import BOOTSTRAP_LIB, ROOT
+from ami_support import BOOTSTRAP_LIB, ROOT, moto_autoscaling_group
 
 DRAIN = BOOTSTRAP_LIB / "airflow-worker-drain"
 WORKER_UNIT = "airflow-celery-worker.service"
@@ -82,21 +82,7 @@ def worker(tmp_path):
 @pytest.fixture
 def asg(moto_url):
     """A moto Auto Scaling group with one instance and the termination hook."""
-    import boto3
-
-    kw = {"region_name": "us-east-1", "endpoint_url": moto_url, "aws_access_key_id": "test"}
-    kw["aws_secret_access_key"] = "test"  # moto's dummy credentials
-    ec2 = boto3.client("ec2", **kw)
-    autoscaling = boto3.client("autoscaling", **kw)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    ec2.create_launch_template(LaunchTemplateName="worker", LaunchTemplateData={"ImageId": image})
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName="airflow-dev-worker",
-        LaunchTemplate={"LaunchTemplateName": "worker", "Version": "$Latest"},
-        MinSize=1,
-        MaxSize=1,
-        AvailabilityZones=["us-east-1a"],
-    )
+    autoscaling = moto_autoscaling_group(moto_url, "airflow-dev-worker")
     autoscaling.put_lifecycle_hook(
         LifecycleHookName=json.loads((ROOT / "config/settings-contract.json").read_text())["workerDrain"][
             "lifecycleHookName"

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from airflow_node import BootstrapError
 from airflow_node.worker_protect import Imds, apply
+from ami_support import moto_autoscaling_group
 
 
 @pytest.fixture
@@ -32,22 +33,7 @@ def imds(tmp_path):
 
 @pytest.fixture
 def autoscaling(moto_url):
-    import boto3
-
-    kw = {"region_name": "us-east-1", "endpoint_url": moto_url, "aws_access_key_id": "test"}
-    kw["aws_secret_access_key"] = "test"  # moto's dummy credentials
-    ec2 = boto3.client("ec2", **kw)
-    client = boto3.client("autoscaling", **kw)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    ec2.create_launch_template(LaunchTemplateName="worker", LaunchTemplateData={"ImageId": image})
-    client.create_auto_scaling_group(
-        AutoScalingGroupName="airflow-dev-worker",
-        LaunchTemplate={"LaunchTemplateName": "worker", "Version": "$Latest"},
-        MinSize=1,
-        MaxSize=1,
-        AvailabilityZones=["us-east-1a"],
-    )
-    return client
+    return moto_autoscaling_group(moto_url, "airflow-dev-worker")
 
 
 def _instance(autoscaling) -> str:
