@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import sys
 import time
 from collections import Counter
@@ -223,7 +224,8 @@ def instance_metadata(state: Path, instance_id: str, group: str, lifecycle_state
 
 def test_hung_worker_fails_three_health_runs_then_is_marked_unhealthy(cluster, tmp_path):
     # GIVEN a worker node that is an instance of a (moto) Auto Scaling group
-    victim, group = workers(cluster)[-1], "airflow-e2e-health-worker"
+    # a new group name per run: moto keeps the groups of an earlier run on a kept cluster
+    victim, group = workers(cluster)[-1], f"airflow-e2e-worker-{secrets.token_hex(3)}"
     instance_id = moto_group(cluster, group)
     instance_metadata(tmp_path / "imds", instance_id, group, "InService")
     autoscaling = cluster.client("autoscaling")
