@@ -1,16 +1,22 @@
 """The operator's side of the running e2e cluster, shared by the e2e test modules: SQL on the
-metadata DB, node stop/replace (node.sh), unit logs and liveness, waiting, triggering a DAG."""
+metadata DB, node stop/replace (node.sh), unit logs and liveness, waiting, triggering a DAG,
+running a node's timer-driven unit once, and the loopback IMDS stub."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import e2e_cluster as ec
 
 NODE_SH = Path(__file__).parent / "node.sh"
+BOOTSTRAP_LIB = ec.ROOT / "packer/files/bootstrap"
+IMDS_STUB = ec.ROOT / "__tests__/ami/imds_stub.py"
+sys.path.insert(0, str(BOOTSTRAP_LIB))
 
 
 def sql(cluster: ec.Cluster, query: str, **params: str) -> list[list[str]]:
@@ -97,3 +103,85 @@ def trigger(cluster: ec.Cluster, dag_id: str, conf: dict | None = None) -> str:
         "POST", f"dags/{dag_id}/dagRuns", token, json={"logical_date": None, "conf": conf or {}}
     )
     return run["dag_run_id"]
+
+
+def unit_env(cluster: ec.Cluster, name: str) -> dict[str, str]:
+    """The environment NAME's units run with: what node.sh gives the instance (the moto
+    endpoint and test credentials standing in for the instance role, the local CA), then the
+    rendered airflow.env (systemd's EnvironmentFile=)."""
+    from airflow_node.units import parse_environment_file
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AWS_", "PYTHON"))}
+    env.update(
+        AWS_ENDPOINT_URL=cluster.moto_url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's dummy credentials
+        AWS_DEFAULT_REGION=cluster.region,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/dev/null",
+        SSL_CERT_FILE=str(cluster.work / "tls/ca.pem"),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    env.update(parse_environment_file(cluster.work / "nodes" / name / "etc/airflow/airflow.env"))
+    return env
+
+
+def run_unit(
+    cluster: ec.Cluster,
+    name: str,
+    unit_name: str,
+    extra_env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    timeout_seconds: float = 300,
+) -> subprocess.CompletedProcess:
+    """One run of a oneshot unit on NAME, as its timer would start it (the local launcher runs
+    no timers): the unit's own command line from units.py with its Environment= lines, the
+    baked paths mapped to this checkout, under NAME's host name (node.sh's UTS namespace).
+    extra_env: a test's stand-ins (e.g. a `systemctl` first on PATH, a loopback IMDS); args:
+    appended, for options whose defaults are baked paths (the local node's files live under
+    its AIRFLOW_NODE_ROOT)."""
+    from airflow_node import contract
+    from airflow_node.units import BOOTSTRAP_LIB_DIR, DRAIN_BIN, UNITS
+
+    unit = UNITS[unit_name]
+    env = unit_env(cluster, name)
+    for line in unit.extra_service:
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").partition("=")
+            env[key] = value.replace(BOOTSTRAP_LIB_DIR, str(BOOTSTRAP_LIB))
+    env.update(extra_env or {})
+    venv_bin = Path(unit_env(cluster, name)["PATH"].split(":")[0])  # airflow.env puts the venv first
+    exe = unit.argv[0]
+    baked = {DRAIN_BIN: str(BOOTSTRAP_LIB / Path(DRAIN_BIN).name)}
+    argv = [
+        str(venv_bin / exe) if exe in ("airflow", "python") else baked.get(exe, exe),
+        *(a.replace("@DRAIN_HOOK@", contract.load().drain_hook) for a in unit.argv[1:]),
+    ]
+    return subprocess.run(
+        [
+            *("unshare", "--uts", "bash", "-c", 'hostname "$1" && shift && exec "$@"', "_"),
+            f"e2e-{name}",
+            *argv,
+            *args,
+        ],
+        env=env,
+        cwd=env["AIRFLOW_HOME"],
+        capture_output=True,
+        text=True,
+        timeout=timeout_seconds,
+    )
+
+
+@contextlib.contextmanager
+def imds_stub(state: Path):
+    """The loopback IMDSv2 + CompleteLifecycleAction stand-in (__tests__/ami/imds_stub.py) on
+    STATE (its files are the instance's metadata); yields its base URL."""
+    state.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, str(IMDS_STUB), str(state)])
+    try:
+        wait_until("IMDS stub listening", (state / "port").is_file, timeout_seconds=30, every_seconds=0.1)
+        yield f"http://127.0.0.1:{(state / 'port').read_text()}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
