@@ -92,17 +92,21 @@ def active_by_queue(cluster: ec.Cluster, token: str) -> dict[str, int]:
             return dict(Counter(ti["queue"] for ti in tis))
 
 
-def read_back(cluster: ec.Cluster, start: datetime, end: datetime) -> dict[str, float]:
-    """Per queue, the one datapoint moto's CloudWatch holds for the publish between start and
-    end (moto keeps whole seconds: the window is widened to them)."""
+def read_back(
+    cluster: ec.Cluster, start: datetime, end: datetime, metric: str | None = None
+) -> dict[str, float]:
+    """Per queue, the one datapoint of `metric` (default: the queue depth) moto's CloudWatch
+    holds for the publish between start and end (moto keeps whole seconds: the window is
+    widened to them)."""
     from airflow_node import contract
 
     c = contract.load()
+    metric = metric or c.scaling_metric
     namespace = unit_env(cluster, PUBLISHER)["AIRFLOW_METRICS_NAMESPACE"]
     cw = cluster.client("cloudwatch")
     queues = [
         d["Value"]
-        for m in cw.list_metrics(Namespace=namespace, MetricName=c.scaling_metric)["Metrics"]
+        for m in cw.list_metrics(Namespace=namespace, MetricName=metric)["Metrics"]
         for d in m["Dimensions"]
         if d["Name"] == c.scaling_dimension
     ]
@@ -110,7 +114,7 @@ def read_back(cluster: ec.Cluster, start: datetime, end: datetime) -> dict[str, 
     for queue in sorted(set(queues)):
         points = cw.get_metric_statistics(
             Namespace=namespace,
-            MetricName=c.scaling_metric,
+            MetricName=metric,
             Dimensions=[{"Name": c.scaling_dimension, "Value": queue}],
             StartTime=start.replace(microsecond=0),
             EndTime=end + timedelta(seconds=1),
@@ -123,9 +127,13 @@ def read_back(cluster: ec.Cluster, start: datetime, end: datetime) -> dict[str, 
     return values
 
 
+LAST_PUBLISH: list[datetime] = []
+
+
 def publish(cluster: ec.Cluster) -> tuple[dict[str, int], dict[str, float]]:
     """One run of airflow-queue-depth.service on the publisher node between two REST API counts
-    that agree: (those counts, the values moto's CloudWatch received)."""
+    that agree: (those counts, the values moto's CloudWatch received). The run's window is
+    kept in LAST_PUBLISH for the other metric it sends."""
     for _ in range(5):
         token = cluster.token()
         before = active_by_queue(cluster, token)
@@ -136,6 +144,7 @@ def publish(cluster: ec.Cluster) -> tuple[dict[str, int], dict[str, float]]:
         assert done.returncode == 0, done.stderr[-3000:]
         assert "published" in done.stdout, done.stdout
         if active_by_queue(cluster, token) == before:
+            LAST_PUBLISH[:] = [start, end]
             return before, read_back(cluster, start, end)
     raise AssertionError("running + queued tasks kept changing around every publish")
 
@@ -191,6 +200,18 @@ def test_scale_from_zero_one_queued_task_turns_the_metric_from_0_to_1(cluster):
         counts, values = publish(cluster)
         # THEN the metric turns to 1: target tracking starts a worker
         assert (counts, values) == ({"default": 1}, {"default": 1.0})
+        # AND the same run reports how long that task has waited (the queued-too-long alarm's
+        # signal), in whole seconds between its queued_when and the publish
+        from airflow_node import contract
+
+        start, end = LAST_PUBLISH
+        path = f"dags/{HOLD_DAG}/dagRuns/{run_id}/taskInstances/{HOLD_TASK}"
+        ti = cluster.api("GET", path, cluster.token())
+        queued_at = datetime.fromisoformat(ti["queued_when"].replace("Z", "+00:00"))
+        oldest = read_back(cluster, start, end, contract.load().oldest_queued_metric)
+        assert set(oldest) == {"default"}, oldest
+        waited = (int((start - queued_at).total_seconds()), (end - queued_at).total_seconds())
+        assert waited[0] - 1 <= oldest["default"] <= waited[1] + 1, (oldest, waited)
     finally:
         signal_workers(cluster, frozen, "CONT")
     assert cluster.wait_for_run(HOLD_DAG, run_id, 300) == "success"
