@@ -6,7 +6,8 @@ with CONTINUE, and airflow-health.timer runs them every minute on a running node
 
 A node whose checks fail FAILURES_BEFORE_UNHEALTHY runs in a row is marked Unhealthy in
 its Auto Scaling group, which replaces it: systemd restarts a crashed unit (Restart=
-on-failure), so only a unit that stays down or hangs gets that far.
+on-failure), so only a unit that stays down or hangs gets that far. Runs that fail while
+the metadata DB or the broker is down do not count: every node fails those together.
 """
 
 from __future__ import annotations
@@ -107,6 +108,26 @@ def check_role(units: Sequence[str], run: Runner, cfg: configparser.ConfigParser
     return [p for u in units if u in CHECKS for p in [CHECKS[u](run, cfg)] if p]
 
 
+# Connects to the Celery broker once, as the worker would; exit 0 when it answers.
+BROKER_PROBE = (
+    f"from {CELERY_APP.rsplit('.', 1)[0]} import app; "
+    "app.connection_for_write().ensure_connection(max_retries=1)"
+)
+
+
+def shared_outage(units: Sequence[str], run: Runner, cfg: configparser.ConfigParser) -> str | None:
+    """What every node of the cluster would see too, or None. A metadata DB or broker outage
+    fails every node's checks at once; replacing nodes cannot mend it, and the replacements
+    could not turn healthy either, so a run that fails during one is not counted."""
+    if cfg.has_option("database", "sql_alchemy_conn_cmd"):
+        if run(["airflow", "db", "check"]).returncode != 0:
+            return "the metadata database does not answer"
+    if "airflow-celery-worker.service" in units:
+        if run(["python", "-c", BROKER_PROBE]).returncode != 0:
+            return "the Celery broker does not answer"
+    return None
+
+
 def wait_healthy(
     units: Sequence[str], run: Runner, cfg: configparser.ConfigParser, seconds: int, log
 ) -> None:
@@ -152,7 +173,11 @@ def timer_run(node_env: Path, airflow_cfg: Path, done_marker: Path, state_dir: P
     units = contract_mod.load().roles.get(role)
     if units is None:
         raise BootstrapError(f"{node_env}: AIRFLOW_ROLE={role!r} is not a role of the settings contract")
-    problems = check_role(units, run, read_config(airflow_cfg))
+    cfg = read_config(airflow_cfg)
+    problems = check_role(units, run, cfg)
+    if problems and (outage := shared_outage(units, run, cfg)):
+        log(f"{role} checks fail while {outage}: not counted, every node sees it ({'; '.join(problems)})")
+        return 1
     failures = _count(state_dir / "failures", not problems)
     if not problems:
         return 0
