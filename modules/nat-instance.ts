@@ -3,9 +3,10 @@
  * NAT gateway's availability for its price (about $7 a month against $37). It is one
  * t4g.nano in a public subnet running Amazon Linux 2023 with IP forwarding and an
  * iptables MASQUERADE rule, configured the way the VPC user guide's "Create a NAT AMI"
- * does it. EC2's simplified automatic recovery restarts it on a host failure; a new AL2023
- * release replaces it on the next deploy, so it never drifts far from patched.
+ * does it. EC2's simplified automatic recovery restarts it on a host failure. It keeps the
+ * AL2023 release it was created from until it is replaced on purpose (see the README).
  */
+import type { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { DataAwsSsmParameter } from "@cdktf/provider-aws/lib/data-aws-ssm-parameter";
 import { Instance } from "@cdktf/provider-aws/lib/instance";
@@ -27,12 +28,20 @@ export const NAT_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-am
  */
 export const NAT_PORTS: readonly number[] = [PORTS.https, PORTS.smtpSubmission];
 
-/** Boot script: forward and masquerade out of the primary interface, persistently. */
+/**
+ * Boot script: forward and masquerade out of the primary interface, persistently. The
+ * package install retries: a failure would end the script before the MASQUERADE rule, and
+ * the private nodes would lose every AWS API while the instance looks healthy.
+ */
 export const NAT_USER_DATA = `#!/bin/bash
 set -euo pipefail
 echo 'net.ipv4.ip_forward = 1' > /etc/sysctl.d/90-nat.conf
 sysctl --system
-dnf install -y iptables-services
+for attempt in 1 2 3 4 5 6 7 8 9 10; do
+  dnf install -y iptables-services && break
+  [ "$attempt" -lt 10 ] || exit 1
+  sleep 15
+done
 systemctl enable --now iptables
 iface="$(ip -o route show default | awk '{print $5; exit}')"
 iptables -t nat -A POSTROUTING -o "$iface" -j MASQUERADE
@@ -50,6 +59,12 @@ export interface NatInstanceProps {
   readonly subnet: HasId;
   /** CIDRs of the subnets whose traffic it forwards. */
   readonly sourceCidrs: readonly string[];
+  /**
+   * The public subnet's path to the internet gateway (its route and route table
+   * association): the boot script installs a package, so the instance starts after them.
+   * @default [] - no ordering
+   */
+  readonly internetPath?: readonly ITerraformDependable[];
 }
 
 /** One NAT instance with its security group; route to `networkInterfaceId`. */
@@ -116,6 +131,14 @@ export class NatInstance extends Construct {
       monitoring: false,
       rootBlockDevice: { volumeType: "gp3", volumeSize: 8, encrypted: true, deleteOnTermination: true },
       tags: { Name: `${p}-nat` },
+      dependsOn: props.internetPath?.length ? [...props.internetPath] : undefined,
+      lifecycle: {
+        // A new AL2023 release changes the parameter's value; following it would replace
+        // the instance on an unrelated deploy and cut egress meanwhile. Replace it on
+        // purpose (`cdktf deploy` with -replace), and then the new one comes up first.
+        ignoreChanges: ["ami"],
+        createBeforeDestroy: true,
+      },
     });
     skipCheckovAll(this.instance, {
       CKV_AWS_88:

@@ -211,7 +211,7 @@ export class Network extends Construct {
       destinationCidrBlock: "0.0.0.0/0",
       gatewayId: igw.id,
     });
-    this.publicSubnets.forEach(
+    const publicAssociations = this.publicSubnets.map(
       (s, i) =>
         new RouteTableAssociation(this, `public-rta-${i}`, { subnetId: s.id, routeTableId: publicRt.id }),
     );
@@ -227,6 +227,7 @@ export class Network extends Construct {
               resourcePrefix: p,
               vpc: this.vpc,
               subnet: this.publicSubnets[0],
+              internetPath: [this.internetRoute, publicAssociations[0]],
               // Literal blocks (as the subnets were cut), so the rules are reviewable in the plan.
               sourceCidrs: this.privateSubnets.map((_, i) =>
                 subnetCidr(props.cidr, SUBNET_BITS, PRIVATE_OFFSET + i),

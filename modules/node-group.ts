@@ -466,6 +466,9 @@ export class NodeGroup extends Construct {
       healthCheckGracePeriod: props.healthCheckGracePeriodSeconds ?? 600,
       defaultInstanceWarmup: warmupSeconds,
       initialLifecycleHook: hooks,
+      // New nodes stay out of service until their launch hook completes; Terraform's default
+      // 10-minute capacity wait is shorter than a first boot that waits for the migration.
+      waitForCapacityTimeout: `${Math.ceil((LAUNCH_HOOK_SECONDS + 300) / 60)}m`,
       // Terraform's default (10 min) is shorter than the drain hook's heartbeat: a destroy
       // would time out while a worker drains. Allow the whole heartbeat plus 15 minutes
       // (`npm run destroy` also deletes the hook first, so nodes terminate at once).
@@ -508,15 +511,16 @@ export class NodeGroup extends Construct {
         .sort()
         .map((key) => ({ key, value: tags[key], propagateAtLaunch: true })),
     });
-    // initial_lifecycle_hook takes effect only when Terraform creates the group; this puts
-    // the same launch hook on a group deployed before it existed (PutLifecycleHook upserts).
-    new AutoscalingLifecycleHook(this, "launch-hook", {
-      name: LAUNCH_HOOK_NAME,
-      autoscalingGroupName: this.autoScalingGroup.name,
-      lifecycleTransition: "autoscaling:EC2_INSTANCE_LAUNCHING",
-      heartbeatTimeout: LAUNCH_HOOK_SECONDS,
-      defaultResult: "ABANDON",
-    });
+    // initial_lifecycle_hook takes effect only when Terraform creates the group; these put
+    // the same hooks on a group deployed before them (PutLifecycleHook upserts).
+    // The same for the drain hook, so a new bake's stop timeout reaches a running group
+    // (`npm run destroy` deletes it ahead of Terraform, which then finds it gone).
+    for (const hook of hooks) {
+      new AutoscalingLifecycleHook(this, hook.name === LAUNCH_HOOK_NAME ? "launch-hook" : "drain-hook", {
+        ...hook,
+        autoscalingGroupName: this.autoScalingGroup.name,
+      });
+    }
   }
 }
 

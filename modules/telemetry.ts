@@ -10,7 +10,8 @@
  * - Metrics: the agent's statsd listener takes Airflow's `[metrics]` output and publishes it
  *   into {@link airflowMetricsNamespace} as a dimensionless rollup (`omit_hostname` and
  *   `aggregation_dimensions: [[]]`): one cluster-wide series per metric name, which is what
- *   the alarms read and what survives node replacement. `metric_separator: "."` keeps the
+ *   the alarms read and what survives node replacement. The agent may also publish the
+ *   series it tags with the statsd type; `npm run cost` prices both. `metric_separator: "."` keeps the
  *   statsd name (`airflow.scheduler_heartbeat`) as the CloudWatch metric name.
  */
 import { CloudwatchLogGroup } from "@cdktf/provider-aws/lib/cloudwatch-log-group";

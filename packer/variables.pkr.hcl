@@ -60,11 +60,11 @@ variable "git_revision" {
 
 variable "worker_stop_timeout" {
   type        = number
-  description = "Seconds systemd waits for a Celery worker's warm shutdown (running tasks finish) before SIGKILL; keep below the ASG's termination lifecycle-hook timeout."
+  description = "Seconds systemd waits for a Celery worker's warm shutdown (running tasks finish) before SIGKILL; the infra sets the termination hook to this + 300 s (the AMI's WorkerStopTimeout tag)."
   default     = 3600
   validation {
-    condition     = var.worker_stop_timeout >= 60 && var.worker_stop_timeout <= 7200 && floor(var.worker_stop_timeout) == var.worker_stop_timeout
-    error_message = "The worker_stop_timeout must be a whole number of seconds from 60 to 7200 (the longest ASG lifecycle-hook timeout)."
+    condition     = var.worker_stop_timeout >= 60 && var.worker_stop_timeout <= 6900 && floor(var.worker_stop_timeout) == var.worker_stop_timeout
+    error_message = "The worker_stop_timeout must be a whole number of seconds from 60 to 6900 (the drain hook waits 300 s more, and a lifecycle hook waits at most 7200 s)."
   }
 }
 

@@ -16,8 +16,13 @@ const PRICES_FILE = path.join(__dirname, "..", "config", "aws-prices.json");
 /** The CloudWatch agent's configuration parameter: the custom metrics it publishes are priced on it. */
 const SETTINGS_CONTRACT = require("../config/settings-contract.json");
 const AGENT_PARAMETER = SETTINGS_CONTRACT.cloudwatchAgent.parameter;
-/** The only statsd names Airflow sends ([metrics] metrics_allow_list): one custom metric each. */
-const STATSD_METRICS = SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length;
+/** The only statsd names Airflow sends ([metrics] metrics_allow_list). */
+const STATSD_NAMES = SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length;
+/**
+ * Custom metrics per statsd name: the agent's own series (its statsd input tags each with
+ * the statsd type) and the dimensionless rollup the alarms read; priced as two, the upper bound.
+ */
+const SERIES_PER_STATSD_NAME = 2;
 /** The scheduler nodes' queue-depth publisher: WorkersNeeded and OldestQueuedSeconds for its queue. */
 const QUEUE_SIGNAL_METRICS = 2;
 const USAGE = "usage: npm run -s cost -- [--out DIR] [--json]";
@@ -643,8 +648,7 @@ const PRICERS = {
       }),
     ];
     if (typeof b.name === "string" && b.name.endsWith(`/${AGENT_PARAMETER}`)) {
-      // the agent publishes each name Airflow may send as one dimensionless series
-      const metrics = STATSD_METRICS;
+      const metrics = STATSD_NAMES * SERIES_PER_STATSD_NAME;
       lines.push(
         line(ctx, "cloudwatch", {
           address,
@@ -653,7 +657,7 @@ const PRICERS = {
           unit: "metric",
           unit_usd: price(ctx, address, "cloudwatch", "metric_month"),
           per: "month",
-          detail: `${metrics} statsd names (settings contract metrics_allow_list), cluster-wide rollup`,
+          detail: `${STATSD_NAMES} statsd names (settings contract metrics_allow_list) x ${SERIES_PER_STATSD_NAME}: per statsd type and the rollup`,
         }),
       );
     }

@@ -22,6 +22,11 @@ if out=$("$PACKER" validate -var architecture=sparc packer/ 2>&1); then
   die "packer validate accepted architecture=sparc"
 fi
 grep -q "architecture must be x86_64 or arm64" <<<"$out" || die "unexpected validate message: $out"
+# the drain hook waits worker_stop_timeout + 300 s, and a lifecycle hook at most 7200 s
+if out=$("$PACKER" validate -var worker_stop_timeout=6901 packer/ 2>&1); then
+  die "packer validate accepted worker_stop_timeout=6901"
+fi
+grep -q "from 60 to 6900" <<<"$out" || die "unexpected validate message: $out"
 log "packer validate: $((SECONDS - start))s"
 
 log "ami: shellcheck"

@@ -142,14 +142,14 @@ it.each<[Env, string, number, number, string]>([
   [
     "dev",
     "Airflow metrics (CloudWatch agent)",
-    SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length,
+    SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length * 2,
     use1("cloudwatch", "metric_month"),
     "the agent's statsd rollup, once per cluster",
   ],
   [
     "alt",
     "Airflow metrics (CloudWatch agent)",
-    SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length,
+    SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length * 2,
     use1("cloudwatch", "metric_month"),
     "the standalone node's statsd rollup",
   ],

@@ -199,6 +199,19 @@ describe("NAT instance", () => {
     expect(egress.sort()).toEqual(["0.0.0.0/0:443", "0.0.0.0/0:587"]);
   });
 
+  it("GIVEN natInstance WHEN deployed THEN it boots after the public subnet's internet path, survives AL2023 releases and is replaced new-first", () => {
+    const [instance] = list(synth, "aws_instance");
+    expect([...(instance.depends_on as string[])].sort()).toEqual([
+      expect.stringMatching(/^aws_route\.network_public-default_\w+$/),
+      expect.stringMatching(/^aws_route_table_association\.network_public-rta-0_\w+$/),
+    ]);
+    expect(instance.lifecycle).toEqual({ ignore_changes: ["ami"], create_before_destroy: true });
+    // a failed package install would end the script before the MASQUERADE rule: it retries
+    expect(String(instance.user_data)).toMatch(
+      /for attempt in .*\n\s+dnf install -y iptables-services && break/,
+    );
+  });
+
   it("GIVEN natInstance with natPerAz true WHEN synthesized THEN one line names the conflict", () => {
     expect(() => synthNetwork({ natPerAz: true, natInstance: true })).toThrow(
       /natPerAz: got true; allowed: false or unset with natInstance/,

@@ -244,6 +244,25 @@ describe("auto scaling groups", () => {
       /^\$\{min\(sum\(\[tonumber\(lookup\(data\.aws_ami\.[\w-]+\.tags, "WorkerStopTimeout", "3600"\)\), 300\]\), 7200\)\}$/,
     );
     expect(drain("api-server")).toEqual([]);
+    // AND the same hook as its own resource, so a new bake's timeout reaches a running group
+    const drainResources = Object.values(resourcesOf(parsed, "aws_autoscaling_lifecycle_hook")).filter(
+      (h) => h.lifecycle_transition === "autoscaling:EC2_INSTANCE_TERMINATING",
+    );
+    expect(drainResources).toEqual([
+      {
+        ...drain("worker")[0],
+        autoscaling_group_name: expect.stringMatching(
+          /^\$\{aws_autoscaling_group\.[\w-]+_worker_group_\w+\.name\}$/,
+        ),
+      },
+    ]);
+    // AND Terraform waits for capacity longer than the launch hook can hold a new node
+    const wait = /^(\d+)m$/.exec(String(group("worker")?.wait_for_capacity_timeout));
+    expect(Number(wait?.[1]) * 60).toBeGreaterThan(
+      CONTRACT.launchHook.bootSeconds +
+        CONTRACT.launchHook.migrationWaitSeconds +
+        CONTRACT.launchHook.healthWaitSeconds,
+    );
     // AND a refresh replaces scale-in-protected (busy) workers too, through that hook
     expect(group("worker")?.instance_refresh).toMatchObject({
       preferences: expect.objectContaining({ scale_in_protected_instances: "Refresh" }),
@@ -267,8 +286,10 @@ describe("auto scaling groups", () => {
         },
       ]);
       // AND the same hook as its own resource, which reaches a group created before it existed
-      const hooks = Object.values(resourcesOf(parsed, "aws_autoscaling_lifecycle_hook")).filter((h) =>
-        String(h.autoscaling_group_name).includes(`_${role}_group_`),
+      const hooks = Object.values(resourcesOf(parsed, "aws_autoscaling_lifecycle_hook")).filter(
+        (h) =>
+          String(h.autoscaling_group_name).includes(`_${role}_group_`) &&
+          h.lifecycle_transition === "autoscaling:EC2_INSTANCE_LAUNCHING",
       );
       expect(hooks).toEqual([
         {

@@ -106,7 +106,12 @@ UNITS: dict[str, Unit] = {
         ),
     ),
     "airflow-worker-protect.timer": Unit(
-        "Check every 15 s whether this worker runs tasks", (), kind="timer", timer_every="15s"
+        # each run imports Airflow (about a CPU-second): every minute keeps a burstable worker
+        # near its baseline; a task that starts between two runs is still drained, not lost
+        "Check every 60 s whether this worker runs tasks",
+        (),
+        kind="timer",
+        timer_every="60s",
     ),
     # Lost units mean a replaced node: the role's health checks every minute; after
     # health.FAILURES_BEFORE_UNHEALTHY failures in a row, SetInstanceHealth Unhealthy.

@@ -10,7 +10,7 @@ when the wanted state differs from the one last set (kept in the runtime directo
 Instance refresh replaces protected workers too (the group's refresh preference), and Spot
 interruptions ignore protection: both go through the drain instead.
 
-    python -m airflow_node.worker_protect      # once; the timer runs it every 15 s
+    python -m airflow_node.worker_protect      # once; the timer runs it every 60 s
 """
 
 from __future__ import annotations
