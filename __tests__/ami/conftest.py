@@ -72,3 +72,23 @@ def moto_url(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the loopback IMDSv2 stub (imds_stub.py) ------------------------------------------
+
+
+@pytest.fixture
+def imds(tmp_path):
+    """(state dir, URL) of a running IMDS stub; tests write instance metadata into state."""
+    state = tmp_path / "imds"
+    state.mkdir()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "imds_stub.py"), str(state)])
+    try:
+        for _ in range(100):
+            if (state / "port").is_file():
+                break
+            time.sleep(0.05)
+        yield state, f"http://127.0.0.1:{(state / 'port').read_text()}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

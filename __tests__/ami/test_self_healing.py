@@ -29,21 +29,12 @@ LAUNCH_HOOK = json.loads(CONTRACT_FILE.read_text())["launchHook"]["lifecycleHook
 
 
 @pytest.fixture
-def imds(tmp_path):
-    state = tmp_path / "imds"
-    state.mkdir()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "imds_stub.py"), str(state)])
-    try:
-        for _ in range(100):
-            if (state / "port").is_file():
-                break
-            time.sleep(0.05)
-        (state / "instance-id").write_text("i-0123456789abcdef0")
-        (state / "asg-tag").write_text("airflow-dev-api-server")
-        yield state, f"http://127.0.0.1:{(state / 'port').read_text()}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def imds(imds):
+    """The conftest IMDS stub as an api-server instance of its group."""
+    state, _ = imds
+    (state / "instance-id").write_text("i-0123456789abcdef0")
+    (state / "asg-tag").write_text("airflow-dev-api-server")
+    return imds
 
 
 def _api_calls(state: Path) -> list[dict]:

@@ -49,22 +49,6 @@ while [ -e "/proc/$pid" ] && [ "$(cut -d' ' -f3 "/proc/$pid/stat")" != Z ]; do s
 
 
 @pytest.fixture
-def imds(tmp_path):
-    state = tmp_path / "imds"
-    state.mkdir()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "imds_stub.py"), str(state)])
-    try:
-        for _ in range(100):
-            if (state / "port").is_file():
-                break
-            time.sleep(0.05)
-        yield state, f"http://127.0.0.1:{(state / 'port').read_text()}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture
 def worker(tmp_path):
     log = tmp_path / "worker.log"
     proc = subprocess.Popen([sys.executable, "-c", STAND_IN_WORKER, str(log)])

@@ -4,31 +4,10 @@ protection, which is read back with DescribeAutoScalingInstances."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 from airflow_node import BootstrapError
 from airflow_node.worker_protect import Imds, apply
 from ami_support import moto_autoscaling_group
-
-
-@pytest.fixture
-def imds(tmp_path):
-    state = tmp_path / "imds"
-    state.mkdir()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "imds_stub.py"), str(state)])
-    try:
-        for _ in range(100):
-            if (state / "port").is_file():
-                break
-            time.sleep(0.05)
-        yield state, f"http://127.0.0.1:{(state / 'port').read_text()}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture
