@@ -253,42 +253,6 @@ def test_health_timer_waits_for_the_bootstrap(tmp_path):
     assert not (tmp_path / "state").exists()
 
 
-@pytest.mark.parametrize(
-    ("database", "counted"),
-    [
-        # a metadata DB that answers: the dead API server is this node's own failure
-        ("sqlite:///{tmp}/airflow.db", "1"),
-        # nothing listens where the DB should be: every node fails now; replacing this one
-        # would not help, so the run is not counted
-        ("postgresql://airflow:x@127.0.0.1:{port}/airflow", None),
-    ],
-)
-def test_health_timer_does_not_count_a_run_that_fails_during_a_metadata_db_outage(
-    tmp_path, monkeypatch, capsys, database, counted
-):
-    # GIVEN an api-server node whose API server is down, with a DB that answers or does not
-    node_env = tmp_path / "node.env"
-    node_env.write_text("AIRFLOW_ROLE=api-server\n")
-    marker = tmp_path / "done"
-    marker.write_text("x")
-    url = database.format(tmp=tmp_path, port=free_port())
-    cfg = tmp_path / "airflow.cfg"
-    cfg.write_text(f"[api]\nport = {free_port()}\n[database]\nsql_alchemy_conn_cmd = echo {url}\n")
-    # the real `airflow db check`, reading this config as the unit's environment points it there
-    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
-    monkeypatch.setenv("AIRFLOW_CONFIG", str(cfg))
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    state = tmp_path / "state"
-    argv = ["--node-env", str(node_env), "--airflow-cfg", str(cfg), "--done-marker", str(marker)]
-    # WHEN the timer runs
-    assert health.main([*argv, "--state-dir", str(state)]) == 1
-    # THEN the failure counts only when the DB answered
-    failures = state / "failures"
-    assert (failures.read_text() if failures.is_file() else None) == counted
-    if counted is None:
-        assert "the metadata database does not answer: not counted" in capsys.readouterr().err
-
-
 @pytest.fixture
 def redis_url(tmp_path):
     """A throwaway Redis (the broker) on a free loopback port."""
@@ -309,27 +273,50 @@ def redis_url(tmp_path):
         proc.wait(timeout=10)
 
 
-@pytest.mark.parametrize("broker_up", [True, False])
-def test_health_timer_does_not_count_a_worker_run_that_fails_during_a_broker_outage(
-    tmp_path, monkeypatch, capsys, redis_url, broker_up
+@pytest.mark.parametrize(
+    ("role", "config", "outage"),
+    [
+        # an api-server whose API server is down: its own failure while the DB answers...
+        ("api-server", "[database]\nsql_alchemy_conn_cmd = echo sqlite:///{tmp}/airflow.db\n", None),
+        # ...but not counted while nothing listens where the DB should be: every node fails
+        # then, and replacing this one would not help
+        (
+            "api-server",
+            "[database]\nsql_alchemy_conn_cmd = echo postgresql://airflow:x@127.0.0.1:{port}/airflow\n",
+            "the metadata database does not answer",
+        ),
+        # a worker whose Celery worker is not running: counted while the broker answers...
+        ("worker", "[core]\nexecutor = CeleryExecutor\n[celery]\nbroker_url_cmd = echo {redis}\n", None),
+        # ...but not while the broker itself is down
+        (
+            "worker",
+            "[core]\nexecutor = CeleryExecutor\n[celery]\nbroker_url_cmd = echo redis://127.0.0.1:{port}/0\n",
+            "the Celery broker does not answer",
+        ),
+    ],
+)
+def test_health_timer_does_not_count_a_run_that_fails_during_a_shared_outage(
+    tmp_path, monkeypatch, capsys, redis_url, role, config, outage
 ):
-    # GIVEN a worker node whose Celery worker is not running, with a broker that answers or not
+    # GIVEN a node whose own unit is down, with a metadata DB or broker that answers or not
     node_env = tmp_path / "node.env"
-    node_env.write_text("AIRFLOW_ROLE=worker\n")
+    node_env.write_text(f"AIRFLOW_ROLE={role}\n")
     marker = tmp_path / "done"
     marker.write_text("x")
-    broker = redis_url if broker_up else f"redis://127.0.0.1:{free_port()}/0"
     cfg = tmp_path / "airflow.cfg"
-    cfg.write_text(f"[core]\nexecutor = CeleryExecutor\n[celery]\nbroker_url_cmd = echo {broker}\n")
+    cfg.write_text(
+        f"[api]\nport = {free_port()}\n" + config.format(tmp=tmp_path, port=free_port(), redis=redis_url)
+    )
+    # the real `airflow db check` and broker probe read this config, as the unit's environment says
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.setenv("AIRFLOW_CONFIG", str(cfg))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     state = tmp_path / "state"
     argv = ["--node-env", str(node_env), "--airflow-cfg", str(cfg), "--done-marker", str(marker)]
-    # WHEN the timer runs (the real celery ping and the real broker probe)
+    # WHEN the timer runs
     assert health.main([*argv, "--state-dir", str(state)]) == 1
-    # THEN the missing pong counts only when the broker itself answered
+    # THEN the failure counts only when the shared dependency answered
     failures = state / "failures"
-    assert (failures.read_text() if failures.is_file() else None) == ("1" if broker_up else None)
-    if not broker_up:
-        assert "the Celery broker does not answer: not counted" in capsys.readouterr().err
+    assert (failures.read_text() if failures.is_file() else None) == (None if outage else "1")
+    if outage:
+        assert f"{outage}: not counted" in capsys.readouterr().err
