@@ -69,10 +69,14 @@ def moto_server():
 
 @pytest.fixture
 def emr(moto_server):
-    """The EMR step driver, reset to 'every step completes' for each test."""
+    """The EMR step driver, reset to 'every step completes' for each test; the test errors if
+    the driver failed on any tick during it."""
     moto_server.reset()
     yield moto_server
+    errors, alive = moto_server.errors, moto_server.is_alive()
     moto_server.reset()
+    if errors or not alive:
+        pytest.fail(f"EMR step driver (alive={alive}) failed during the test:\n" + "\n".join(errors))
 
 
 @pytest.fixture(scope="session")

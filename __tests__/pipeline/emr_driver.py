@@ -7,15 +7,22 @@ PENDING, and they stay so forever; EMR steps are not among the models moto's sta
 for ``hold_seconds`` (long enough for the sensors to see RUNNING and defer), then finishes it
 COMPLETED, or FAILED if its name is in ``fail_steps``, and starts the next PENDING step, like
 EMR with StepConcurrencyLevel 1.
+
+moto registers a cluster in ``backend.clusters`` at the top of ``Cluster.__init__``, before its
+state and steps exist, and the server answers requests on other threads. So the driver wraps
+RunJobFlow, AddJobFlowSteps and TerminateJobFlows in its own lock: it only ever sees whole
+clusters. An error on a tick is kept in ``errors`` (the ``emr`` fixture fails the test on it)
+instead of ending the thread, which would leave every sensor waiting for its timeout.
 """
 
 from __future__ import annotations
 
 import threading
+import traceback
 from datetime import UTC, datetime
 
 from moto.core import DEFAULT_ACCOUNT_ID
-from moto.emr.models import emr_backends
+from moto.emr.models import ElasticMapReduceBackend, emr_backends
 
 ACTIVE_CLUSTER_STATES = {"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"}
 
@@ -28,8 +35,25 @@ class EmrStepDriver(threading.Thread):
         self.tick = tick
         self.fail_steps: set[str] = set()
         self.finished: list[tuple[str, str]] = []  # (step name, final state), in order
+        self.errors: list[str] = []
         self._stop_event = threading.Event()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._wrap_backend_calls()
+
+    def _wrap_backend_calls(self) -> None:
+        lock = self._lock
+
+        def locked(method):
+            def call(backend, *args, **kwargs):
+                with lock:
+                    return method(backend, *args, **kwargs)
+
+            call.emr_driver_original = method
+            return call
+
+        for name in ("run_job_flow", "add_job_flow_steps", "terminate_job_flows"):
+            method = getattr(ElasticMapReduceBackend, name)
+            setattr(ElasticMapReduceBackend, name, locked(getattr(method, "emr_driver_original", method)))
 
     @property
     def backend(self):
@@ -39,6 +63,7 @@ class EmrStepDriver(threading.Thread):
         with self._lock:
             self.fail_steps = set()
             self.finished = []
+            self.errors = []
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -48,8 +73,11 @@ class EmrStepDriver(threading.Thread):
         while not self._stop_event.wait(self.tick):
             with self._lock:
                 for cluster in list(self.backend.clusters.values()):
-                    if cluster.state in ACTIVE_CLUSTER_STATES:
-                        self._advance(cluster)
+                    try:
+                        if cluster.state in ACTIVE_CLUSTER_STATES:
+                            self._advance(cluster)
+                    except Exception:  # noqa: BLE001 - kept for the test to report; the thread goes on
+                        self.errors.append(f"cluster {cluster.id}: {traceback.format_exc()}")
 
     def _advance(self, cluster) -> None:
         now = datetime.now(UTC)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,6 +88,30 @@ def make_cluster(emr_client) -> str:
 
 def task_states(dag_run) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def test_the_emr_step_driver_only_acts_on_whole_clusters(emr, emr_client):
+    # moto registers a cluster before its state and steps exist; a driver tick that met one
+    # would crash the stand-in and leave every sensor of the suite waiting for its timeout.
+    # GIVEN the driver ticking as fast as it can, and threads switching every microsecond
+    tick, emr.tick = emr.tick, 0.0
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        # WHEN clusters are created on several server threads at once
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            cluster_ids = list(pool.map(lambda _: make_cluster(emr_client), range(100)))
+        time.sleep(0.2)
+    finally:
+        sys.setswitchinterval(switch)
+        emr.tick = tick
+
+    # THEN no tick failed, the driver still runs, and each cluster is waiting for steps
+    assert emr.errors == []
+    assert emr.is_alive()
+    states = {emr_client.describe_cluster(ClusterId=c)["Cluster"]["Status"]["State"] for c in cluster_ids}
+    assert states == {"WAITING"}
+    emr_client.terminate_job_flows(JobFlowIds=cluster_ids)
 
 
 def test_dag_2_runs_both_steps_to_completion(dags, emr, emr_client, capsys, caplog):
@@ -224,7 +249,8 @@ def run_dag_1(
 
 
 def cluster_of(emr_client, dag_1_run_id: str) -> dict:
-    for summary in emr_client.list_clusters()["Clusters"]:
+    summaries = (s for page in emr_client.get_paginator("list_clusters").paginate() for s in page["Clusters"])
+    for summary in summaries:
         cluster = emr_client.describe_cluster(ClusterId=summary["Id"])["Cluster"]
         tags = {t["Key"]: t["Value"] for t in cluster.get("Tags", [])}
         if tags.get("airflow:run_id") == dag_1_run_id:
