@@ -758,6 +758,7 @@ export class AirflowNodeGroups extends Construct {
         new WorkerScaling(this, "worker-scaling", {
           resourcePrefix: props.resourcePrefix,
           group: worker.autoScalingGroup,
+          maxSize: layout.worker.max,
           scaleFromZero: layout.worker.min === 0,
         });
       }

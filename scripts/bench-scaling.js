@@ -8,16 +8,19 @@
  * PUBLISH s at a random phase; CloudWatch closes 60 s periods and evaluates alarms LAG s
  * later; target tracking's managed scale-out alarm needs TT_POINTS breaching periods of
  * WorkersNeeded / GroupInServiceInstances, and sets desired = needed at once. At zero
- * workers that quotient has no value: the step alarm (1 period) adds one worker, which
- * needs BOOT s to be in service before target tracking can see a quotient.
+ * workers that quotient has no value: the step alarm (1 period) sets desired = needed, up to
+ * STEP_CAP (the policy's 20 steps); above that, target tracking goes on once a worker has
+ * been in service for BOOT s.
  *
  *   node scripts/bench-scaling.js [--concurrency N] [--max N] [--boot S] [--lag S]
  */
 "use strict";
 
-const DEFAULTS = { concurrency: 16, max: 20, boot: 240, lag: 60, publish: 60, ttPoints: 3 };
+const DEFAULTS = { concurrency: 16, max: 40, boot: 240, lag: 60, publish: 60, ttPoints: 3 };
 /** Grid steps over the publisher's phase and the CloudWatch minute's phase. */
 const STEPS = 30;
+/** The largest capacity the from-zero step policy sets (MAX_STEP_ADJUSTMENTS in modules/worker-scaling.ts). */
+const STEP_CAP = 20;
 
 /** Parses `--name value` pairs into positive integers over {@link DEFAULTS}. */
 function parseArgs(argv) {
@@ -55,10 +58,11 @@ function timeToDesired(o, tasks, startWorkers, phase, offset) {
     // TT_POINTS breaching periods, the first being the one that holds firstPoint
     return periodEnd(firstPoint, offset) + (o.ttPoints - 1) * 60 + o.lag;
   }
-  // from zero: step alarm on one period, then one worker boots, then target tracking
-  const firstWorker = periodEnd(firstPoint, offset) + o.lag;
-  if (target === 1) return firstWorker;
-  const inService = firstWorker + o.boot;
+  // from zero: the step alarm on one period sets desired = needed up to STEP_CAP; beyond it,
+  // target tracking once those workers are in service
+  const firstFleet = periodEnd(firstPoint, offset) + o.lag;
+  if (target <= STEP_CAP) return firstFleet;
+  const inService = firstFleet + o.boot;
   const nextPoint = inService + ((((phase - inService) % o.publish) + o.publish) % o.publish);
   return periodEnd(nextPoint, offset) + (o.ttPoints - 1) * 60 + o.lag;
 }
@@ -86,6 +90,7 @@ function main() {
     [1, 0],
     [20, 0],
     [100, 0],
+    [500, 0],
     [20, 1],
     [100, 1],
     [300, 2],

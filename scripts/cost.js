@@ -23,8 +23,11 @@ const STATSD_NAMES = SETTINGS_CONTRACT.cloudwatchAgent.statsd.metrics.length;
  * the statsd type) and the dimensionless rollup the alarms read; priced as two, the upper bound.
  */
 const SERIES_PER_STATSD_NAME = 2;
-/** The scheduler nodes' queue-depth publisher: WorkersNeeded and OldestQueuedSeconds for its queue. */
-const QUEUE_SIGNAL_METRICS = 2;
+/** The scheduler nodes' queue-depth publisher: its metrics for the tracked queue. */
+const QUEUE_SIGNAL_METRIC_NAMES = [
+  SETTINGS_CONTRACT.workerScaling.metricName,
+  SETTINGS_CONTRACT.workerScaling.oldestQueuedMetricName,
+];
 const USAGE = "usage: npm run -s cost -- [--out DIR] [--json]";
 
 /** Bad input or a price the table lacks: the message is one line per problem. */
@@ -608,11 +611,11 @@ const PRICERS = {
         line(ctx, "cloudwatch", {
           address,
           component: "queue-depth signal",
-          quantity: QUEUE_SIGNAL_METRICS,
+          quantity: QUEUE_SIGNAL_METRIC_NAMES.length,
           unit: "metric",
           unit_usd: price(ctx, address, "cloudwatch", "metric_month"),
           per: "month",
-          detail: "WorkersNeeded and OldestQueuedSeconds of the queue, from the scheduler nodes",
+          detail: `${QUEUE_SIGNAL_METRIC_NAMES.join(" and ")} of the queue, from the scheduler nodes`,
         }),
       );
     }

@@ -336,23 +336,42 @@ describe("auto scaling groups", () => {
 });
 
 describe("worker scaling from zero and Spot", () => {
-  it("GIVEN workers.min 0 WHEN synthesized THEN a step policy adds one worker when work is queued at desired 0 (target tracking cannot leave 0)", () => {
+  it.each([
+    // max size, the capacities the steps set (one per WorkersNeeded value, the last unbounded)
+    [1, [1]],
+    [5, [1, 2, 3, 4, 5]],
+    [30, Array.from({ length: 20 }, (_, i) => i + 1)],
+  ])(
+    "GIVEN workers.min 0 and max %i WHEN synthesized THEN the from-zero steps set the capacity to WorkersNeeded, up to min(max, 20)",
+    (max, capacities) => {
+      // GIVEN min 0 WHEN synthesized
+      const { parsed } = synthCompute({ workers: { min: 0, max } });
+      const policies = Object.values(resourcesOf(parsed, "aws_autoscaling_policy"));
+      const step = policies.find((p) => p.policy_type === "StepScaling");
+      // THEN WorkersNeeded n (alarm threshold 1, so the interval [n-1, n)) sets capacity n,
+      // up to the group's max or the 20 steps a policy may hold
+      expect(step).toMatchObject({ name: "airflow-dev-worker-from-zero", adjustment_type: "ExactCapacity" });
+      expect(step?.step_adjustment).toEqual(
+        capacities.map((n, i) => ({
+          metric_interval_lower_bound: String(n - 1),
+          ...(i + 1 < capacities.length ? { metric_interval_upper_bound: String(n) } : {}),
+          scaling_adjustment: n,
+        })),
+      );
+    },
+  );
+
+  it("GIVEN workers.min 0 WHEN synthesized THEN a step policy next to target tracking starts the fleet (target tracking cannot leave 0)", () => {
     // GIVEN min 0 WHEN synthesized
     const { parsed } = synthCompute({ workers: { min: 0, max: 5 } });
     const w = Object.values(resourcesOf(parsed, "aws_autoscaling_group")).find(
       (g) => g.name === "airflow-dev-worker",
     );
     expect(w).toMatchObject({ min_size: 0, max_size: 5 });
-    // THEN a +1 step policy next to the target tracking one
+    // THEN a step policy next to the target tracking one
     const policies = Object.values(resourcesOf(parsed, "aws_autoscaling_policy"));
     expect(policies.map((p) => p.policy_type).sort()).toEqual(["StepScaling", "TargetTrackingScaling"]);
-    const step = policies.find((p) => p.policy_type === "StepScaling");
-    expect(step).toMatchObject({
-      name: "airflow-dev-worker-from-zero",
-      adjustment_type: "ChangeInCapacity",
-      step_adjustment: [{ metric_interval_lower_bound: "0", scaling_adjustment: 1 }],
-    });
-    // AND its alarm fires only while work is queued and the group's desired capacity is 0
+    // AND its alarm carries WorkersNeeded only while the group's desired capacity is 0
     const alarms = Object.values(resourcesOf(parsed, "aws_cloudwatch_metric_alarm"));
     expect(alarms).toHaveLength(1);
     expect(alarms[0]).toMatchObject({
@@ -366,7 +385,7 @@ describe("worker scaling from zero and Spot", () => {
       (alarms[0].metric_query as { id: string }[]).map((q) => [q.id, q as Record<string, unknown>]),
     );
     expect(queries.start).toMatchObject({
-      expression: "IF(needed >= 1 AND desired == 0, 1, 0)",
+      expression: "IF(desired == 0, needed, 0)",
       return_data: true,
     });
     expect(queries.needed).toMatchObject({
