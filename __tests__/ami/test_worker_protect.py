@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 from airflow_node import BootstrapError
-from airflow_node.worker_protect import Imds, apply
+from airflow_node.instance import Imds, imds_url
+from airflow_node.worker_protect import IMDS_ENV, apply
 from ami_support import moto_autoscaling_group
 
 
@@ -65,4 +66,4 @@ def test_without_metadata_tags_it_says_so_in_one_line(tmp_path, imds, autoscalin
 
 def test_imds_url_outside_imds_and_loopback_is_refused():
     with pytest.raises(BootstrapError, match=r"AIRFLOW_DRAIN_IMDS_URL='http://10.1.2.3' is invalid"):
-        Imds("http://10.1.2.3")
+        imds_url("http://10.1.2.3", IMDS_ENV)

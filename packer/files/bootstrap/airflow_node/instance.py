@@ -27,14 +27,47 @@ _NOT_PENDING = "No active Lifecycle Action"
 Log = Callable[[str], None]
 
 
-def imds_url(value: str | None) -> str:
-    """The IMDS base URL from AIRFLOW_IMDS_URL (tests), checked; default the link-local one."""
+def imds_url(value: str | None, env: str = "AIRFLOW_IMDS_URL") -> str:
+    """The IMDS base URL from the environment variable `env` (tests), checked; default the
+    link-local one."""
     url = value or IMDS
     if not _IMDS_RE.fullmatch(url):
-        raise BootstrapError(
-            f"AIRFLOW_IMDS_URL={url!r} is invalid: allowed {IMDS} or http://127.0.0.1:<port> (tests)"
-        )
+        raise BootstrapError(f"{env}={url!r} is invalid: allowed {IMDS} or http://127.0.0.1:<port> (tests)")
     return url
+
+
+class NoImds(BootstrapError):
+    """No IMDSv2 token: not on EC2 (the local rehearsal), or IMDS is off."""
+
+
+class Imds:
+    """IMDSv2 at a URL checked by :func:`imds_url`: one session token, then metadata reads."""
+
+    def __init__(self, url: str, token_timeout_seconds: float = 2) -> None:
+        self.url = url
+        req = urllib.request.Request(  # noqa: S310 - URL checked by imds_url
+            f"{url}/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=token_timeout_seconds) as resp:  # noqa: S310 - imds_url
+                self.token = resp.read().decode()
+        except (OSError, urllib.error.URLError) as exc:
+            raise NoImds(f"no IMDSv2 token from {url} ({getattr(exc, 'reason', exc)})") from None
+
+    def get(self, path: str) -> str | None:
+        """A metadata path's value; None when IMDS has none (404) or it is empty."""
+        req = urllib.request.Request(  # noqa: S310 - URL checked by imds_url
+            f"{self.url}/latest/meta-data/{path}", headers={"X-aws-ec2-metadata-token": self.token}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - URL checked by imds_url
+                return resp.read().decode().strip() or None
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return None
+            raise BootstrapError(f"IMDS {path} answered HTTP {exc.code}") from None
+        except (OSError, urllib.error.URLError) as exc:
+            raise BootstrapError(f"IMDS {path}: {getattr(exc, 'reason', exc)}") from None
 
 
 @dataclass(frozen=True)
@@ -48,38 +81,19 @@ def identity(url: str, log: Log) -> Identity | None:
     """Instance id, group name (instance metadata tags) and region, or None with one log line
     when there is no IMDS (not on EC2) or the instance is not in an Auto Scaling group."""
     try:
-        req = urllib.request.Request(  # noqa: S310 - URL checked by imds_url
-            f"{url}/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
-        )
-        with urllib.request.urlopen(req, timeout=2) as resp:  # noqa: S310 - URL checked by imds_url
-            token = resp.read().decode()
-    except (OSError, urllib.error.URLError) as exc:
-        log(f"no IMDS at {url} ({getattr(exc, 'reason', exc)}): not on EC2, no Auto Scaling call made")
+        imds = Imds(url)
+    except NoImds as exc:
+        log(f"{exc}: not on EC2, no Auto Scaling call made")
         return None
-
-    def meta(path: str) -> str | None:
-        req = urllib.request.Request(  # noqa: S310 - URL checked by imds_url
-            f"{url}/latest/meta-data/{path}", headers={"X-aws-ec2-metadata-token": token}
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - URL checked by imds_url
-                return resp.read().decode().strip() or None
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise BootstrapError(f"IMDS {path} answered HTTP {exc.code}") from None
-        except (OSError, urllib.error.URLError) as exc:
-            raise BootstrapError(f"IMDS {path}: {getattr(exc, 'reason', exc)}") from None
-
-    instance_id = meta("instance-id")
+    instance_id = imds.get("instance-id")
     if instance_id is None:
         raise BootstrapError("IMDS has no instance-id")
-    group = meta(GROUP_TAG)
+    group = imds.get(GROUP_TAG)
     if group is None:
         # the launch template enables instance metadata tags; none means no group
         log(f"instance {instance_id} has no {GROUP_TAG} in IMDS: not in an Auto Scaling group")
         return None
-    return Identity(instance_id, group, meta("placement/region") or os.environ.get("AWS_REGION", ""))
+    return Identity(instance_id, group, imds.get("placement/region") or os.environ.get("AWS_REGION", ""))
 
 
 def _autoscaling(region: str):

@@ -16,53 +16,16 @@ interruptions ignore protection: both go through the drain instead.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from . import BootstrapError
+from .instance import GROUP_TAG, Imds, imds_url
 
 IMDS_ENV = "AIRFLOW_DRAIN_IMDS_URL"  # tests only: a loopback IMDS stub, as for the drain
 STATE_ENV = "AIRFLOW_PROTECT_STATE_DIR"
-DEFAULT_IMDS = "http://169.254.169.254"
 DEFAULT_STATE_DIR = "/run/airflow-worker-protect"  # systemd RuntimeDirectory
-GROUP_TAG = "tags/instance/aws:autoscaling:groupName"
-
-
-class Imds:
-    """IMDSv2: one session token, then metadata reads; None for a 404."""
-
-    def __init__(self, base: str) -> None:
-        if not re.fullmatch(r"http://(169\.254\.169\.254|127\.0\.0\.1:[0-9]{1,5})", base):
-            raise BootstrapError(
-                f"{IMDS_ENV}={base!r} is invalid: http://169.254.169.254 or http://127.0.0.1:<port> (tests)"
-            )
-        self.base = base
-        request = urllib.request.Request(  # noqa: S310 - the URL is checked above: IMDS or loopback
-            f"{base}/latest/api/token", method="PUT", headers={"X-aws-ec2-metadata-token-ttl-seconds": "300"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - IMDS or loopback only
-                self.token = resp.read().decode()
-        except OSError as exc:
-            raise BootstrapError(f"no IMDSv2 token from {base}: {exc}") from None
-
-    def get(self, path: str) -> str | None:
-        request = urllib.request.Request(  # noqa: S310 - IMDS or loopback (checked in __init__)
-            f"{self.base}/latest/meta-data/{path}", headers={"X-aws-ec2-metadata-token": self.token}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - IMDS or loopback only
-                return resp.read().decode().strip()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise BootstrapError(f"IMDS {path} answered HTTP {exc.code}") from None
-        except OSError as exc:
-            raise BootstrapError(f"IMDS {path}: {exc}") from None
 
 
 def active_tasks(hostname: str) -> int | None:
@@ -108,7 +71,7 @@ def main() -> int:
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
-        imds = Imds(os.environ.get(IMDS_ENV, DEFAULT_IMDS))
+        imds = Imds(imds_url(os.environ.get(IMDS_ENV), IMDS_ENV), token_timeout_seconds=5)
         try:
             message = apply(
                 imds,
