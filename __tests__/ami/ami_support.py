@@ -90,24 +90,3 @@ def packer_default(name: str) -> str:
     block = re.search(rf'^variable "{name}" \{{(.*?)^\}}', hcl, re.S | re.M)
     assert block, f"packer/variables.pkr.hcl declares no variable {name}"
     return re.search(r'^\s+default\s*=\s*"([^"]*)"', block.group(1), re.M).group(1)
-
-
-def moto_autoscaling_group(moto_url: str, name: str):
-    """A moto Auto Scaling group `name` of exactly one instance (us-east-1a); returns the
-    autoscaling client. moto's dummy credentials."""
-    import boto3
-
-    kw = {"region_name": "us-east-1", "endpoint_url": moto_url, "aws_access_key_id": "test"}
-    kw["aws_secret_access_key"] = "test"
-    ec2 = boto3.client("ec2", **kw)
-    autoscaling = boto3.client("autoscaling", **kw)
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": image})
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
-        MinSize=1,
-        MaxSize=1,
-        AvailabilityZones=["us-east-1a"],
-    )
-    return autoscaling

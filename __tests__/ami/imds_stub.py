@@ -12,6 +12,8 @@ STATE_DIR holds: lifecycle-state, instance-id, optional asg-tag (absent -> tag 4
 an instance without metadata tags), optional spot-instance-action and rebalance (the Spot
 interruption notice and rebalance recommendation bodies; absent -> 404, as without one),
 optional fail-complete (-> a ValidationError answer); requests.jsonl is written.
+Tests write the instance's files with write_instance(), and put the instance in a moto group
+with moto_autoscaling_group().
 """
 
 from __future__ import annotations
@@ -25,6 +27,40 @@ from urllib.parse import parse_qsl
 
 TOKEN = "stub-imds-token"  # noqa: S105 - a test token, not a credential
 STATE: Path
+
+
+def write_instance(
+    state: Path, instance_id: str, group: str | None = None, lifecycle_state: str | None = None
+) -> None:
+    """The instance the stub serves from `state`: its id, group tag (None: no metadata tag)
+    and lifecycle state (None: left as it is)."""
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "instance-id").write_text(instance_id)
+    if group is not None:
+        (state / "asg-tag").write_text(group)
+    if lifecycle_state is not None:
+        (state / "lifecycle-state").write_text(lifecycle_state)
+
+
+def moto_autoscaling_group(moto_url: str, name: str, region: str = "us-east-1"):
+    """A moto Auto Scaling group `name` of exactly one instance (zone <region>a); returns the
+    autoscaling client. moto's dummy credentials."""
+    import boto3
+
+    kw = {"region_name": region, "endpoint_url": moto_url, "aws_access_key_id": "test"}
+    kw["aws_secret_access_key"] = "test"
+    ec2 = boto3.client("ec2", **kw)
+    autoscaling = boto3.client("autoscaling", **kw)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": image})
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
+        MinSize=1,
+        MaxSize=1,
+        AvailabilityZones=[f"{region}a"],
+    )
+    return autoscaling
 
 
 def _read(name: str) -> str | None:

@@ -21,8 +21,8 @@ from ami_support import (
     VALID_PARAMS,
     VALID_SECRETS,
     free_port,
-    moto_autoscaling_group,
 )
+from imds_stub import moto_autoscaling_group, write_instance
 
 VENV_BIN = Path(sys.executable).parent
 LAUNCH_HOOK = json.loads(CONTRACT_FILE.read_text())["launchHook"]["lifecycleHookName"]
@@ -32,8 +32,7 @@ LAUNCH_HOOK = json.loads(CONTRACT_FILE.read_text())["launchHook"]["lifecycleHook
 def imds(imds):
     """The conftest IMDS stub as an api-server instance of its group."""
     state, _ = imds
-    (state / "instance-id").write_text("i-0123456789abcdef0")
-    (state / "asg-tag").write_text("airflow-dev-api-server")
+    write_instance(state, "i-0123456789abcdef0", "airflow-dev-api-server")
     return imds
 
 

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ami_support import BOOTSTRAP_LIB, ROOT, moto_autoscaling_group
+from ami_support import BOOTSTRAP_LIB, ROOT
+from imds_stub import moto_autoscaling_group, write_instance
 
 DRAIN = BOOTSTRAP_LIB / "airflow-worker-drain"
 WORKER_UNIT = "airflow-celery-worker.service"
@@ -125,8 +126,7 @@ def test_terminating_worker_shuts_down_warmly_then_completes_the_hook(tmp_path, 
     state, imds_url = imds
     proc, worker_log = worker
     group, instance_id = asg
-    (state / "instance-id").write_text(instance_id)
-    (state / "asg-tag").write_text(group)
+    write_instance(state, instance_id, group)
     env = _drain_env(tmp_path, imds_url, moto_url)
 
     # not yet in a group (IMDS 404), then InService: nothing happens
@@ -169,9 +169,7 @@ def test_failed_completion_exits_nonzero_and_retries_next_run(tmp_path, imds, wo
     state, imds_url = imds
     proc, _ = worker
     group, instance_id = asg
-    (state / "instance-id").write_text(instance_id)
-    (state / "asg-tag").write_text(group)
-    (state / "lifecycle-state").write_text("Terminated")
+    write_instance(state, instance_id, group, "Terminated")
     (state / "fail-complete").write_text("1")
     env = _drain_env(tmp_path, imds_url, moto_url)
     done = _run(env)
@@ -191,8 +189,7 @@ def test_without_metadata_tags_the_worker_still_drains_but_the_hook_is_not_guess
     state, imds_url = imds
     proc, _ = worker
     _, instance_id = asg
-    (state / "instance-id").write_text(instance_id)
-    (state / "lifecycle-state").write_text("Terminated")
+    write_instance(state, instance_id, lifecycle_state="Terminated")
     done = _run(_drain_env(tmp_path, imds_url, moto_url))
     assert done.returncode == 1
     assert "IMDS has no tags/instance/aws:autoscaling:groupName" in done.stderr
@@ -214,9 +211,7 @@ def test_spot_notice_drains_at_once_and_the_hook_completes_when_the_group_termin
     state, imds_url = imds
     proc, worker_log = worker
     group, instance_id = asg
-    (state / "instance-id").write_text(instance_id)
-    (state / "asg-tag").write_text(group)
-    (state / "lifecycle-state").write_text("InService")
+    write_instance(state, instance_id, group, "InService")
     env = _drain_env(tmp_path, imds_url, moto_url)
 
     # GIVEN EC2 posts the notice while the group still has the instance InService

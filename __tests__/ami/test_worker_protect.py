@@ -8,7 +8,7 @@ import pytest
 from airflow_node import BootstrapError
 from airflow_node.instance import Imds, imds_url
 from airflow_node.worker_protect import IMDS_ENV, apply
-from ami_support import moto_autoscaling_group
+from imds_stub import moto_autoscaling_group, write_instance
 
 
 @pytest.fixture
@@ -28,9 +28,7 @@ def _protected(autoscaling, instance_id: str) -> bool:
 def test_protection_follows_the_running_tasks(tmp_path, imds, autoscaling):
     state, url = imds
     instance_id = _instance(autoscaling)
-    (state / "instance-id").write_text(instance_id)
-    (state / "asg-tag").write_text("airflow-dev-worker")
-    (state / "lifecycle-state").write_text("InService")
+    write_instance(state, instance_id, "airflow-dev-worker", "InService")
     run_dir = tmp_path / "run"
 
     # busy: protected
@@ -49,17 +47,14 @@ def test_protection_follows_the_running_tasks(tmp_path, imds, autoscaling):
 def test_a_terminating_worker_is_left_to_the_drain(tmp_path, imds, autoscaling):
     state, url = imds
     instance_id = _instance(autoscaling)
-    (state / "instance-id").write_text(instance_id)
-    (state / "asg-tag").write_text("airflow-dev-worker")
-    (state / "lifecycle-state").write_text("Terminated")
+    write_instance(state, instance_id, "airflow-dev-worker", "Terminated")
     assert "lifecycle state Terminated: protection unchanged" in apply(Imds(url), autoscaling, 3, tmp_path)
     assert _protected(autoscaling, instance_id) is False
 
 
 def test_without_metadata_tags_it_says_so_in_one_line(tmp_path, imds, autoscaling):
     state, url = imds
-    (state / "instance-id").write_text("i-0123456789abcdef0")
-    (state / "lifecycle-state").write_text("InService")
+    write_instance(state, "i-0123456789abcdef0", lifecycle_state="InService")
     with pytest.raises(BootstrapError, match=r"instance metadata tags must be enabled"):
         apply(Imds(url), autoscaling, 1, tmp_path)
 

@@ -17,6 +17,9 @@ NODE_SH = Path(__file__).parent / "node.sh"
 BOOTSTRAP_LIB = ec.ROOT / "packer/files/bootstrap"
 IMDS_STUB = ec.ROOT / "__tests__/ami/imds_stub.py"
 sys.path.insert(0, str(BOOTSTRAP_LIB))
+sys.path.insert(0, str(IMDS_STUB.parent))
+# the stub's own helpers for the instance it serves, re-exported for the tests
+from imds_stub import moto_autoscaling_group, write_instance  # noqa: E402, F401
 
 
 def sql(cluster: ec.Cluster, query: str, **params: str) -> list[list[str]]:
@@ -142,14 +145,15 @@ def run_unit(
     appended, for options whose defaults are baked paths (the local node's files live under
     its AIRFLOW_NODE_ROOT)."""
     from airflow_node import contract
-    from airflow_node.units import BOOTSTRAP_LIB_DIR, DRAIN_BIN, UNITS
+    from airflow_node.units import BOOTSTRAP_LIB as NODE_BOOTSTRAP_LIB
+    from airflow_node.units import DRAIN_BIN, UNITS
 
     unit = UNITS[unit_name]
     env = unit_env(cluster, name)
     for line in unit.extra_service:
         if line.startswith("Environment="):
             key, _, value = line.removeprefix("Environment=").partition("=")
-            env[key] = value.replace(BOOTSTRAP_LIB_DIR, str(BOOTSTRAP_LIB))
+            env[key] = value.replace(NODE_BOOTSTRAP_LIB, str(BOOTSTRAP_LIB))
     env.update(extra_env or {})
     venv_bin = Path(unit_env(cluster, name)["PATH"].split(":")[0])  # airflow.env puts the venv first
     exe = unit.argv[0]

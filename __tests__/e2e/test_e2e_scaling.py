@@ -34,6 +34,7 @@ import e2e_cluster as ec  # noqa: E402
 from cluster_ops import (  # noqa: E402
     WORKER_READY,
     imds_stub,
+    moto_autoscaling_group,
     node,
     node_of,
     replace_node,
@@ -41,6 +42,7 @@ from cluster_ops import (  # noqa: E402
     trigger,
     unit_env,
     wait_until,
+    write_instance,
 )
 
 pytestmark = pytest.mark.timeout(1800)
@@ -222,25 +224,9 @@ def test_scale_from_zero_one_queued_task_turns_the_metric_from_0_to_1(cluster):
 
 def moto_group(cluster: ec.Cluster, name: str) -> str:
     """A moto Auto Scaling group of one instance; that instance's id."""
-    ec2, autoscaling = cluster.client("ec2"), cluster.client("autoscaling")
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": image})
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
-        MinSize=1,
-        MaxSize=1,
-        AvailabilityZones=[f"{cluster.region}a"],
-    )
+    autoscaling = moto_autoscaling_group(cluster.moto_url, name, cluster.region)
     group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
     return group["Instances"][0]["InstanceId"]
-
-
-def instance_metadata(state: Path, instance_id: str, group: str, lifecycle_state: str) -> None:
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "instance-id").write_text(instance_id)
-    (state / "asg-tag").write_text(group)
-    (state / "lifecycle-state").write_text(lifecycle_state)
 
 
 def test_hung_worker_fails_three_health_runs_then_is_marked_unhealthy(cluster, tmp_path):
@@ -248,7 +234,7 @@ def test_hung_worker_fails_three_health_runs_then_is_marked_unhealthy(cluster, t
     # a new group name per run: moto keeps the groups of an earlier run on a kept cluster
     victim, group = workers(cluster)[-1], f"airflow-e2e-worker-{secrets.token_hex(3)}"
     instance_id = moto_group(cluster, group)
-    instance_metadata(tmp_path / "imds", instance_id, group, "InService")
+    write_instance(tmp_path / "imds", instance_id, group, "InService")
     autoscaling = cluster.client("autoscaling")
 
     def health_status() -> str:
@@ -307,7 +293,7 @@ def test_drained_worker_finishes_its_task_before_the_hook_completes(cluster, tmp
     victim = node_of(host)
     # AND its Auto Scaling group terminating that instance (IMDS: lifecycle state Terminated)
     group, instance_id = "airflow-e2e-worker", "i-0e2e0000000000001"
-    instance_metadata(tmp_path / "imds", instance_id, group, "Terminated")
+    write_instance(tmp_path / "imds", instance_id, group, "Terminated")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "systemctl").write_text(SYSTEMCTL)

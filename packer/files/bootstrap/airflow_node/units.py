@@ -21,7 +21,6 @@ from .render import LOGS as LOG_DIR  # contract cloudwatchAgent.logDir (a seam t
 ENV_FILE = "/etc/airflow/airflow.env"
 BOOTSTRAP_BIN = "/opt/airflow/bin/airflow-bootstrap"
 DRAIN_BIN = "/opt/airflow/bin/airflow-worker-drain"
-BOOTSTRAP_LIB_DIR = "/opt/airflow/bootstrap"  # where the AMI bakes this package
 WORKER_UNIT = "airflow-celery-worker.service"
 DONE_MARKER = "/run/airflow-bootstrap.done"
 BOOTSTRAP_LIB = "/opt/airflow/bootstrap"  # the airflow_node package on the node
@@ -40,6 +39,18 @@ class Unit:
 
 def _airflow(*args: str) -> tuple[str, ...]:
     return ("airflow", *args)
+
+
+def _node_module(description: str, module: str, state_dir: str | None = None, *extra: str) -> Unit:
+    """A oneshot `python -m airflow_node.<module>` from the baked package; `state_dir` is a
+    RuntimeDirectory kept between its runs (not across a reboot)."""
+    state = (f"RuntimeDirectory={state_dir}", "RuntimeDirectoryPreserve=yes") if state_dir else ()
+    return Unit(
+        description,
+        ("python", "-m", f"airflow_node.{module}"),
+        kind="oneshot",
+        extra_service=(f"Environment=PYTHONPATH={BOOTSTRAP_LIB}", *state, *extra),
+    )
 
 
 UNITS: dict[str, Unit] = {
@@ -86,28 +97,18 @@ UNITS: dict[str, Unit] = {
         timer_every="5s",
     ),
     # The worker autoscaling signal (queue_depth.py): scheduler nodes hold the DB credentials.
-    "airflow-queue-depth.service": Unit(
-        "Publish the worker autoscaling signal (running + queued tasks / worker_concurrency)",
-        ("python", "-m", "airflow_node.queue_depth"),
-        kind="oneshot",
-        extra_service=(f"Environment=PYTHONPATH={BOOTSTRAP_LIB_DIR}",),
+    "airflow-queue-depth.service": _node_module(
+        "Publish the worker autoscaling signal (running + queued tasks / worker_concurrency)", "queue_depth"
     ),
     "airflow-queue-depth.timer": Unit("Publish the worker autoscaling signal every minute", (), kind="timer"),
     # Scale-in protection while the local Celery worker runs tasks (worker_protect.py).
-    "airflow-worker-protect.service": Unit(
-        "Protect this worker from scale-in while it runs tasks",
-        ("python", "-m", "airflow_node.worker_protect"),
-        kind="oneshot",
-        extra_service=(
-            f"Environment=PYTHONPATH={BOOTSTRAP_LIB_DIR}",
-            # the protection last set, so the API is called only on a change
-            "RuntimeDirectory=airflow-worker-protect",
-            "RuntimeDirectoryPreserve=yes",
-        ),
+    # (its state directory holds the protection last set: the API is called only on a change)
+    "airflow-worker-protect.service": _node_module(
+        "Protect this worker from scale-in while it runs tasks", "worker_protect", "airflow-worker-protect"
     ),
     "airflow-worker-protect.timer": Unit(
-        # each run imports Airflow (about a CPU-second): every minute keeps a burstable worker
-        # near its baseline; a task that starts between two runs is still drained, not lost
+        # each run imports Airflow (about 2.4 CPU-seconds): every minute keeps a burstable
+        # worker near its baseline; a task that starts between two runs is still drained, not lost
         "Check every 60 s whether this worker runs tasks",
         (),
         kind="timer",
@@ -115,17 +116,12 @@ UNITS: dict[str, Unit] = {
     ),
     # Lost units mean a replaced node: the role's health checks every minute; after
     # health.FAILURES_BEFORE_UNHEALTHY failures in a row, SetInstanceHealth Unhealthy.
-    "airflow-health.service": Unit(
+    # (its state directory holds the failure count)
+    "airflow-health.service": _node_module(
         "Role health checks; mark the instance unhealthy in its Auto Scaling group after repeated failures",
-        ("python", "-m", "airflow_node.health"),
-        kind="oneshot",
-        extra_service=(
-            f"Environment=PYTHONPATH={BOOTSTRAP_LIB}",
-            # the failure count survives between runs, not across a reboot
-            "RuntimeDirectory=airflow-health",
-            "RuntimeDirectoryPreserve=yes",
-            "TimeoutStartSec=300",
-        ),
+        "health",
+        "airflow-health",
+        "TimeoutStartSec=300",
     ),
     "airflow-health.timer": Unit(
         "Run the role's health checks every minute", (), kind="timer", timer_every=f"{INTERVAL_SECONDS}s"
