@@ -90,3 +90,20 @@ def packer_default(name: str) -> str:
     block = re.search(rf'^variable "{name}" \{{(.*?)^\}}', hcl, re.S | re.M)
     assert block, f"packer/variables.pkr.hcl declares no variable {name}"
     return re.search(r'^\s+default\s*=\s*"([^"]*)"', block.group(1), re.M).group(1)
+
+
+def run_bootstrap(*args: str, env: dict[str, str] | None = None, timeout_seconds: int = 120):
+    """packer/files/bootstrap/airflow-bootstrap with ARGS, run from this checkout (this venv,
+    this package, this contract) in ENV (default: this process's environment)."""
+    return subprocess.run(
+        ["bash", str(BOOTSTRAP_LIB / "airflow-bootstrap"), *args],
+        capture_output=True,
+        text=True,
+        env={
+            **(os.environ if env is None else env),
+            "AIRFLOW_VENV": str(Path(sys.executable).parent.parent),
+            "BOOTSTRAP_LIB": str(BOOTSTRAP_LIB),
+            "AIRFLOW_CONTRACT": str(CONTRACT_FILE),
+        },
+        timeout=timeout_seconds,
+    )

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "packer" / "files" 
 from airflow_node import contract as contract_mod  # noqa: E402
 from airflow_node.settings import load_node  # noqa: E402
 from ami_support import CONTRACT_FILE, free_port  # noqa: E402
+from imds_stub import serving  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -81,14 +82,5 @@ def moto_url(tmp_path):
 def imds(tmp_path):
     """(state dir, URL) of a running IMDS stub; tests write instance metadata into state."""
     state = tmp_path / "imds"
-    state.mkdir()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "imds_stub.py"), str(state)])
-    try:
-        for _ in range(100):
-            if (state / "port").is_file():
-                break
-            time.sleep(0.05)
-        yield state, f"http://127.0.0.1:{(state / 'port').read_text()}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with serving(state) as url:
+        yield state, url

@@ -12,13 +12,15 @@ STATE_DIR holds: lifecycle-state, instance-id, optional asg-tag (absent -> tag 4
 an instance without metadata tags), optional spot-instance-action and rebalance (the Spot
 interruption notice and rebalance recommendation bodies; absent -> 404, as without one),
 optional fail-complete (-> a ValidationError answer); requests.jsonl is written.
-Tests write the instance's files with write_instance(), and put the instance in a moto group
-with moto_autoscaling_group().
+Tests start it with serving(), write the instance's files with write_instance(), read what it
+received with recorded(), and put the instance in a moto group with moto_autoscaling_group().
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +29,29 @@ from urllib.parse import parse_qsl
 
 TOKEN = "stub-imds-token"  # noqa: S105 - a test token, not a credential
 STATE: Path
+
+
+@contextlib.contextmanager
+def serving(state: Path, timeout_seconds: float = 30):
+    """This stub in a child process on STATE (created if absent); yields its base URL."""
+    state.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), str(state)])
+    try:
+        deadline = time.monotonic() + timeout_seconds
+        while not (state / "port").is_file():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"IMDS stub on {state} not listening after {timeout_seconds}s")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{(state / 'port').read_text()}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def recorded(state: Path) -> list[dict]:
+    """Every request the stub received on STATE, in order: {"imds": path} or {"api": form}."""
+    path = state / "requests.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
 def write_instance(

@@ -23,13 +23,13 @@ from airflow_node.settings import load_node, read_ssm
 from airflow_node.units import UNITS, all_unit_files, render_systemd
 from ami_support import (
     BOOTSTRAP_LIB,
-    CONTRACT_FILE,
     ROOT,
     VALID_PARAMS,
     VALID_SECRETS,
     free_port,
     packer_default,
     run_airflow_probe,
+    run_bootstrap,
 )
 from kombu.utils.functional import fxrange
 
@@ -92,22 +92,6 @@ def test_node_env_invalid_values(tmp_path, contract, override, message):
     assert message in str(err.value)
 
 
-def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", str(BOOTSTRAP_LIB / "airflow-bootstrap"), *args],
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "AIRFLOW_VENV": str(VENV_BIN.parent),
-            "BOOTSTRAP_LIB": str(BOOTSTRAP_LIB),
-            "AIRFLOW_CONTRACT": str(CONTRACT_FILE),
-            **(env or {}),
-        },
-        timeout=60,
-    )
-
-
 def test_cli_fails_with_one_message_naming_missing_settings(tmp_path):
     settings = tmp_path / "settings.env"
     settings.write_text("".join(f"{k}={v}\n" for k, v in VALID_PARAMS.items() if k != "db/endpoint"))
@@ -124,7 +108,7 @@ def test_cli_fails_with_one_message_naming_missing_settings(tmp_path):
         AIRFLOW_SECRETS_DIR=str(secrets),
         AIRFLOW_NODE_ROOT=str(tmp_path / "root"),
     )
-    done = _cli("--node-env", str(node_env))
+    done = run_bootstrap("--node-env", str(node_env))
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "parameter db/endpoint (/airflow/dev/db/endpoint) is missing" in done.stderr
@@ -134,7 +118,7 @@ def test_cli_fails_with_one_message_naming_missing_settings(tmp_path):
 
 
 def test_cli_unknown_settings_key_and_missing_node_env(tmp_path):
-    done = _cli("--node-env", str(tmp_path / "absent.env"))
+    done = run_bootstrap("--node-env", str(tmp_path / "absent.env"))
     assert done.returncode == 1
     assert f"node env file {tmp_path / 'absent.env'} is unreadable" in done.stderr
     assert "Traceback" not in done.stderr
@@ -407,7 +391,7 @@ def _envfile_node(tmp_path: Path, role: str, **params: str) -> Path:
 )
 def test_unreachable_database_fails_in_one_line(tmp_path, role, message):
     node_env = _envfile_node(tmp_path, role, **{"db/endpoint": "127.0.0.1", "db/port": str(free_port())})
-    done = _cli("--node-env", str(node_env))
+    done = run_bootstrap("--node-env", str(node_env))
     assert done.returncode == 1
     assert message in done.stderr
     assert "Traceback" not in done.stderr
@@ -421,7 +405,7 @@ def test_worker_waits_for_the_execution_api_not_the_database(tmp_path):
     node_env = _envfile_node(
         tmp_path, "worker", **{"api/execution-api-url": url, "db/endpoint": "127.0.0.1", "db/port": "1"}
     )
-    done = _cli("--node-env", str(node_env))
+    done = run_bootstrap("--node-env", str(node_env))
     # THEN it fails on the Execution API's health, in one line, and starts nothing
     assert done.returncode == 1
     assert f"Execution API {url}health not healthy within 1s (is an api-server up?)" in done.stderr

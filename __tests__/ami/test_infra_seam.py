@@ -27,11 +27,12 @@ from pathlib import Path
 
 import pytest
 from airflow_node import BootstrapError
+from airflow_node import contract as contract_mod
 from airflow_node.bootstrap import write_files
 from airflow_node.render import render, to_ini
 from airflow_node.settings import load_node, read_settings
 from airflow_node.units import UNITS, component_log_file
-from ami_support import ROOT, packer_default, run_airflow_probe
+from ami_support import CONTRACT_FILE, ROOT, packer_default, run_airflow_probe
 
 # The alternative deployment (LocalExecutor, PostgreSQL, HTTPS, non-default tunables), shared
 # with the infra stage's checkov run (scripts/test-infra.sh).
@@ -42,9 +43,7 @@ ACCOUNT = "123456789012"
 # Parameters under these sub-prefixes are Airflow Variables/Connections read by tasks
 # through the secrets backend, and the CloudWatch agent's configuration, which the agent
 # reads: not settings the bootstrap reads.
-AGENT_PARAMETER = json.loads((ROOT / "config" / "settings-contract.json").read_text())["cloudwatchAgent"][
-    "parameter"
-]
+AGENT_PARAMETER = contract_mod.load(CONTRACT_FILE).agent_parameter
 NOT_SETTINGS = ("variables/", "connections/", AGENT_PARAMETER)
 _REF = re.compile(r"\$\{([^}]*)\}")
 _SIMPLE_REF = re.compile(r"^(data\.)?([a-z0-9_]+)\.([A-Za-z0-9_\-]+)\.([a-z0-9_]+)$")

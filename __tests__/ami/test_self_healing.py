@@ -14,18 +14,19 @@ import time
 from pathlib import Path
 
 import pytest
+from airflow_node import contract as contract_mod
 from airflow_node import health
 from ami_support import (
-    BOOTSTRAP_LIB,
     CONTRACT_FILE,
     VALID_PARAMS,
     VALID_SECRETS,
     free_port,
+    run_bootstrap,
 )
-from imds_stub import moto_autoscaling_group, write_instance
+from imds_stub import moto_autoscaling_group, recorded, write_instance
 
 VENV_BIN = Path(sys.executable).parent
-LAUNCH_HOOK = json.loads(CONTRACT_FILE.read_text())["launchHook"]["lifecycleHookName"]
+LAUNCH_HOOK = contract_mod.load(CONTRACT_FILE).launch_hook
 
 
 @pytest.fixture
@@ -37,9 +38,7 @@ def imds(imds):
 
 
 def _api_calls(state: Path) -> list[dict]:
-    path = state / "requests.jsonl"
-    lines = path.read_text().splitlines() if path.is_file() else []
-    return [r["api"] for r in map(json.loads, lines) if "api" in r]
+    return [r["api"] for r in recorded(state) if "api" in r]
 
 
 def _aws_env(imds_url: str) -> dict[str, str]:
@@ -84,28 +83,13 @@ def _node_env(tmp_path: Path, role: str, **extra: str) -> Path:
     return path
 
 
-def _bootstrap(node_env: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", str(BOOTSTRAP_LIB / "airflow-bootstrap"), "--node-env", str(node_env)],
-        capture_output=True,
-        text=True,
-        env={
-            **env,
-            "AIRFLOW_VENV": str(VENV_BIN.parent),
-            "BOOTSTRAP_LIB": str(BOOTSTRAP_LIB),
-            "AIRFLOW_CONTRACT": str(CONTRACT_FILE),
-        },
-        timeout=120,
-    )
-
-
 def test_api_server_on_an_unmigrated_database_abandons_its_launch(tmp_path, imds):
     # GIVEN a new api-server (it never migrates) whose database schema no scheduler has
     # migrated (nothing answers there) and an instance held by the group's launch hook
     state, url = imds
     node_env = _node_env(tmp_path, "api-server", AIRFLOW_IMDS_URL=url)
     # WHEN it boots
-    done = _bootstrap(node_env, _aws_env(url))
+    done = run_bootstrap("--node-env", str(node_env), env=_aws_env(url))
     # THEN the bootstrap fails in one line, starts nothing and tells the group ABANDON: the
     # old nodes keep serving, the new one is replaced - never put in service on a schema behind
     assert done.returncode == 1, done.stderr
@@ -128,7 +112,7 @@ def test_api_server_on_an_unmigrated_database_abandons_its_launch(tmp_path, imds
 def test_local_rehearsal_skips_the_hook_in_one_line(tmp_path):
     # GIVEN the local service manager and no IMDS stub (the rehearsal, off EC2)
     node_env = _node_env(tmp_path, "api-server")
-    done = _bootstrap(node_env, dict(os.environ))
+    done = run_bootstrap("--node-env", str(node_env))
     assert done.returncode == 1
     skipped = [ln for ln in done.stderr.splitlines() if f"launch hook {LAUNCH_HOOK}" in ln]
     assert skipped == [

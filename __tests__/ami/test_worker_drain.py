@@ -8,7 +8,6 @@ stop` does for the worker unit (SIGTERM to the main process, wait for it to exit
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ami_support import BOOTSTRAP_LIB, ROOT
-from imds_stub import moto_autoscaling_group, write_instance
+from ami_support import BOOTSTRAP_LIB
+from imds_stub import moto_autoscaling_group, recorded, write_instance
 
 DRAIN = BOOTSTRAP_LIB / "airflow-worker-drain"
 WORKER_UNIT = "airflow-celery-worker.service"
@@ -65,13 +64,11 @@ def worker(tmp_path):
 
 
 @pytest.fixture
-def asg(moto_url):
+def asg(moto_url, contract):
     """A moto Auto Scaling group with one instance and the termination hook."""
     autoscaling = moto_autoscaling_group(moto_url, "airflow-dev-worker")
     autoscaling.put_lifecycle_hook(
-        LifecycleHookName=json.loads((ROOT / "config/settings-contract.json").read_text())["workerDrain"][
-            "lifecycleHookName"
-        ],
+        LifecycleHookName=contract.drain_hook,
         AutoScalingGroupName="airflow-dev-worker",
         LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
         HeartbeatTimeout=3900,
@@ -117,11 +114,6 @@ def _run(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([str(DRAIN), *_hook_args()], env=env, capture_output=True, text=True, timeout=120)
 
 
-def _requests(state: Path) -> list[dict]:
-    path = state / "requests.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-
-
 def test_terminating_worker_shuts_down_warmly_then_completes_the_hook(tmp_path, imds, worker, asg, moto_url):
     state, imds_url = imds
     proc, worker_log = worker
@@ -135,7 +127,7 @@ def test_terminating_worker_shuts_down_warmly_then_completes_the_hook(tmp_path, 
     done = _run(env)
     assert done.returncode == 0, done.stderr
     assert proc.poll() is None and not (tmp_path / "systemctl.log").exists()
-    assert not [r for r in _requests(state) if "api" in r]
+    assert not [r for r in recorded(state) if "api" in r]
 
     # the group starts terminating the instance: drain, then complete
     (state / "lifecycle-state").write_text("Terminated")
@@ -143,7 +135,7 @@ def test_terminating_worker_shuts_down_warmly_then_completes_the_hook(tmp_path, 
     assert done.returncode == 0, done.stderr
     assert proc.wait(timeout=5) == 0
     events = dict(line.split() for line in worker_log.read_text().splitlines() if " " in line)
-    calls = [r for r in _requests(state) if "api" in r]
+    calls = [r for r in recorded(state) if "api" in r]
     assert len(calls) == 1
     assert calls[0]["api"] == {
         "Action": "CompleteLifecycleAction",
@@ -158,11 +150,11 @@ def test_terminating_worker_shuts_down_warmly_then_completes_the_hook(tmp_path, 
     assert (tmp_path / "systemctl.log").read_text().startswith(f"stop {WORKER_UNIT} ")
     assert f"completed lifecycle hook drain of {group} for {instance_id}" in done.stderr
     # every metadata read carried the IMDSv2 token (the stub answers 401 otherwise)
-    assert any(r.get("imds") == "token" for r in _requests(state))
+    assert any(r.get("imds") == "token" for r in recorded(state))
 
     # the timer fires again while the instance goes away: nothing more
     done = _run(env)
-    assert done.returncode == 0 and len([r for r in _requests(state) if "api" in r]) == 1
+    assert done.returncode == 0 and len([r for r in recorded(state) if "api" in r]) == 1
 
 
 def test_failed_completion_exits_nonzero_and_retries_next_run(tmp_path, imds, worker, asg, moto_url):
@@ -179,7 +171,7 @@ def test_failed_completion_exits_nonzero_and_retries_next_run(tmp_path, imds, wo
     (state / "fail-complete").unlink()
     done = _run(env)  # the next timer run completes it
     assert done.returncode == 0, done.stderr
-    assert len([r for r in _requests(state) if "api" in r]) == 2
+    assert len([r for r in recorded(state) if "api" in r]) == 2
 
 
 def test_without_metadata_tags_the_worker_still_drains_but_the_hook_is_not_guessed(
@@ -195,7 +187,7 @@ def test_without_metadata_tags_the_worker_still_drains_but_the_hook_is_not_guess
     assert "IMDS has no tags/instance/aws:autoscaling:groupName" in done.stderr
     assert "Traceback" not in done.stderr
     assert proc.wait(timeout=5) == 0  # the warm shutdown happened first
-    assert not [r for r in _requests(state) if "api" in r]
+    assert not [r for r in recorded(state) if "api" in r]
 
 
 @pytest.mark.parametrize(
@@ -221,7 +213,7 @@ def test_spot_notice_drains_at_once_and_the_hook_completes_when_the_group_termin
     assert done.returncode == 0, done.stderr
     assert proc.wait(timeout=5) == 0
     assert "exit" in worker_log.read_text()
-    assert not [r for r in _requests(state) if "api" in r]
+    assert not [r for r in recorded(state) if "api" in r]
     assert "Spot notice" in done.stderr
 
     # WHEN the timer runs again: the unit is not stopped twice
@@ -232,7 +224,7 @@ def test_spot_notice_drains_at_once_and_the_hook_completes_when_the_group_termin
     (state / "lifecycle-state").write_text("Terminated")
     done = _run(env)
     assert done.returncode == 0, done.stderr
-    calls = [r for r in _requests(state) if "api" in r]
+    calls = [r for r in recorded(state) if "api" in r]
     assert [c["api"]["Action"] for c in calls] == ["CompleteLifecycleAction"]
     assert calls[0]["api"]["InstanceId"] == instance_id
     assert len((tmp_path / "systemctl.log").read_text().splitlines()) == 1

@@ -4,7 +4,6 @@ running a node's timer-driven unit once, and the loopback IMDS stub."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
@@ -18,8 +17,9 @@ BOOTSTRAP_LIB = ec.ROOT / "packer/files/bootstrap"
 IMDS_STUB = ec.ROOT / "__tests__/ami/imds_stub.py"
 sys.path.insert(0, str(BOOTSTRAP_LIB))
 sys.path.insert(0, str(IMDS_STUB.parent))
-# the stub's own helpers for the instance it serves, re-exported for the tests
-from imds_stub import moto_autoscaling_group, write_instance  # noqa: E402, F401
+# the loopback IMDS stand-in's helpers (serving, the instance's files, its requests, the
+# moto group), re-exported for the tests
+from imds_stub import moto_autoscaling_group, recorded, serving, write_instance  # noqa: E402, F401
 
 
 def sql(cluster: ec.Cluster, query: str, **params: str) -> list[list[str]]:
@@ -146,22 +146,21 @@ def run_unit(
     its AIRFLOW_NODE_ROOT)."""
     from airflow_node import contract
     from airflow_node.units import BOOTSTRAP_LIB as NODE_BOOTSTRAP_LIB
-    from airflow_node.units import DRAIN_BIN, UNITS
+    from airflow_node.units import DRAIN_BIN, UNITS, executable
 
     unit = UNITS[unit_name]
-    env = unit_env(cluster, name)
+    node_env = unit_env(cluster, name)
+    env = dict(node_env)
     for line in unit.extra_service:
         if line.startswith("Environment="):
             key, _, value = line.removeprefix("Environment=").partition("=")
             env[key] = value.replace(NODE_BOOTSTRAP_LIB, str(BOOTSTRAP_LIB))
     env.update(extra_env or {})
-    venv_bin = Path(unit_env(cluster, name)["PATH"].split(":")[0])  # airflow.env puts the venv first
-    exe = unit.argv[0]
+    venv = Path(node_env["PATH"].split(":")[0]).parent  # airflow.env puts the venv's bin first
     baked = {DRAIN_BIN: str(BOOTSTRAP_LIB / Path(DRAIN_BIN).name)}
-    argv = [
-        str(venv_bin / exe) if exe in ("airflow", "python") else baked.get(exe, exe),
-        *(a.replace("@DRAIN_HOOK@", contract.load().drain_hook) for a in unit.argv[1:]),
-    ]
+    exe = executable(unit.argv[0], str(venv))
+    drain_hook = contract.load().drain_hook
+    argv = [baked.get(exe, exe), *(a.replace("@DRAIN_HOOK@", drain_hook) for a in unit.argv[1:])]
     return subprocess.run(
         [
             *("unshare", "--uts", "bash", "-c", 'hostname "$1" && shift && exec "$@"', "_"),
@@ -175,17 +174,3 @@ def run_unit(
         text=True,
         timeout=timeout_seconds,
     )
-
-
-@contextlib.contextmanager
-def imds_stub(state: Path):
-    """The loopback IMDSv2 + CompleteLifecycleAction stand-in (__tests__/ami/imds_stub.py) on
-    STATE (its files are the instance's metadata); yields its base URL."""
-    state.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, str(IMDS_STUB), str(state)])
-    try:
-        wait_until("IMDS stub listening", (state / "port").is_file, timeout_seconds=30, every_seconds=0.1)
-        yield f"http://127.0.0.1:{(state / 'port').read_text()}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

@@ -18,7 +18,6 @@ cluster it leaves whole; each test leaves it whole again.
 
 from __future__ import annotations
 
-import json
 import math
 import secrets
 import sys
@@ -33,12 +32,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 import e2e_cluster as ec  # noqa: E402
 from cluster_ops import (  # noqa: E402
     WORKER_READY,
-    imds_stub,
     moto_autoscaling_group,
     node,
     node_of,
+    recorded,
     replace_node,
     run_unit,
+    serving,
     trigger,
     unit_env,
     wait_until,
@@ -242,7 +242,7 @@ def test_hung_worker_fails_three_health_runs_then_is_marked_unhealthy(cluster, t
         return found["AutoScalingInstances"][0]["HealthStatus"]
 
     root = cluster.work / "nodes" / victim
-    with imds_stub(tmp_path / "imds") as url:
+    with serving(tmp_path / "imds") as url:
         # the node's node.env as user-data writes it, pointed at the loopback IMDS
         node_env = tmp_path / "node.env"
         node_env.write_text((root / "node.env").read_text() + f"AIRFLOW_IMDS_URL={url}\n")
@@ -302,7 +302,7 @@ def test_drained_worker_finishes_its_task_before_the_hook_completes(cluster, tmp
     pid_file = cluster.work / "nodes" / victim / "run/airflow" / f"{WORKER_UNIT}.pid"
     ti_path = f"dags/{HOLD_DAG}/dagRuns/{run_id}/taskInstances/{HOLD_TASK}"
     try:
-        with imds_stub(tmp_path / "imds") as url:
+        with serving(tmp_path / "imds") as url:
             # WHEN airflow-worker-drain.service runs, as its timer would
             drain_started = time.time()
             done = run_unit(
@@ -321,11 +321,7 @@ def test_drained_worker_finishes_its_task_before_the_hook_completes(cluster, tmp
                 timeout_seconds=600,
             )
         assert done.returncode == 0, done.stderr[-3000:]
-        calls = [
-            json.loads(line)
-            for line in (tmp_path / "imds/requests.jsonl").read_text().splitlines()
-            if '"api"' in line
-        ]
+        calls = [r for r in recorded(tmp_path / "imds") if "api" in r]
         ti = cluster.api("GET", ti_path, cluster.token())
         events = dict(line.split() for line in systemctl_log.read_text().splitlines())
         # THEN the task succeeded on that worker, in its first try (not killed and retried)

@@ -129,6 +129,17 @@ UNITS: dict[str, Unit] = {
 }
 
 
+VENV_EXECUTABLES = ("airflow", "python")
+
+
+def executable(exe: str, venv: str) -> str:
+    """A unit's argv[0] as ExecStart= names it: absolute as given, Airflow's and Python's
+    from the venv, anything else from /usr/bin."""
+    if exe.startswith("/"):
+        return exe
+    return f"{venv}/bin/{exe}" if exe in VENV_EXECUTABLES else f"/usr/bin/{exe}"
+
+
 def component_log_file(unit: str, log_dir: str) -> str:
     """airflow-<component>.service (or its .timer) -> <log_dir>/<component>.log."""
     component = unit.removeprefix("airflow-").rsplit(".", 1)[0]
@@ -173,9 +184,7 @@ def render_systemd(
                 "",
             ]
         )
-    exe = unit.argv[0]
-    in_venv = exe in ("airflow", "python")
-    exe_path = exe if exe.startswith("/") else f"{venv}/bin/{exe}" if in_venv else f"/usr/bin/{exe}"
+    exe_path = executable(unit.argv[0], venv)
     lines = [
         "[Unit]",
         f"Description={unit.description}",
