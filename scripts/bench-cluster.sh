@@ -50,9 +50,12 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, "__tests__/e2e")
+from e2e_cluster import Cluster  # noqa: E402
+
 work = Path(sys.argv[1])
 nodes = []
-for name in (work / "cluster.env").read_text().split("E2E_NODES=")[1].splitlines()[0].strip('"').split():
+for name in Cluster(work).env["E2E_NODES"].split():
     text = (work / f"bootstrap-{name}.log").read_text()
 
     def seconds(pattern: str) -> float | None:
