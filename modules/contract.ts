@@ -182,6 +182,15 @@ export function iamName(resourcePrefix: string, region: string, suffix: string):
   return `${resourcePrefix}-${region}-${suffix}`;
 }
 
+/**
+ * Name of one node role's Auto Scaling group (also its instances' `Name` tag): node-group.ts
+ * names the group, and iam.ts scopes a node's actions on its own group by this name.
+ * @param resourcePrefix `<namePrefix>-<env>`
+ */
+export function nodeGroupName(resourcePrefix: string, role: NodeRole): string {
+  return `${resourcePrefix}-${role}`;
+}
+
 // --- structural refs: what one construct needs of another ----------------------------
 
 /** Anything with an `id` (VPC, subnet, security group, EFS file system, access point). */
