@@ -24,12 +24,15 @@ import {
   PropError,
   WORKER_SCALING,
   airflowMetricsNamespace,
+  alarmName,
   assertIntIn,
+  groupInServiceAlarmId,
+  unhealthyTargetsAlarmId,
 } from "./contract";
 
 /** One alarm on an Airflow statsd metric. */
 export interface AirflowMetricAlarm {
-  /** Alarm id: `<resourcePrefix>-<id>` is the alarm name. */
+  /** Alarm id: `<resourcePrefix>-airflow-<id>` is the alarm name. */
   readonly id: string;
   /** The metric's name in Airflow 3 (its metrics registry), without the statsd prefix. */
   readonly metric: string;
@@ -227,7 +230,7 @@ export class ClusterAlarms extends Construct {
     ): void => {
       if (alarms[alarmId]) throw new PropError(this, "alarm id", alarmId, "unique alarm ids");
       alarms[alarmId] = new CloudwatchMetricAlarm(this, alarmId, {
-        alarmName: `${p}-${alarmId}`,
+        alarmName: alarmName(p, alarmId),
         alarmActions: actions,
         okActions: actions,
         ...spec,
@@ -343,7 +346,7 @@ export class ClusterAlarms extends Construct {
         });
       }
       for (const [tgName, tg] of Object.entries(lb.targetGroups)) {
-        alarm(`alb-${lb.name}-${tgName}-unhealthy`, {
+        alarm(unhealthyTargetsAlarmId(lb.name, tgName), {
           ...sustained,
           namespace: "AWS/ApplicationELB",
           dimensions: { ...dims, TargetGroup: tg.arnSuffix },
@@ -368,7 +371,7 @@ export class ClusterAlarms extends Construct {
         period: 60,
         stat: "Minimum",
       });
-      alarm(`${role}-in-service`, {
+      alarm(groupInServiceAlarmId(role), {
         evaluationPeriods: GROUP_SHORTFALL_MINUTES,
         datapointsToAlarm: GROUP_SHORTFALL_MINUTES,
         alarmDescription: `The ${role} group had fewer instances in service than desired for ${GROUP_SHORTFALL_MINUTES} minutes`,

@@ -17,7 +17,7 @@ import { ComputePlane } from "./compute-plane";
 import { AirflowConfig, ClusterNames, clusterNames } from "./config";
 import { Database } from "./database";
 import { EmrSecurityGroups } from "./emr-security-groups";
-import { EXECUTOR_ROLES, REQUIRED_TERRAFORM_VERSION } from "./contract";
+import { ALARMED_TARGET_GROUPS, EXECUTOR_ROLES, REQUIRED_TERRAFORM_VERSION } from "./contract";
 import { ClusterKey } from "./encryption";
 import { Network } from "./network";
 import { ClusterPolicyAspect, clusterTags } from "./policy-aspect";
@@ -219,6 +219,7 @@ export class AirflowClusterStack extends TerraformStack {
 
     // --- alarms over both planes, to one SNS topic
     const lbs = this.compute.loadBalancers;
+    const { ui, executionApi, flower } = ALARMED_TARGET_GROUPS;
     this.alarms = new ClusterAlarms(this, "alarms", {
       resourcePrefix: names.resourcePrefix,
       kmsKeyArn,
@@ -232,14 +233,23 @@ export class AirflowClusterStack extends TerraformStack {
         : undefined,
       loadBalancers: [
         ...(lbs.publicLb && lbs.uiTargetGroup
-          ? [{ name: "public", loadBalancer: lbs.publicLb, targetGroups: { ui: lbs.uiTargetGroup } }]
+          ? [
+              {
+                name: ui.lb,
+                loadBalancer: lbs.publicLb,
+                targetGroups: { [ui.targetGroup]: lbs.uiTargetGroup },
+              },
+            ]
           : []),
         ...(lbs.internalLb && lbs.executionApiTargetGroup && lbs.flowerTargetGroup
           ? [
               {
-                name: "internal",
+                name: executionApi.lb,
                 loadBalancer: lbs.internalLb,
-                targetGroups: { "execution-api": lbs.executionApiTargetGroup, flower: lbs.flowerTargetGroup },
+                targetGroups: {
+                  [executionApi.targetGroup]: lbs.executionApiTargetGroup,
+                  [flower.targetGroup]: lbs.flowerTargetGroup,
+                },
               },
             ]
           : []),

@@ -13,6 +13,7 @@ import { Construct } from "constructs";
 import { ClusterArtifacts } from "./artifacts";
 import { type AirflowConfig, UI_PORT_FORWARD_URL, clusterNames } from "./config";
 import {
+  ALARMED_TARGET_GROUPS,
   BucketRef,
   EXECUTOR_ROLES,
   HasArn,
@@ -276,6 +277,7 @@ export class ComputePlane extends Construct {
     this.settingsRevision = settingsRevision(this.settings, this.secrets);
 
     const types = config.instanceTypes;
+    const { ui, executionApi } = ALARMED_TARGET_GROUPS;
     this.nodes = new AirflowNodeGroups(this, "nodes", {
       resourcePrefix: names.resourcePrefix,
       parameterPrefix: names.parameterPrefix,
@@ -322,9 +324,11 @@ export class ComputePlane extends Construct {
       // the unhealthy-target alarms cluster-stack.ts sets on the UI and Execution API target groups
       apiServerRollbackAlarmNames: [
         ...(this.loadBalancers.uiTargetGroup
-          ? [unhealthyTargetsAlarmName(names.resourcePrefix, "public", "ui")]
+          ? [unhealthyTargetsAlarmName(names.resourcePrefix, ui.lb, ui.targetGroup)]
           : []),
-        ...(celery ? [unhealthyTargetsAlarmName(names.resourcePrefix, "internal", "execution-api")] : []),
+        ...(celery
+          ? [unhealthyTargetsAlarmName(names.resourcePrefix, executionApi.lb, executionApi.targetGroup)]
+          : []),
       ],
       detailedMonitoring: config.durability.detailedMonitoring,
       rootVolumeGb: config.rootVolumeGb,

@@ -569,7 +569,8 @@ const schema = z
       }
     }
     // One golden AMI serves every node group, so every role in use needs one architecture.
-    const types = instanceTypesOf(c);
+    const resolved = resolvedDefaults(c);
+    const types = resolved.instanceTypes;
     const roles: (keyof typeof types)[] =
       c.executor === "CeleryExecutor" ? ["apiServer", "scheduler", "worker"] : ["standalone"];
     const first = roles[0];
@@ -622,7 +623,7 @@ const schema = z
         }
       });
     }
-    checkAddressPlan(c, issue);
+    checkAddressPlan(c, resolved, issue);
     checkUiExposure(c, issue);
     checkEfsZone(c, issue);
     checkNames(c, issue);
@@ -632,17 +633,17 @@ const schema = z
 type Report = (path: (string | number)[], message: string) => void;
 
 /** The VPC holds the busiest private subnet at its peak (see the address plan above). */
-function checkAddressPlan(c: Parsed, issue: Report): void {
+function checkAddressPlan(c: Parsed, resolved: Resolved, issue: Report): void {
   const vpc = parseCidr(c.vpcCidr);
   // A block refused on its own already has its line.
   if (!vpc || vpc.bits < 16 || vpc.bits > VPC_MAX_PREFIX || networkCidr(vpc) !== c.vpcCidr) return;
   const need = privateAddressesNeeded({
     executor: c.executor,
-    azs: c.availabilityZones?.length ?? c.azCount ?? 2,
-    apiServerCount: durabilityOf(c.env, c.deletionProtection).apiServerCount,
+    azs: resolved.azCount,
+    apiServerCount: resolved.durability.apiServerCount,
     schedulerCount: c.schedulerCount,
     workersMax: c.workers.max,
-    redisReplicas: c.redis.replicas ?? durabilityOf(c.env).brokerReplicas,
+    redisReplicas: resolved.redis.replicas,
   });
   if (subnetAddresses(vpc.bits) >= need) return;
   let fits = vpc.bits;
@@ -732,11 +733,35 @@ function checkNames(c: Parsed, issue: Report): void {
 
 type Parsed = z.output<typeof schema>;
 
-/** The instance types in use: the config's, else the environment's {@link defaultSizes}. */
-function instanceTypesOf(c: Pick<Parsed, "env" | "instanceTypes">): DefaultSizes["instanceTypes"] {
-  const defaults = defaultSizes(c.env).instanceTypes;
+/** What a config leaves to its environment, resolved once for the checks and for {@link parseConfig}. */
+interface Resolved {
+  /** Environment policy ({@link durabilityOf}). */
+  readonly durability: Durability;
+  /** The instance types in use: the config's, else the environment's {@link defaultSizes}. */
+  readonly instanceTypes: DefaultSizes["instanceTypes"];
+  /** Root volume, GiB: the config's, else the environment's {@link defaultSizes}. */
+  readonly rootVolumeGb: number;
+  /** Broker node type ({@link defaultSizes}) and replicas ({@link Durability}): the config's, else the environment's. */
+  readonly redis: { readonly nodeType: string; readonly replicas: number };
+  /** Number of AZs: the pinned ones, else `azCount`, else 2. */
+  readonly azCount: number;
+}
+
+/** Resolves the environment defaults of a parsed config (see {@link Resolved}). */
+function resolvedDefaults(c: Parsed): Resolved {
+  const sizes = defaultSizes(c.env);
+  const durability = durabilityOf(c.env, c.deletionProtection);
   const set = Object.fromEntries(Object.entries(c.instanceTypes).filter(([, v]) => v !== undefined));
-  return { ...defaults, ...set };
+  return {
+    durability,
+    instanceTypes: { ...sizes.instanceTypes, ...set },
+    rootVolumeGb: c.rootVolumeGb ?? sizes.rootVolumeGb,
+    redis: {
+      nodeType: c.redis.nodeType ?? sizes.redisNodeType,
+      replicas: c.redis.replicas ?? durability.brokerReplicas,
+    },
+    azCount: c.availabilityZones?.length ?? c.azCount ?? 2,
+  };
 }
 
 /**
@@ -938,19 +963,14 @@ export function parseConfig(input: unknown, source = "config"): AirflowConfig {
   const c = result.data;
   const isDev = c.env === "dev";
   const accountId = c.accountId ?? accountFromEnv();
-  const durability = durabilityOf(c.env, c.deletionProtection);
-  const instanceTypes = instanceTypesOf(c);
+  const { durability, instanceTypes, rootVolumeGb, redis, azCount } = resolvedDefaults(c);
   const uiAccess: UiAccess = c.uiAllowedCidrs.length > 0 || c.uiDomainName ? "load-balancer" : "port-forward";
   return {
     ...c,
     instanceTypes,
-    rootVolumeGb: c.rootVolumeGb ?? defaultSizes(c.env).rootVolumeGb,
-    redis: {
-      ...c.redis,
-      nodeType: c.redis.nodeType ?? defaultSizes(c.env).redisNodeType,
-      replicas: c.redis.replicas ?? durability.brokerReplicas,
-    },
-    azCount: c.availabilityZones?.length ?? c.azCount ?? 2,
+    rootVolumeGb,
+    redis: { ...c.redis, ...redis },
+    azCount,
     database: {
       ...c.database,
       multiAz: c.database.multiAz ?? !isDev,

@@ -182,6 +182,15 @@ export function iamName(resourcePrefix: string, region: string, suffix: string):
   return `${resourcePrefix}-${region}-${suffix}`;
 }
 
+/**
+ * Name of one node role's Auto Scaling group (also its instances' `Name` tag): node-group.ts
+ * names the group, and iam.ts scopes a node's actions on its own group by this name.
+ * @param resourcePrefix `<namePrefix>-<env>`
+ */
+export function nodeGroupName(resourcePrefix: string, role: NodeRole): string {
+  return `${resourcePrefix}-${role}`;
+}
+
 // --- structural refs: what one construct needs of another ----------------------------
 
 /** Anything with an `id` (VPC, subnet, security group, EFS file system, access point). */
@@ -316,15 +325,44 @@ export function componentLogGroupName(parameterPrefix: string, component: string
 }
 
 /**
+ * Name of the cluster alarm whose id (its construct id in alarms.ts) is `alarmId`.
+ * @param resourcePrefix `<namePrefix>-<env>`
+ */
+export function alarmName(resourcePrefix: string, alarmId: string): string {
+  return `${resourcePrefix}-${alarmId}`;
+}
+
+/** Id of the alarm "group `role` had fewer instances in service than desired". */
+export function groupInServiceAlarmId(role: string): string {
+  return `${role}-in-service`;
+}
+
+/**
  * Name of the alarm "group `role` had fewer instances in service than desired". Instance
  * refresh rolls back on it by name (node-group.ts): a resource reference would make the
  * group and the alarm depend on each other.
  */
 export function groupInServiceAlarmName(resourcePrefix: string, role: string): string {
-  return `${resourcePrefix}-${role}-in-service`;
+  return alarmName(resourcePrefix, groupInServiceAlarmId(role));
+}
+
+/** Id of the alarm on unhealthy targets of target group `targetGroup` behind load balancer `lb`. */
+export function unhealthyTargetsAlarmId(lb: string, targetGroup: string): string {
+  return `alb-${lb}-${targetGroup}-unhealthy`;
 }
 
 /** Name of the alarm on unhealthy targets of target group `targetGroup` behind load balancer `lb`. */
 export function unhealthyTargetsAlarmName(resourcePrefix: string, lb: string, targetGroup: string): string {
-  return `${resourcePrefix}-alb-${lb}-${targetGroup}-unhealthy`;
+  return alarmName(resourcePrefix, unhealthyTargetsAlarmId(lb, targetGroup));
 }
+
+/**
+ * Short names of the load balancers and target groups in the unhealthy-target alarms:
+ * cluster-stack.ts alarms on them, and the api-server's instance refresh rolls back on
+ * the UI's and the Execution API's (compute-plane.ts).
+ */
+export const ALARMED_TARGET_GROUPS = {
+  ui: { lb: "public", targetGroup: "ui" },
+  executionApi: { lb: "internal", targetGroup: "execution-api" },
+  flower: { lb: "internal", targetGroup: "flower" },
+} as const;

@@ -33,6 +33,7 @@ import {
   iamName,
   componentLogGroupName,
   logComponents,
+  nodeGroupName,
   roleSecrets,
 } from "./contract";
 
@@ -445,13 +446,14 @@ export function emrControlStatements(i: EmrControlInputs): Statements {
 }
 
 /**
- * ARN of one node role's Auto Scaling group, `<resourcePrefix>-<role>` (node-group.ts), for
- * actions a node takes on its own group only. The group id part is unknown before the
- * group exists, hence `*` there.
+ * ARN of one node role's Auto Scaling group ({@link nodeGroupName}), for actions a node
+ * takes on its own group only. The group id part is unknown before the group exists,
+ * hence `*` there.
  */
 export function ownGroupArn(aws: AwsLocation, resourcePrefix: string, role: NodeRole): string {
   const { partition, region, account } = aws;
-  return `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${resourcePrefix}-${role}`;
+  const group = nodeGroupName(resourcePrefix, role);
+  return `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${group}`;
 }
 
 /** Inputs of {@link workerDrainStatements}. */

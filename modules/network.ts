@@ -192,12 +192,15 @@ export class Network extends Construct {
           tags: { Name: `${p}-public-${i}`, Tier: "public" },
         }),
     );
+    const privateCidrs = this.availabilityZones.map((_, i) =>
+      subnetCidr(props.cidr, SUBNET_BITS, PRIVATE_OFFSET + i),
+    );
     this.privateSubnets = this.availabilityZones.map(
       (az, i) =>
         new Subnet(this, `private-${i}`, {
           vpcId: this.vpc.id,
           availabilityZone: az,
-          cidrBlock: subnetCidr(props.cidr, SUBNET_BITS, PRIVATE_OFFSET + i),
+          cidrBlock: privateCidrs[i],
           mapPublicIpOnLaunch: false,
           tags: { Name: `${p}-private-${i}`, Tier: "private", [EMR_MANAGED_TAG.key]: EMR_MANAGED_TAG.value },
         }),
@@ -229,9 +232,7 @@ export class Network extends Construct {
               subnet: this.publicSubnets[0],
               internetPath: [this.internetRoute, publicAssociations[0]],
               // Literal blocks (as the subnets were cut), so the rules are reviewable in the plan.
-              sourceCidrs: this.privateSubnets.map((_, i) =>
-                subnetCidr(props.cidr, SUBNET_BITS, PRIVATE_OFFSET + i),
-              ),
+              sourceCidrs: privateCidrs,
             }).networkInterfaceId,
           },
         ]

@@ -26,6 +26,7 @@ import {
   PropError,
   assertIntIn,
   groupInServiceAlarmName,
+  nodeGroupName,
 } from "./contract";
 import { WorkerScaling } from "./worker-scaling";
 
@@ -337,7 +338,7 @@ export class NodeGroup extends Construct {
     }
 
     const rootVolumeGb = props.rootVolumeGb ?? 30;
-    const name = `${props.resourcePrefix}-${role}`;
+    const name = nodeGroupName(props.resourcePrefix, role);
     const tags: Record<string, string> = {
       ...props.tags,
       Name: name,
