@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import BootstrapError
 from .contract import Contract
-from .instance import IMDS, imds_url
+from .instance import imds_url
 
 # Keys user-data may not carry but the local rehearsal (or an operator) may set in node.env.
 # Anything else is rejected so that a typo fails loudly instead of being ignored.
@@ -82,10 +82,10 @@ class Node:
     service_manager: str
     overlay: Path | None
     migration_wait: int
-    skip_serve_logs: bool = False
-    health_wait: int = 300
-    imds_url: str = IMDS
-    imds_stubbed: bool = False  # AIRFLOW_IMDS_URL set: a test's stub, reached even in local mode
+    skip_serve_logs: bool
+    health_wait: int
+    imds_url: str
+    imds_stubbed: bool  # AIRFLOW_IMDS_URL set: a test's stub, reached even in local mode
 
     def path(self, absolute: str) -> Path:
         """A fixed node path (/etc/airflow/...), under AIRFLOW_NODE_ROOT when set."""
@@ -99,6 +99,14 @@ def _bool(env: dict[str, str], key: str, default: bool) -> bool:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise BootstrapError(f"node.env {key}={value!r} is invalid: allowed true or false")
+
+
+def _seconds(env: dict[str, str], key: str, default: int) -> int:
+    """A positive number of seconds from node.env, else the contract's `default`."""
+    value = env.get(key) or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise BootstrapError(f"{key}={value!r} is invalid: a positive number of seconds")
+    return int(value)
 
 
 def load_node(path: Path, contract: Contract) -> Node:
@@ -141,12 +149,8 @@ def load_node(path: Path, contract: Contract) -> Node:
     manager = env.get("AIRFLOW_SERVICE_MANAGER") or "systemd"
     if manager not in ("systemd", "local"):
         raise BootstrapError(f"AIRFLOW_SERVICE_MANAGER={manager!r} is invalid: allowed systemd or local")
-    wait = env.get("AIRFLOW_MIGRATION_WAIT") or str(contract.migration_wait)
-    if not wait.isdigit() or int(wait) < 1:
-        raise BootstrapError(f"AIRFLOW_MIGRATION_WAIT={wait!r} is invalid: a positive number of seconds")
-    health_wait = env.get("AIRFLOW_HEALTH_WAIT") or str(contract.health_wait)
-    if not health_wait.isdigit() or int(health_wait) < 1:
-        raise BootstrapError(f"AIRFLOW_HEALTH_WAIT={health_wait!r} is invalid: a positive number of seconds")
+    migration_wait = _seconds(env, "AIRFLOW_MIGRATION_WAIT", contract.migration_wait)
+    health_wait = _seconds(env, "AIRFLOW_HEALTH_WAIT", contract.health_wait)
     overlay = env.get("AIRFLOW_CONFIG_OVERLAY")
     return Node(
         role=role,
@@ -163,9 +167,9 @@ def load_node(path: Path, contract: Contract) -> Node:
         efs_mount=_bool(env, "AIRFLOW_EFS_MOUNT", True),
         service_manager=manager,
         overlay=Path(overlay) if overlay else None,
-        migration_wait=int(wait),
+        migration_wait=migration_wait,
         skip_serve_logs=_bool(env, "AIRFLOW_SKIP_SERVE_LOGS", False),
-        health_wait=int(health_wait),
+        health_wait=health_wait,
         imds_url=imds_url(env.get("AIRFLOW_IMDS_URL")),
         imds_stubbed=bool(env.get("AIRFLOW_IMDS_URL")),
     )
