@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import BootstrapError, health
+from . import BootstrapError, error_line, health, last_line
 from . import contract as contract_mod
 from .instance import complete_launch
 from .render import EFS, ETC, HOME, LOGS, Rendered, env_text, render, to_ini
@@ -123,8 +123,8 @@ def start_cloudwatch_agent(node: Node, contract: contract_mod.Contract) -> None:
         log(f"WARNING: CloudWatch agent not started ({type(exc).__name__}: {exc}); no logs or metrics ship")
         return
     if done.returncode != 0:
-        last = ((done.stderr or done.stdout).strip().splitlines() or ["(no output)"])[-1]
-        log(f"WARNING: CloudWatch agent not started (ssm:{parameter}): {last[:300]}; no logs or metrics ship")
+        last = last_line(done.stderr or done.stdout, "(no output)", 300)
+        log(f"WARNING: CloudWatch agent not started (ssm:{parameter}): {last}; no logs or metrics ship")
         return
     log(f"CloudWatch agent started from ssm:{parameter}")
 
@@ -197,7 +197,7 @@ def migrate(node: Node, out: Rendered) -> None:
     except Exception as exc:  # connection errors: name the endpoint, not the password
         raise BootstrapError(
             f"cannot reach the metadata database for the migration lock: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200]}"
+            f"{error_line(exc, 200)}"
         ) from None
     finally:
         engine.dispose()
@@ -236,8 +236,7 @@ def ensure_admin(node: Node, out: Rendered) -> None:
     )
     if done.returncode != 0:
         raise BootstrapError(f"creating the FAB admin user failed: {_failure(node, 'admin-user', done)}")
-    lines = done.stdout.strip().splitlines()  # FAB logs its permission sync; keep our verdict
-    log(lines[-1] if lines else "admin user ensured")
+    log(last_line(done.stdout, "admin user ensured"))  # FAB logs its permission sync; keep our verdict
 
 
 def wait_for_execution_api(node: Node, out: Rendered) -> None:

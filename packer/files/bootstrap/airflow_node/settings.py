@@ -19,7 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import BootstrapError
+from . import BootstrapError, last_line
 from .contract import Contract
 from .instance import imds_url
 
@@ -178,11 +178,6 @@ def load_node(path: Path, contract: Contract) -> Node:
 # --- sources ------------------------------------------------------------------------
 
 
-def _last_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    return lines[-1] if lines else "(no message)"
-
-
 def _aws(node: Node, *args: str) -> str:
     env = {**os.environ, "AWS_REGION": node.region, "AWS_DEFAULT_REGION": node.region}
     try:
@@ -193,7 +188,7 @@ def _aws(node: Node, *args: str) -> str:
         raise BootstrapError("the AWS CLI (aws) is not installed") from None
     if done.returncode != 0:
         # the CLI's stderr names the API error (AccessDenied, ResourceNotFound); never holds a value
-        raise BootstrapError(f"aws {' '.join(args[:2])} failed: {_last_line(done.stderr)}")
+        raise BootstrapError(f"aws {' '.join(args[:2])} failed: {last_line(done.stderr, '(no message)')}")
     return done.stdout
 
 
@@ -220,7 +215,8 @@ def read_ssm(node: Node, contract: Contract) -> tuple[dict[str, str], dict[str, 
             secrets[key] = json.loads(done.stdout).get("SecretString", "")
         elif "ResourceNotFoundException" not in done.stderr:
             raise BootstrapError(
-                f"aws secretsmanager get-secret-value {secret_id} failed: {_last_line(done.stderr)}"
+                f"aws secretsmanager get-secret-value {secret_id} failed: "
+                f"{last_line(done.stderr, '(no message)')}"
             )
         # a missing secret is reported by the renderer, which knows which ones this node needs
     return params, secrets
