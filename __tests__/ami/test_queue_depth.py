@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 from airflow_node import BootstrapError
-from airflow_node.queue_depth import count_tasks, oldest_queued_seconds, publish, workers_needed
+from airflow_node.queue_depth import count_tasks, datums, oldest_queued_seconds, publish, workers_needed
 
 
 @pytest.fixture
@@ -63,10 +63,11 @@ def test_count_is_running_plus_queued_per_queue_and_nothing_else(engine):
         + [("queued", "gpu")] * 3
         + [(s, "default") for s in ("success", "failed", "scheduled", "deferred", "up_for_retry", "skipped")],
     )
-    # THEN the count is the KEDA query's, per queue
-    assert count_tasks(engine) == {"default": 17, "gpu": 3}
-    # AND with 16 slots per worker: ceil(17/16) = 2, ceil(3/16) = 1
-    assert workers_needed(count_tasks(engine), 16, ["default"]) == {"default": 2, "gpu": 1}
+    with engine.connect() as conn:
+        # THEN the count is the KEDA query's, per queue
+        assert count_tasks(conn) == {"default": 17, "gpu": 3}
+        # AND with 16 slots per worker: ceil(17/16) = 2, ceil(3/16) = 1
+        assert workers_needed(count_tasks(conn), 16, ["default"]) == {"default": 2, "gpu": 1}
 
 
 def test_oldest_queued_age_per_queue_counts_queued_tasks_only(engine):
@@ -79,7 +80,9 @@ def test_oldest_queued_age_per_queue_counts_queued_tasks_only(engine):
         [now - 3 * minutes, now - 12 * minutes, now - 3 * minutes, now - 60 * minutes],
     )
     # THEN each queue reports its oldest queued task; an idle queue asked for reports 0
-    assert oldest_queued_seconds(engine, now, ["default", "idle"]) == {"default": 720, "gpu": 180, "idle": 0}
+    with engine.connect() as conn:
+        ages = oldest_queued_seconds(conn, now, ["default", "idle"])
+    assert ages == {"default": 720, "gpu": 180, "idle": 0}
 
 
 @pytest.mark.parametrize(("tasks", "concurrency"), [(0, 16), (1, 16), (16, 16), (17, 16), (33, 4), (5, 1)])
@@ -89,7 +92,8 @@ def test_workers_needed_is_the_ceiling(tasks, concurrency):
 
 def test_an_idle_default_queue_reports_zero_not_nothing(engine):
     # target tracking does not scale in on missing data
-    assert workers_needed(count_tasks(engine), 16, ["default"]) == {"default": 0}
+    with engine.connect() as conn:
+        assert workers_needed(count_tasks(conn), 16, ["default"]) == {"default": 0}
 
 
 def test_bad_concurrency_is_refused_in_one_line():
@@ -109,8 +113,9 @@ def test_published_value_reads_back_per_queue_from_cloudwatch(moto_url, contract
     )
     namespace = "Airflow/airflow-dev"
     # GIVEN two schedulers publishing the same minute's value
+    data = datums(contract.scaling_metric, contract.scaling_dimension, {"default": 2, "gpu": 1})
     for _ in range(2):
-        publish(cw, namespace, contract.scaling_metric, contract.scaling_dimension, {"default": 2, "gpu": 1})
+        publish(cw, namespace, data)
     now = dt.datetime.now(dt.UTC)
 
     def read(queue: str, stat: str) -> list[float]:

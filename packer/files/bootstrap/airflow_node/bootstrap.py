@@ -23,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import BootstrapError, health
+from . import BootstrapError, error_line, health, last_line
 from . import contract as contract_mod
 from .instance import complete_launch
 from .render import EFS, ETC, HOME, LOGS, Rendered, env_text, render, to_ini
@@ -123,8 +123,8 @@ def start_cloudwatch_agent(node: Node, contract: contract_mod.Contract) -> None:
         log(f"WARNING: CloudWatch agent not started ({type(exc).__name__}: {exc}); no logs or metrics ship")
         return
     if done.returncode != 0:
-        last = ((done.stderr or done.stdout).strip().splitlines() or ["(no output)"])[-1]
-        log(f"WARNING: CloudWatch agent not started (ssm:{parameter}): {last[:300]}; no logs or metrics ship")
+        last = last_line(done.stderr or done.stdout, "(no output)", 300)
+        log(f"WARNING: CloudWatch agent not started (ssm:{parameter}): {last}; no logs or metrics ship")
         return
     log(f"CloudWatch agent started from ssm:{parameter}")
 
@@ -197,7 +197,7 @@ def migrate(node: Node, out: Rendered) -> None:
     except Exception as exc:  # connection errors: name the endpoint, not the password
         raise BootstrapError(
             f"cannot reach the metadata database for the migration lock: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200]}"
+            f"{error_line(exc, 200)}"
         ) from None
     finally:
         engine.dispose()
@@ -236,8 +236,7 @@ def ensure_admin(node: Node, out: Rendered) -> None:
     )
     if done.returncode != 0:
         raise BootstrapError(f"creating the FAB admin user failed: {_failure(node, 'admin-user', done)}")
-    lines = done.stdout.strip().splitlines()  # FAB logs its permission sync; keep our verdict
-    log(lines[-1] if lines else "admin user ensured")
+    log(last_line(done.stdout, "admin user ensured"))  # FAB logs its permission sync; keep our verdict
 
 
 def wait_for_execution_api(node: Node, out: Rendered) -> None:
@@ -296,24 +295,16 @@ def start_units(node: Node, out: Rendered) -> None:
     log(f"started {', '.join(out.units)}")
 
 
-def complete_launch_hook(node_env: Path, contract_path: Path | None, result: str) -> None:
-    """Tells the group the outcome (CONTINUE or ABANDON). Off EC2 - the local rehearsal,
-    or node.env unreadable - one log line; the hook's default ABANDON applies then."""
-    try:
-        contract = contract_mod.load(contract_path)
-        node = load_node(node_env, contract)
-    except BootstrapError as exc:
-        log(f"launch hook not completed ({exc}); the group abandons the instance at the hook's timeout")
-        return
+def complete_launch_hook(node: Node, contract: contract_mod.Contract, result: str) -> None:
+    """Tells the group the outcome (CONTINUE or ABANDON). Off EC2 - the local rehearsal - one
+    log line."""
     if node.service_manager == "local" and not node.imds_stubbed:
         log(f"launch hook {contract.launch_hook} skipped: local service manager, not on EC2 ({result})")
         return
     complete_launch(node.imds_url, contract.launch_hook, result, log)
 
 
-def run(node_env: Path, contract_path: Path | None = None) -> str:
-    contract = contract_mod.load(contract_path)
-    node = load_node(node_env, contract)
+def run(node: Node, contract: contract_mod.Contract) -> None:
     log(f"role {node.role}, settings from {node.source} ({node.parameter_prefix}), revision {node.revision}")
     params, secrets = read_settings(node, contract)
     out = render(contract, node, params, secrets)
@@ -328,7 +319,7 @@ def run(node_env: Path, contract_path: Path | None = None) -> str:
         wait_for_execution_api(node, out)
     start_units(node, out)
     health.wait_healthy(
-        contract.roles[node.role],
+        out.units,
         lambda argv: _airflow(node, out, *argv),
         health.read_config(node.path(f"{ETC}/airflow.cfg")),
         node.health_wait,
@@ -336,7 +327,6 @@ def run(node_env: Path, contract_path: Path | None = None) -> str:
     )
     node.path(DONE_MARKER).parent.mkdir(parents=True, exist_ok=True)
     node.path(DONE_MARKER).write_text(f"{node.role} {node.revision}\n")
-    return node.role
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,14 +337,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     started = time.monotonic()
+    node = None
     try:
-        role = run(args.node_env, args.contract)
+        contract = contract_mod.load(args.contract)
+        node = load_node(args.node_env, contract)
+        run(node, contract)
     except BootstrapError as exc:
         log(f"FAILED after {time.monotonic() - started:.1f}s: {exc}")
-        complete_launch_hook(args.node_env, args.contract, "ABANDON")
+        if node is None:  # no node.env or contract, so no hook to name
+            log(f"launch hook not completed ({exc}); the group abandons the instance at the hook's timeout")
+        else:
+            complete_launch_hook(node, contract, "ABANDON")
         return 1
-    log(f"role {role} ready; bootstrap wall time {time.monotonic() - started:.1f}s")
-    complete_launch_hook(args.node_env, args.contract, "CONTINUE")
+    log(f"role {node.role} ready; bootstrap wall time {time.monotonic() - started:.1f}s")
+    complete_launch_hook(node, contract, "CONTINUE")
     return 0
 
 

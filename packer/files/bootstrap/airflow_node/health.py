@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import BootstrapError
+from . import BootstrapError, last_line
 from . import contract as contract_mod
 from .instance import imds_url, set_unhealthy
 from .settings import parse_env_file
@@ -79,8 +79,8 @@ def _job_check(job_type: str) -> Check:
         done = run(["airflow", "jobs", "check", "--job-type", job_type, "--local"])
         if done.returncode == 0:
             return None
-        lines = ((done.stdout or "") + (done.stderr or "")).strip().splitlines()
-        return f"airflow jobs check --job-type {job_type}: {lines[-1][:200] if lines else 'failed'}"
+        output = (done.stdout or "") + (done.stderr or "")
+        return f"airflow jobs check --job-type {job_type}: {last_line(output, 'failed', 200)}"
 
     check.__doc__ = f"A live {job_type} of this host in the metadata DB."
     return check

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from . import BootstrapError
@@ -49,37 +49,33 @@ def workers_needed(counts: Mapping[str, int], concurrency: int, queues: Iterable
     return needed
 
 
-def count_tasks(engine) -> dict[str, int]:
+def count_tasks(conn) -> dict[str, int]:
     """Running + queued task instances per queue, from the metadata DB."""
     from sqlalchemy import text
 
-    with engine.connect() as conn:
-        return {queue: int(count) for queue, count in conn.execute(text(QUERY))}
+    return {queue: int(count) for queue, count in conn.execute(text(QUERY))}
 
 
-def oldest_queued_seconds(engine, now: datetime, queues: Iterable[str] = ()) -> dict[str, int]:
+def oldest_queued_seconds(conn, now: datetime, queues: Iterable[str] = ()) -> dict[str, int]:
     """Per queue, the age of its oldest queued task instance in whole seconds; `queues` are
     reported even with nothing queued (0), like the queue depth."""
     from sqlalchemy import text
 
     ages = dict.fromkeys(queues, 0)
-    with engine.connect() as conn:
-        for queue, queued_at in conn.execute(text(OLDEST_QUERY)):
-            if queued_at is None:
-                continue
-            if isinstance(queued_at, str):  # SQLite hands back text
-                queued_at = datetime.fromisoformat(queued_at)
-            if queued_at.tzinfo is None:  # MySQL DATETIME: Airflow stores UTC
-                queued_at = queued_at.replace(tzinfo=UTC)
-            ages[queue] = max(0, int((now - queued_at).total_seconds()))
+    for queue, queued_at in conn.execute(text(OLDEST_QUERY)):
+        if queued_at is None:
+            continue
+        if isinstance(queued_at, str):  # SQLite hands back text
+            queued_at = datetime.fromisoformat(queued_at)
+        if queued_at.tzinfo is None:  # MySQL DATETIME: Airflow stores UTC
+            queued_at = queued_at.replace(tzinfo=UTC)
+        ages[queue] = max(0, int((now - queued_at).total_seconds()))
     return ages
 
 
-def publish(
-    cloudwatch, namespace: str, metric: str, dimension: str, values: Mapping[str, int], unit: str = "Count"
-) -> None:
-    """One PutMetricData call per 1000 queues (the API's limit per call)."""
-    data = [
+def datums(metric: str, dimension: str, values: Mapping[str, int], unit: str = "Count") -> list[dict]:
+    """One MetricData entry per queue."""
+    return [
         {
             "MetricName": metric,
             "Dimensions": [{"Name": dimension, "Value": queue}],
@@ -88,8 +84,12 @@ def publish(
         }
         for queue, value in sorted(values.items())
     ]
+
+
+def publish(cloudwatch, namespace: str, data: Sequence[Mapping]) -> None:
+    """One PutMetricData call per 1000 entries (the API's limit per call)."""
     for start in range(0, len(data), 1000):
-        cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[start : start + 1000])
+        cloudwatch.put_metric_data(Namespace=namespace, MetricData=list(data[start : start + 1000]))
 
 
 def main() -> int:
@@ -108,9 +108,9 @@ def main() -> int:
         concurrency = conf.getint("celery", "worker_concurrency")
         default_queue = conf.get("operators", "default_queue")
         try:
-            engine = settings.get_engine()
-            counts = count_tasks(engine)
-            oldest = oldest_queued_seconds(engine, datetime.now(UTC), [default_queue])
+            with settings.get_engine().connect() as conn:
+                counts = count_tasks(conn)
+                oldest = oldest_queued_seconds(conn, datetime.now(UTC), [default_queue])
         except SQLAlchemyError as exc:
             cause = getattr(exc, "orig", None) or exc
             raise BootstrapError(f"metadata DB query failed: {type(cause).__name__}: {cause}") from None
@@ -118,8 +118,9 @@ def main() -> int:
         try:
             cloudwatch = boto3.client("cloudwatch")
             dimension = contract.scaling_dimension
-            publish(cloudwatch, namespace, contract.scaling_metric, dimension, needed)
-            publish(cloudwatch, namespace, contract.oldest_queued_metric, dimension, oldest, unit="Seconds")
+            data = datums(contract.scaling_metric, dimension, needed)
+            data += datums(contract.oldest_queued_metric, dimension, oldest, unit="Seconds")
+            publish(cloudwatch, namespace, data)
         except (BotoCoreError, ClientError) as exc:
             raise BootstrapError(f"PutMetricData to {namespace} failed: {exc}") from None
     except BootstrapError as exc:

@@ -19,9 +19,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import BootstrapError
+from . import BootstrapError, last_line
 from .contract import Contract
-from .instance import IMDS, imds_url
+from .instance import imds_url
 
 # Keys user-data may not carry but the local rehearsal (or an operator) may set in node.env.
 # Anything else is rejected so that a typo fails loudly instead of being ignored.
@@ -82,10 +82,10 @@ class Node:
     service_manager: str
     overlay: Path | None
     migration_wait: int
-    skip_serve_logs: bool = False
-    health_wait: int = 300
-    imds_url: str = IMDS
-    imds_stubbed: bool = False  # AIRFLOW_IMDS_URL set: a test's stub, reached even in local mode
+    skip_serve_logs: bool
+    health_wait: int
+    imds_url: str
+    imds_stubbed: bool  # AIRFLOW_IMDS_URL set: a test's stub, reached even in local mode
 
     def path(self, absolute: str) -> Path:
         """A fixed node path (/etc/airflow/...), under AIRFLOW_NODE_ROOT when set."""
@@ -99,6 +99,14 @@ def _bool(env: dict[str, str], key: str, default: bool) -> bool:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise BootstrapError(f"node.env {key}={value!r} is invalid: allowed true or false")
+
+
+def _seconds(env: dict[str, str], key: str, default: int) -> int:
+    """A positive number of seconds from node.env, else the contract's `default`."""
+    value = env.get(key) or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise BootstrapError(f"{key}={value!r} is invalid: a positive number of seconds")
+    return int(value)
 
 
 def load_node(path: Path, contract: Contract) -> Node:
@@ -141,12 +149,8 @@ def load_node(path: Path, contract: Contract) -> Node:
     manager = env.get("AIRFLOW_SERVICE_MANAGER") or "systemd"
     if manager not in ("systemd", "local"):
         raise BootstrapError(f"AIRFLOW_SERVICE_MANAGER={manager!r} is invalid: allowed systemd or local")
-    wait = env.get("AIRFLOW_MIGRATION_WAIT") or str(contract.migration_wait)
-    if not wait.isdigit() or int(wait) < 1:
-        raise BootstrapError(f"AIRFLOW_MIGRATION_WAIT={wait!r} is invalid: a positive number of seconds")
-    health_wait = env.get("AIRFLOW_HEALTH_WAIT") or str(contract.health_wait)
-    if not health_wait.isdigit() or int(health_wait) < 1:
-        raise BootstrapError(f"AIRFLOW_HEALTH_WAIT={health_wait!r} is invalid: a positive number of seconds")
+    migration_wait = _seconds(env, "AIRFLOW_MIGRATION_WAIT", contract.migration_wait)
+    health_wait = _seconds(env, "AIRFLOW_HEALTH_WAIT", contract.health_wait)
     overlay = env.get("AIRFLOW_CONFIG_OVERLAY")
     return Node(
         role=role,
@@ -163,20 +167,15 @@ def load_node(path: Path, contract: Contract) -> Node:
         efs_mount=_bool(env, "AIRFLOW_EFS_MOUNT", True),
         service_manager=manager,
         overlay=Path(overlay) if overlay else None,
-        migration_wait=int(wait),
+        migration_wait=migration_wait,
         skip_serve_logs=_bool(env, "AIRFLOW_SKIP_SERVE_LOGS", False),
-        health_wait=int(health_wait),
+        health_wait=health_wait,
         imds_url=imds_url(env.get("AIRFLOW_IMDS_URL")),
         imds_stubbed=bool(env.get("AIRFLOW_IMDS_URL")),
     )
 
 
 # --- sources ------------------------------------------------------------------------
-
-
-def _last_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    return lines[-1] if lines else "(no message)"
 
 
 def _aws(node: Node, *args: str) -> str:
@@ -189,7 +188,7 @@ def _aws(node: Node, *args: str) -> str:
         raise BootstrapError("the AWS CLI (aws) is not installed") from None
     if done.returncode != 0:
         # the CLI's stderr names the API error (AccessDenied, ResourceNotFound); never holds a value
-        raise BootstrapError(f"aws {' '.join(args[:2])} failed: {_last_line(done.stderr)}")
+        raise BootstrapError(f"aws {' '.join(args[:2])} failed: {last_line(done.stderr, '(no message)')}")
     return done.stdout
 
 
@@ -216,7 +215,8 @@ def read_ssm(node: Node, contract: Contract) -> tuple[dict[str, str], dict[str, 
             secrets[key] = json.loads(done.stdout).get("SecretString", "")
         elif "ResourceNotFoundException" not in done.stderr:
             raise BootstrapError(
-                f"aws secretsmanager get-secret-value {secret_id} failed: {_last_line(done.stderr)}"
+                f"aws secretsmanager get-secret-value {secret_id} failed: "
+                f"{last_line(done.stderr, '(no message)')}"
             )
         # a missing secret is reported by the renderer, which knows which ones this node needs
     return params, secrets

@@ -18,14 +18,13 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import BootstrapError
 from .instance import GROUP_TAG, Imds, imds_url
 
 IMDS_ENV = "AIRFLOW_DRAIN_IMDS_URL"  # tests only: a loopback IMDS stub, as for the drain
-STATE_ENV = "AIRFLOW_PROTECT_STATE_DIR"
-DEFAULT_STATE_DIR = "/run/airflow-worker-protect"  # systemd RuntimeDirectory
 
 
 def active_tasks(hostname: str) -> int | None:
@@ -39,8 +38,9 @@ def active_tasks(hostname: str) -> int | None:
     return sum(len(tasks) for tasks in replies.values())
 
 
-def apply(imds: Imds, autoscaling, busy: int | None, state_dir: Path) -> str:
-    """Sets or clears this instance's scale-in protection to match `busy`; returns what it did."""
+def apply(imds: Imds, autoscaling: Callable[[], object], busy: int | None, state_dir: Path) -> str:
+    """Sets or clears this instance's scale-in protection to match `busy`; returns what it did.
+    `autoscaling` makes the Auto Scaling client, called only when the protection changes."""
     if busy is None:
         return "worker not answering: protection unchanged"
     lifecycle = imds.get("autoscaling/target-lifecycle-state")
@@ -57,7 +57,7 @@ def apply(imds: Imds, autoscaling, busy: int | None, state_dir: Path) -> str:
         raise BootstrapError(
             f"IMDS has no instance-id or {GROUP_TAG} (instance metadata tags must be enabled)"
         )
-    autoscaling.set_instance_protection(
+    autoscaling().set_instance_protection(
         InstanceIds=[instance_id], AutoScalingGroupName=group, ProtectedFromScaleIn=want
     )
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -66,18 +66,24 @@ def apply(imds: Imds, autoscaling, busy: int | None, state_dir: Path) -> str:
     return f"{busy} running task(s): scale-in protection {switched} for {instance_id} in {group}"
 
 
+def _autoscaling():
+    import boto3  # most runs change nothing and need no client
+
+    return boto3.client("autoscaling")
+
+
 def main() -> int:
     try:
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
         imds = Imds(imds_url(os.environ.get(IMDS_ENV), IMDS_ENV), token_timeout_seconds=5)
         try:
             message = apply(
                 imds,
-                boto3.client("autoscaling"),
+                _autoscaling,
                 active_tasks(socket.gethostname()),
-                Path(os.environ.get(STATE_ENV, DEFAULT_STATE_DIR)),
+                # systemd's RuntimeDirectory (units.py), as for airflow-health
+                Path(os.environ.get("RUNTIME_DIRECTORY", "/run/airflow-worker-protect")),
             )
         except (BotoCoreError, ClientError) as exc:
             raise BootstrapError(f"SetInstanceProtection failed: {exc}") from None
