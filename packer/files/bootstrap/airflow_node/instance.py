@@ -102,52 +102,31 @@ def _autoscaling(region: str):
     return boto3.client("autoscaling", region_name=region)
 
 
-def _about_self(
-    url: str, log: Log, call: Callable, refused: str, failed: Callable[[str], str]
-) -> Identity | None:
-    """Makes the Auto Scaling call `call(client, identity)` about this instance; returns the
-    identity when the call went through, else None after one log line (identity's when there
-    is no IMDS or no group, `refused: <why>` when IMDS fails, `failed(<error>)` when the API
-    does)."""
-    try:
-        me = identity(url, log)
-        if me is None:
-            return None
-        call(_autoscaling(me.region), me)
-    except BootstrapError as exc:
-        log(f"{refused}: {exc}")
-        return None
-    except Exception as exc:  # botocore errors: one line, the group decides
-        log(failed(f"{type(exc).__name__}: {error_line(exc, 300)}"))
-        return None
-    return me
-
-
 def complete_launch(url: str, hook: str, result: str, log: Log) -> bool:
     """Completes this instance's launch lifecycle hook with CONTINUE or ABANDON.
     Returns whether the group took the result; every failure is one log line (the hook's
     default result, ABANDON, applies at its timeout)."""
     if result not in ("CONTINUE", "ABANDON"):
         raise BootstrapError(f"lifecycle action result {result!r} is invalid: allowed CONTINUE or ABANDON")
-
-    def failed(error: str) -> str:
-        if _NOT_PENDING in error:
-            return f"launch hook {hook}: no lifecycle action pending (a reboot); nothing to complete"
-        return f"launch hook {hook} not completed ({error}); ABANDON at its timeout"
-
-    me = _about_self(
-        url,
-        log,
-        lambda client, this: client.complete_lifecycle_action(
+    try:
+        me = identity(url, log)
+        if me is None:
+            return False
+        _autoscaling(me.region).complete_lifecycle_action(
             LifecycleHookName=hook,
-            AutoScalingGroupName=this.group,
-            InstanceId=this.instance_id,
+            AutoScalingGroupName=me.group,
+            InstanceId=me.instance_id,
             LifecycleActionResult=result,
-        ),
-        f"launch hook {hook} not completed",
-        failed,
-    )
-    if me is None:
+        )
+    except BootstrapError as exc:
+        log(f"launch hook {hook} not completed: {exc}")
+        return False
+    except Exception as exc:  # botocore errors: one line, the group decides at the timeout
+        message = error_line(exc, 300)
+        if _NOT_PENDING in message:
+            log(f"launch hook {hook}: no lifecycle action pending (a reboot); nothing to complete")
+        else:
+            log(f"launch hook {hook} not completed ({type(exc).__name__}: {message}); ABANDON at its timeout")
         return False
     log(f"completed launch hook {hook} of {me.group} for {me.instance_id} ({result})")
     return True
@@ -155,16 +134,18 @@ def complete_launch(url: str, hook: str, result: str, log: Log) -> bool:
 
 def set_unhealthy(url: str, reason: str, log: Log) -> bool:
     """Marks this instance Unhealthy in its group, which then replaces it."""
-    me = _about_self(
-        url,
-        log,
-        lambda client, this: client.set_instance_health(
-            InstanceId=this.instance_id, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False
-        ),
-        "could not mark the instance unhealthy",
-        lambda error: f"SetInstanceHealth failed ({error})",
-    )
-    if me is None:
+    try:
+        me = identity(url, log)
+        if me is None:
+            return False
+        _autoscaling(me.region).set_instance_health(
+            InstanceId=me.instance_id, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False
+        )
+    except BootstrapError as exc:
+        log(f"could not mark the instance unhealthy: {exc}")
+        return False
+    except Exception as exc:  # botocore errors
+        log(f"SetInstanceHealth failed ({type(exc).__name__}: {error_line(exc, 300)})")
         return False
     log(f"marked {me.instance_id} Unhealthy in {me.group} ({reason}); the group replaces it")
     return True
